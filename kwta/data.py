@@ -34,9 +34,9 @@ from torch.utils.data import Dataset
 
 __all__ = [
     "CIFAR10_CLASSES",
+    "SAMPLE_PATH",
     "CIFAR10Tensors",
     "DataSourceError",
-    "SAMPLE_PATH",
     "cifar10",
     "cifar10_sample",
 ]

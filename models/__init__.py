@@ -14,7 +14,7 @@ from torch import nn
 from .mlp import MLP
 from .resnet import BasicBlock, ResNet, resnet18
 
-__all__ = ["MLP", "ARCHITECTURES", "BasicBlock", "ResNet", "build_model", "resnet18"]
+__all__ = ["ARCHITECTURES", "MLP", "BasicBlock", "ResNet", "build_model", "resnet18"]
 
 #: Architecture name → constructor taking keyword arguments only.
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {

@@ -115,4 +115,6 @@ def resnet18(
     num_classes: int = 10,
 ) -> ResNet:
     """ResNet-18 for 32×32 inputs (the paper's CIFAR-10 model)."""
-    return ResNet((2, 2, 2, 2), width=width, act=act, act_kwargs=act_kwargs, num_classes=num_classes)
+    return ResNet(
+        (2, 2, 2, 2), width=width, act=act, act_kwargs=act_kwargs, num_classes=num_classes
+    )

@@ -71,7 +71,7 @@ def kwta_model(train_sample: CIFAR10Tensors) -> nn.Module:
 @pytest.fixture(scope="session")
 def full_tarball() -> Path:
     """The full JPEG copy of CIFAR-10 beside the checkout; skip (locally) or fail (CI) if absent."""
-    path = Path(os.environ.get("KWTA_DATA", FULL_TARBALL))
+    path = Path(os.environ.get("KWTA_DATA") or FULL_TARBALL)
     if not path.exists():
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the full CIFAR-10 copy at {path}")
