@@ -32,7 +32,7 @@ class KWTA(nn.Module):
     Args:
         ratio: Sparsity ratio γ in (0, 1]; ``k = max(1, floor(γ·N))``.
         per_channel: Select winners inside each channel's spatial map instead of
-            over all ``C·H·W`` units (the paper's choice, the default).
+            over all ``C·H·W`` units. The default, ``False``, is the paper's choice.
     """
 
     def __init__(self, ratio: float = 0.1, *, per_channel: bool = False) -> None:

@@ -89,6 +89,7 @@ def save_model(
         state[k] = v.contiguous()
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(state, str(path))
+    path.chmod(0o644)  # safetensors writes 0600; weights are meant to be shared read-only
     full = dict(card)
     full.update(
         weights=path.name,

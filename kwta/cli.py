@@ -1,0 +1,503 @@
+"""Command line: ``kwta train`` and ``kwta evaluate`` (also ``python -m kwta``).
+
+A thin argparse layer over :func:`kwta.train.train` and
+:func:`kwta.evaluate.evaluate`; see their modules for the paper's settings
+(Sec. 2.2, Sec. 4, App. D.1). Messages go to stderr through :mod:`logging`;
+stdout carries only the final table (or JSON with ``--json -``).
+
+Examples::
+
+    # App. D.1, natural training of k-WTA-0.1 with incremental fine-tuning (Sec. 2.2):
+    kwta train --act kwta --ratio 0.1 --incremental-from 0.2 --epochs 50 --lr-drop-epoch 50 \\
+        --data ~/cifar10 --out runs/
+    # PGD adversarial training of a ReLU ResNet-18:
+    kwta train --method pgd --data ~/cifar10 --out runs/
+    # Table 1 row: clean accuracy, PGD/MIM/C&W/DeepFool and A_rob on 1000 test images:
+    kwta evaluate --card runs/resnet18-w64-kwta0.1-natural-s0.json --data ~/cifar10 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import math
+import shlex
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["build_parser", "main"]
+
+log = logging.getLogger("kwta")
+
+
+# --------------------------------------------------------------------------- argument types
+
+
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"sparsity ratio must be a number in (0, 1], got {text!r}"
+        ) from None
+    if not (0.0 < value <= 1.0) or math.isnan(value):
+        raise argparse.ArgumentTypeError(f"sparsity ratio must be in (0, 1], got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _nonneg_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
+    return value
+
+
+def _int_or_all(text: str) -> int | None:
+    if text.lower() == "all":
+        return None
+    return _positive_int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _nonneg_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text}")
+    return value
+
+
+def _existing_path(text: str) -> str:
+    if not Path(text).expanduser().exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
+
+
+def _attack_list(text: str) -> list[str]:
+    from .attacks import ATTACKS
+
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("name at least one attack")
+    unknown = [t for t in names if t not in ATTACKS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(sorted(ATTACKS))}"
+        )
+    return list(dict.fromkeys(names))
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        dev = torch.device(text)
+    except (RuntimeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(f"bad device {text!r}: {err}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"device {text!r} requested but CUDA is not available")
+    return text
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``kwta`` argument parser (sub-commands ``train`` and ``evaluate``)."""
+    from .train import DEFAULT_PGD_ALPHA, METHODS
+
+    parser = argparse.ArgumentParser(
+        prog="kwta",
+        description=(
+            "k-WTA Explorer: train and evaluate the networks of Xiao, Zhong, Zheng (ICLR 2020)."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate}")
+    sub.required = True
+
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data",
+        type=_existing_path,
+        metavar="PATH",
+        help="CIFAR-10: cifar-10-batches-py folder, image folder or tarball "
+        "(default: $KWTA_DATA, else the bundled sample)",
+    )
+    common.add_argument(
+        "--device",
+        type=_device,
+        default=None,
+        help="torch device (default: CUDA when present, else CPU)",
+    )
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    common.add_argument(
+        "--batch-size", type=_positive_int, default=256, help="batch size (default 256)"
+    )
+    common.add_argument(
+        "-q", "--quiet", action="store_true", help="no progress bars, warnings only"
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug messages")
+
+    t = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a network (App. D.1)",
+        description=(
+            "Train a CIFAR-10 ResNet-18 with ReLU, k-WTA or LWTA activations (App. D.1): SGD, "
+            "momentum 0.9, weight decay 5e-4 (kuangliu/pytorch-cifar; not stated in the paper), "
+            "LR 0.1 then 0.01 after 50 of 80 epochs (scaled proportionally for other --epochs). "
+            "Writes <out>/<name>.safetensors, its JSON card and a checkpoint every epoch."
+        ),
+    )
+    t.add_argument("--arch", default="resnet18", choices=["resnet18"], help="architecture")
+    t.add_argument("--width", type=_positive_int, default=64, help="first-stage channels (64)")
+    t.add_argument("--act", default="relu", choices=["relu", "kwta", "lwta"], help="activation")
+    t.add_argument(
+        "--ratio",
+        type=_ratio,
+        default=0.1,
+        help="k-WTA sparsity ratio γ in (0, 1]; the final γ1 with --incremental-from (0.1)",
+    )
+    t.add_argument("--group-size", type=_positive_int, default=10, help="LWTA group size (10)")
+    t.add_argument(
+        "--method",
+        default="natural",
+        choices=list(METHODS),
+        help="natural | pgd (Madry AT) | trades | free (free AT)",
+    )
+    t.add_argument(
+        "--epochs",
+        type=_positive_int,
+        default=80,
+        help="main-phase epochs (80); free AT makes ceil(epochs/m) passes",
+    )
+    t.add_argument("--lr", type=_positive_float, default=0.1, help="initial learning rate (0.1)")
+    t.add_argument(
+        "--lr-drop-epoch",
+        type=_nonneg_int,
+        default=None,
+        help="drop the LR x0.1 after this epoch (default round(epochs*50/80))",
+    )
+    t.add_argument("--momentum", type=_nonneg_float, default=0.9, help="SGD momentum (0.9)")
+    t.add_argument("--weight-decay", type=_nonneg_float, default=5e-4, help="weight decay (5e-4)")
+    t.add_argument("--eps", type=_positive_float, default=0.031, help="training attack ε (0.031)")
+    t.add_argument(
+        "--pgd-steps",
+        type=_positive_int,
+        default=None,
+        help="PGD iterations (8 for pgd, 10 for trades)",
+    )
+    t.add_argument(
+        "--pgd-alpha",
+        type=_positive_float,
+        default=DEFAULT_PGD_ALPHA,
+        help=f"PGD step size ({DEFAULT_PGD_ALPHA})",
+    )
+    t.add_argument("--trades-beta", type=_nonneg_float, default=6.0, help="TRADES β = 1/λ (6)")
+    t.add_argument("--free-replays", type=_positive_int, default=8, help="free AT replays m (8)")
+    t.add_argument(
+        "--incremental-from",
+        type=_ratio,
+        default=None,
+        metavar="GAMMA0",
+        help="incremental fine-tuning (Sec. 2.2): train at γ0 first, then lower γ to --ratio",
+    )
+    t.add_argument(
+        "--incremental-delta",
+        type=_positive_float,
+        default=0.005,
+        help="decrement δ of γ per fine-tuning step (0.005)",
+    )
+    t.add_argument(
+        "--incremental-epochs",
+        type=_positive_int,
+        default=2,
+        help="epochs per fine-tuning step (2)",
+    )
+    t.add_argument("--no-augment", action="store_true", help="no random crop / flip")
+    t.add_argument(
+        "--subset",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="train on a class-balanced subset of N images",
+    )
+    t.add_argument(
+        "--eval-n",
+        type=_int_or_all,
+        default=None,
+        metavar="N|all",
+        help="test images for the card's held-out clean accuracy (default all)",
+    )
+    t.add_argument("--no-eval", action="store_true", help="skip the held-out clean accuracy")
+    t.add_argument(
+        "--amp",
+        default="auto",
+        choices=["auto", "bf16", "fp16", "off"],
+        help="autocast on CUDA (auto: bf16 where supported)",
+    )
+    t.add_argument("--no-channels-last", action="store_true", help="keep NCHW on CUDA")
+    t.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    t.add_argument(
+        "--name",
+        default=None,
+        help="model name / file stem (default e.g. resnet18-w64-kwta0.1-natural-s0)",
+    )
+    t.add_argument(
+        "--weights-dtype",
+        default="float16",
+        choices=["float16", "bfloat16", "float32"],
+        help="dtype of the saved weights (float16)",
+    )
+    t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
+
+    t.set_defaults(sub_parser=t)
+
+    e = sub.add_parser(
+        "evaluate",
+        parents=[common],
+        help="clean and robust accuracy, A_rob (Table 1)",
+        description=(
+            "Clean accuracy on the test split and robust accuracy per attack with the paper's "
+            "App. D.1 settings on a fixed, class-balanced, seeded subset of --n test images. "
+            "A_rob is the per-image worst case: an image counts only if it survives every attack."
+        ),
+    )
+    which = e.add_mutually_exclusive_group(required=True)
+    which.add_argument(
+        "--model", metavar="NAME", help="a pretrained model's name (looked up among the cards)"
+    )
+    which.add_argument("--card", type=_existing_path, metavar="PATH.json", help="a model card")
+    e.add_argument(
+        "--attacks",
+        type=_attack_list,
+        default=["pgd", "mim", "cw", "deepfool"],
+        help="comma-separated attacks (default pgd,mim,cw,deepfool)",
+    )
+    e.add_argument(
+        "--n", type=_positive_int, default=1000, help="robust-evaluation subset size (1000)"
+    )
+    e.add_argument(
+        "--clean-n",
+        type=_int_or_all,
+        default=None,
+        metavar="N|all",
+        help="images for the clean accuracy (default all)",
+    )
+    e.add_argument("--eps", type=_nonneg_float, default=0.031, help="ℓ∞ radius (0.031)")
+    e.add_argument(
+        "--json", metavar="OUT.json", default=None, help="write the result as JSON ('-': stdout)"
+    )
+    e.add_argument(
+        "--update-card",
+        action="store_true",
+        help="write the metrics into the model's card (weights untouched)",
+    )
+    e.set_defaults(sub_parser=e)
+    return parser
+
+
+@contextlib.contextmanager
+def _logging_to_stderr(quiet: bool, verbose: bool) -> Iterator[None]:
+    """Send the ``kwta`` loggers' messages to stderr for the duration of one command."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logger = logging.getLogger("kwta")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+
+
+def _progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .data import DataSourceError
+    from .train import TrainConfig, train
+
+    if args.incremental_from is not None and args.act != "kwta":
+        parser.error("--incremental-from needs --act kwta (incremental fine-tuning, Sec. 2.2)")
+    if args.incremental_from is not None and args.incremental_from < args.ratio:
+        parser.error(
+            f"--incremental-from ({args.incremental_from}) must be >= --ratio ({args.ratio})"
+        )
+    config = TrainConfig(
+        arch=args.arch,
+        width=args.width,
+        act=args.act,
+        ratio=args.ratio,
+        group_size=args.group_size,
+        method=args.method,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        lr_drop_epoch=args.lr_drop_epoch,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        eps=args.eps,
+        pgd_steps=args.pgd_steps,
+        pgd_alpha=args.pgd_alpha,
+        trades_beta=args.trades_beta,
+        free_replays=args.free_replays,
+        incremental_from=args.incremental_from,
+        incremental_delta=args.incremental_delta,
+        incremental_epochs=args.incremental_epochs,
+        augment=not args.no_augment,
+        data=args.data,
+        subset=args.subset,
+        seed=args.seed,
+        device=args.device,
+        amp=args.amp,
+        channels_last=not args.no_channels_last,
+        eval_n=0 if args.no_eval else args.eval_n,
+        out_dir=args.out,
+        name=args.name,
+        weights_dtype=args.weights_dtype,
+        progress=_progress(args.quiet),
+    )
+    try:
+        config.validate()
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        _model, card = train(config, resume=args.resume)
+    except (DataSourceError, FileNotFoundError, ValueError) as err:
+        log.error("%s", err)
+        return 1
+    m = card.get("metrics", {})
+    data = card["training"]["data"]
+    lines = [
+        f"model: {card['name']}",
+        f"weights: {Path(args.out) / card['weights']} "
+        f"(sha256 {card['sha256'][:16]}…, {card['dtype']})",
+        f"card: {Path(args.out) / (card['name'] + '.json')}",
+        f"data: {data['source']} ({data['train_images']} images)",
+    ]
+    if "train_loss" in m:
+        lines.append(f"final train loss {m['train_loss']:.4f}, accuracy {m['train_accuracy']:.2%}")
+    if "test_clean_accuracy" in m:
+        lines.append(
+            f"held-out clean accuracy {m['test_clean_accuracy']:.2%} "
+            f"on {m['test_clean_n']} test images"
+        )
+    lines.append(
+        f"wall time {card['training']['wall_time_s']:.1f}s on {card['training']['device_name']}"
+    )
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _cmd_evaluate(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> int:
+    from .data import DataSourceError, cifar10
+    from .evaluate import evaluate, format_table, update_card
+    from .hub import WeightsError, list_pretrained, load_from_card, pretrained_dir
+    from .utils import default_device
+
+    device = default_device(args.device)
+    if args.model is not None:
+        cards = list_pretrained()
+        if args.model not in cards:  # a name is looked up, never used as a path
+            parser.error(
+                f"--model: no pretrained model named {args.model!r} in {pretrained_dir()}; "
+                f"available: {', '.join(sorted(cards)) or 'none'}"
+            )
+        card_path = pretrained_dir() / cards[args.model]["card_file"]
+        title = f"model: {args.model}"
+    else:
+        card_path = Path(args.card).expanduser()
+        if card_path.suffix != ".json":
+            parser.error(f"--card: expected a .json model card, got {card_path.name}")
+        title = f"card: {card_path}"
+    try:
+        model = load_from_card(card_path, device)
+        data = cifar10("test", args.data)
+    except (WeightsError, DataSourceError) as err:
+        log.error("%s", err)
+        return 1
+    if args.n > len(data):
+        log.warning(
+            "--n %d is more than the %d test images available; using all", args.n, len(data)
+        )
+    result: dict[str, Any] = evaluate(
+        model,
+        data,
+        attacks=args.attacks,
+        n=min(args.n, len(data)),
+        clean_n=args.clean_n,
+        batch_size=args.batch_size,
+        eps=args.eps,
+        seed=args.seed,
+        device=device,
+        progress=_progress(args.quiet),
+    )
+    command = shlex.join(["kwta", *argv])
+    result["model"] = {"name": args.model, "card": str(card_path)}
+    result["command"] = command
+    if args.update_card:
+        update_card(card_path, result, command=command)
+        log.info("metrics written into %s (weights unchanged)", card_path)
+    text = json.dumps(result, indent=2) + "\n"
+    if args.json == "-":
+        sys.stdout.write(text)
+    else:
+        if args.json is not None:
+            out = Path(args.json).expanduser()
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(text)
+            log.info("wrote %s", out)
+        sys.stdout.write(format_table(result, title))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``kwta`` / ``python -m kwta``.
+
+    Returns:
+        0 on success, 1 when the data or weights are unusable. Bad arguments
+        exit through argparse with code 2 (:class:`SystemExit`).
+    """
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(args_list)
+    sub: argparse.ArgumentParser = args.sub_parser
+    with _logging_to_stderr(args.quiet, args.verbose):
+        if args.command == "train":
+            return _cmd_train(args, sub)
+        return _cmd_evaluate(args, sub, args_list)

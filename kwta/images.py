@@ -1,0 +1,121 @@
+"""Turning user-supplied bytes into a model input, safely, and back into PNG bytes.
+
+Used by the app for uploads: size and type limits, Pillow's decompression-bomb
+guard, corrupt files rejected with a clear message, non-32×32 images resized
+with a notice. Bytes in, tensor out: an upload never touches the file system.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_PIXELS",
+    "ImageError",
+    "UserImage",
+    "decode_user_image",
+    "to_png_bytes",
+]
+
+#: Largest upload accepted, in bytes.
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: Largest decoded image accepted, in pixels (Pillow's bomb guard is set to this).
+MAX_UPLOAD_PIXELS = 4096 * 4096
+_FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used; the message is meant for the user."""
+
+
+@dataclass(frozen=True)
+class UserImage:
+    """A decoded upload.
+
+    Attributes:
+        x: ``float32`` tensor ``(1, 3, 32, 32)`` in [0, 1].
+        notices: What was changed on the way (resizing, dropped alpha, …).
+        original_size: ``(width, height)`` as uploaded.
+    """
+
+    x: Tensor
+    notices: list[str] = field(default_factory=list)
+    original_size: tuple[int, int] = (32, 32)
+
+
+def decode_user_image(
+    data: bytes, *, max_bytes: int = MAX_UPLOAD_BYTES, size: int = 32
+) -> UserImage:
+    """Decode an uploaded image into a ``size``×``size`` RGB tensor in [0, 1].
+
+    Raises:
+        ImageError: Empty, too large, not an image, an unsupported format,
+            corrupt or truncated data, or a decompression bomb.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ImageError("the file is empty")
+    if len(data) > max_bytes:
+        raise ImageError(
+            f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"
+        )
+    notices: list[str] = []
+    old_limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                if im.format not in _FORMATS:
+                    raise ImageError(f"unsupported image format {im.format}; use PNG or JPEG")
+                im.load()  # decode now: truncated or corrupt data fails here
+                original = im.size
+                if im.mode not in ("RGB", "L"):
+                    notices.append(f"converted from {im.mode} to RGB")
+                rgb = im.convert("RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise ImageError(f"the image is too large to decode safely: {err}") from err
+    except UnidentifiedImageError as err:
+        raise ImageError("the file is not an image Pillow can read (PNG or JPEG expected)") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, ImageError):
+            raise
+        raise ImageError(f"the image is corrupt or truncated: {err}") from err
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+    if rgb.size != (size, size):
+        notices.append(
+            f"resized from {rgb.size[0]}×{rgb.size[1]} to {size}×{size} (the models take "
+            f"{size}×{size} CIFAR-10 images)"
+        )
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(rgb, dtype=np.uint8)
+    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+    return UserImage(x=x, notices=notices, original_size=original)
+
+
+def to_png_bytes(x: Tensor, *, scale: int = 1) -> bytes:
+    """PNG bytes of one image tensor ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1].
+
+    Args:
+        x: The image.
+        scale: Integer nearest-neighbour upscaling (for display of 32×32 images).
+    """
+    from PIL import Image
+
+    img = x.detach().to("cpu").reshape(-1, *x.shape[-3:])[0].clamp(0, 1)
+    arr = (img.permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
+    im = Image.fromarray(arr)
+    if scale > 1:
+        im = im.resize((im.width * scale, im.height * scale), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()

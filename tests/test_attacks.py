@@ -1,0 +1,374 @@
+"""Attacks of Sec. 4 / App. D.1 on real CIFAR-10 images and real (briefly trained) networks."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from kwta import attacks as A
+from kwta.data import CIFAR10Tensors
+
+EPS = 8 / 255
+
+#: Cheap versions of every attack, for the property tests.
+FAST: dict[str, dict[str, Any]] = {
+    "fgsm": {"eps": EPS},
+    "pgd": {"eps": EPS, "alpha": 2 / 255, "steps": 5},
+    "mim": {"eps": EPS, "alpha": 2 / 255, "steps": 5},
+    "cw": {"eps": EPS, "steps": 5, "binary_search_steps": 2, "lr": 0.05},
+    "deepfool": {"eps": EPS, "steps": 5, "candidates": 4},
+}
+
+
+def _gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.fixture(scope="module")
+def mixed(test_sample: CIFAR10Tensors) -> tuple[Tensor, Tensor]:
+    """16 real test images, one or two per class (some classified right, some wrong)."""
+    return test_sample.tensors(test_sample.balanced_indices(16, seed=0))
+
+
+@pytest.fixture(scope="module")
+def relu_correct(relu_model: nn.Module, test_sample: CIFAR10Tensors) -> tuple[Tensor, Tensor]:
+    """32 real test images the ReLU model classifies correctly."""
+    x, y = test_sample.tensors(range(400))
+    ok = A.is_correct(relu_model, x, y)
+    assert int(ok.sum()) >= 32, "the fixture model should get ~30% of the test images right"
+    idx = ok.nonzero().squeeze(1)[:32]
+    return x[idx], y[idx]
+
+
+@pytest.fixture(params=["relu", "kwta"])
+def any_model(request: pytest.FixtureRequest) -> nn.Module:
+    """The ReLU and the k-WTA network in turn."""
+    model: nn.Module = request.getfixturevalue(f"{request.param}_model")
+    return model
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_attack_loss_ce_and_margin(relu_model: nn.Module, test_sample: CIFAR10Tensors) -> None:
+    x, y = test_sample.tensors(range(200))
+    with torch.no_grad():
+        logits = relu_model(x)
+    ce = A.attack_loss(logits, y, "ce")
+    assert ce.shape == (200,)
+    assert torch.allclose(ce, nn.functional.cross_entropy(logits, y, reduction="none"))
+    margin = A.attack_loss(logits, y, "margin")
+    wrong = logits.argmax(1) != y
+    assert wrong.any() and (~wrong).any()
+    # positive exactly when misclassified
+    assert torch.equal(margin > 0, wrong)
+    # by hand for one row
+    z, c = logits[0], int(y[0])
+    others = torch.cat([z[:c], z[c + 1 :]])
+    assert margin[0].item() == pytest.approx((others.max() - z[c]).item(), abs=1e-6)
+    with pytest.raises(ValueError, match="unknown attack loss"):
+        A.attack_loss(logits, y, "hinge")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- threat model
+
+
+@pytest.mark.parametrize("name", sorted(A.ATTACKS))
+def test_output_in_eps_ball_and_box(
+    name: str, any_model: nn.Module, mixed: tuple[Tensor, Tensor]
+) -> None:
+    model = any_model
+    x, y = mixed
+    kwargs = dict(FAST[name])
+    if "generator" in inspect.signature(A.ATTACKS[name]).parameters:
+        kwargs["generator"] = _gen()
+    x_adv = A.ATTACKS[name](model, x, y, **kwargs)
+    assert isinstance(x_adv, Tensor)
+    assert x_adv.shape == x.shape and x_adv.dtype == x.dtype and x_adv.device == x.device
+    assert not x_adv.requires_grad
+    assert (x_adv - x).abs().max().item() <= EPS + 1e-6
+    assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
+    assert not torch.equal(x_adv, x), "the attack should move at least some pixels"
+
+
+@pytest.mark.parametrize("name", sorted(A.ATTACKS))
+def test_eps_zero_returns_x(name: str, relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed
+    x_adv = A.run_attack(name, relu_model, x[:4], y[:4], **{**FAST[name], "eps": 0.0})
+    assert torch.equal(x_adv, x[:4])
+
+
+# --------------------------------------------------------------------------- effectiveness
+
+
+def test_pgd_and_mim_break_relu_model(
+    relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]
+) -> None:
+    x, y = relu_correct
+    assert A.robust_accuracy(relu_model, x, y, x) == 1.0
+    x_pgd = A.pgd_linf(relu_model, x, y, eps=EPS, alpha=2 / 255, steps=10, generator=_gen())
+    acc_pgd = A.robust_accuracy(relu_model, x, y, x_pgd)
+    assert acc_pgd < 0.5, acc_pgd
+    x_mim = A.mim_linf(relu_model, x, y, eps=EPS, alpha=2 / 255, steps=10)
+    assert A.robust_accuracy(relu_model, x, y, x_mim) < 0.5
+    # the margin loss works as well
+    x_m = A.pgd_linf(relu_model, x, y, eps=EPS, alpha=2 / 255, steps=10, loss="margin")
+    assert A.robust_accuracy(relu_model, x, y, x_m) < 0.5
+    # a single FGSM step hurts too
+    x_f = A.fgsm_linf(relu_model, x, y, eps=EPS)
+    assert A.robust_accuracy(relu_model, x, y, x_f) < 1.0
+
+
+def test_cw_and_deepfool_break_relu_model(
+    relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]
+) -> None:
+    x, y = relu_correct[0][:16], relu_correct[1][:16]
+    x_cw = A.cw_l2(relu_model, x, y, eps=EPS, steps=10, binary_search_steps=3)
+    acc_cw = A.robust_accuracy(relu_model, x, y, x_cw)
+    assert acc_cw < 0.5, acc_cw
+    x_df = A.deepfool_linf(relu_model, x, y, **A.PAPER_SETTINGS["deepfool"])
+    acc_df = A.robust_accuracy(relu_model, x, y, x_df)
+    assert acc_df < 0.5, acc_df
+
+
+# --------------------------------------------------------------------------- trace
+
+
+@pytest.mark.parametrize("attack", [A.pgd_linf, A.mim_linf])
+def test_trace(attack: Any, relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed[0][:8], mixed[1][:8]
+    steps = 4
+    x_adv, trace = attack(
+        relu_model,
+        x,
+        y,
+        eps=EPS,
+        alpha=2 / 255,
+        steps=steps,
+        random_start=True,
+        record=True,
+        generator=_gen(),
+    )
+    assert isinstance(trace, A.Trace)
+    assert trace.logits.shape == (steps + 1, 8, 10)
+    for t in (trace.loss, trace.linf, trace.pred):
+        assert t.shape == (steps + 1, 8)
+    assert trace.steps == steps and trace.num_samples == 8
+    with torch.no_grad():
+        clean, final = relu_model(x), relu_model(x_adv)
+    # index 0 is the clean input (δ = 0), even with a random start
+    assert torch.allclose(trace.logits[0], clean, atol=1e-5)
+    assert torch.equal(trace.linf[0], torch.zeros(8))
+    assert torch.allclose(trace.loss[0], A.attack_loss(clean, y), atol=1e-5)
+    # the last row is the returned point
+    assert torch.allclose(trace.logits[-1], final, atol=1e-5)
+    assert torch.equal(trace.pred[-1], final.argmax(1))
+    assert torch.allclose(trace.linf[-1], (x_adv - x).flatten(1).abs().amax(1))
+    assert (trace.linf <= EPS + 1e-6).all() and (trace.linf[1:] > 0).all()
+    assert torch.equal(trace.pred, trace.logits.argmax(2))
+    assert trace.labels is not None and torch.equal(trace.labels, y)
+    assert trace.correct().shape == (steps + 1, 8)
+    # the same seed without recording gives the same point
+    again = attack(
+        relu_model, x, y, eps=EPS, alpha=2 / 255, steps=steps, random_start=True, generator=_gen()
+    )
+    assert torch.equal(again, x_adv)
+    # export
+    recs = trace.to_records()
+    assert len(recs) == (steps + 1) * 8
+    assert {"step", "sample", "label", "pred", "loss", "linf", "logit_0", "logit_9"} <= set(recs[0])
+    assert recs[-1]["step"] == steps and recs[-1]["sample"] == 7
+    arrays = trace.to_numpy()
+    assert arrays["logits"].shape == (steps + 1, 8, 10)
+    one = trace.sample(-1)
+    assert one.logits.shape == (steps + 1, 1, 10)
+    assert torch.equal(one.logits[:, 0], trace.logits[:, 7])
+
+
+def test_trace_without_steps(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed
+    x_adv, trace = A.pgd_linf(
+        relu_model, x, y, eps=EPS, alpha=0.01, steps=0, random_start=False, record=True
+    )
+    assert torch.equal(x_adv, x)
+    assert trace.logits.shape == (1, 16, 10)
+
+
+# --------------------------------------------------------------------------- hygiene
+
+
+def test_seeded_reproducibility(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed
+    kw: dict[str, Any] = {"eps": EPS, "alpha": 1 / 255, "steps": 2}
+    state = torch.get_rng_state()
+    a = A.pgd_linf(relu_model, x, y, generator=_gen(7), **kw)
+    b = A.pgd_linf(relu_model, x, y, generator=_gen(7), **kw)
+    assert torch.equal(a, b)
+    assert torch.equal(torch.get_rng_state(), state), "a given generator must not use global RNG"
+    c = A.pgd_linf(relu_model, x, y, generator=_gen(8), **kw)
+    assert not torch.equal(a, c)
+    d = A.mim_linf(relu_model, x, y, random_start=True, generator=_gen(7), **kw)
+    e = A.mim_linf(relu_model, x, y, random_start=True, generator=_gen(7), **kw)
+    assert torch.equal(d, e)
+    # run_attack passes the generator through, batch after batch
+    f = A.run_attack("pgd", relu_model, x, y, batch_size=5, generator=_gen(3), **kw)
+    g = A.run_attack("pgd", relu_model, x, y, batch_size=5, generator=_gen(3), **kw)
+    assert torch.equal(f, g)
+
+
+def test_model_is_untouched(kwta_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    model = copy.deepcopy(kwta_model)
+    for p in model.parameters():
+        p.grad = None
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    flags = [p.requires_grad for p in model.parameters()]
+    x, y = mixed[0][:4], mixed[1][:4]
+    x_in = x.clone()
+    for name in A.ATTACKS:
+        A.run_attack(name, model, x, y, **FAST[name])
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    for k, v in before.items():
+        assert torch.equal(v, after[k]), k  # weights and BN running statistics
+    assert all(p.grad is None for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == flags
+    assert not model.training and not any(m.training for m in model.modules())
+    assert torch.equal(x, x_in) and not x.requires_grad
+
+
+def test_works_under_no_grad(relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]) -> None:
+    x, y = relu_correct[0][:16], relu_correct[1][:16]
+    with torch.no_grad():
+        x_pgd = A.pgd_linf(relu_model, x, y, eps=EPS, alpha=2 / 255, steps=5, generator=_gen())
+        x_df = A.deepfool_linf(relu_model, x, y, eps=EPS, steps=5)
+        x_cw = A.cw_l2(relu_model, x, y, **FAST["cw"])
+        assert not torch.is_grad_enabled()
+    assert A.robust_accuracy(relu_model, x, y, x_pgd) < 0.5
+    assert A.robust_accuracy(relu_model, x, y, x_df) < 1.0
+    assert not torch.equal(x_cw, x)
+
+
+def test_callbacks(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed[0][:10], mixed[1][:10]
+    calls: list[tuple[int, int]] = []
+
+    def cb(step: int, steps: int) -> None:
+        calls.append((step, steps))
+
+    A.pgd_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=3, callback=cb)
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    calls.clear()
+    A.mim_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=2, callback=cb)
+    assert calls == [(1, 2), (2, 2)]
+    calls.clear()
+    A.cw_l2(relu_model, x, y, eps=EPS, steps=2, binary_search_steps=2, callback=cb)
+    assert calls == [(i, 4) for i in range(1, 5)]
+    calls.clear()
+    # DeepFool reports every step even after all samples are fooled
+    A.deepfool_linf(relu_model, x, y, eps=EPS, steps=30, callback=cb)
+    assert calls == [(i, 30) for i in range(1, 31)]
+    calls.clear()
+    # run_attack: steps summed over batches (3 batches × 2 steps)
+    A.run_attack("pgd", relu_model, x, y, batch_size=4, steps=2, callback=cb)
+    assert calls == [(i, 6) for i in range(1, 7)]
+    calls.clear()
+    A.run_attack("fgsm", relu_model, x, y, batch_size=5, callback=cb)
+    assert calls == [(1, 2), (2, 2)]
+
+
+# --------------------------------------------------------------------------- registry and helpers
+
+
+def test_paper_settings(relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]) -> None:
+    assert set(A.ATTACKS) == set(A.PAPER_SETTINGS) == {"fgsm", "pgd", "mim", "cw", "deepfool"}
+    s = A.PAPER_SETTINGS
+    assert all(v["eps"] == 0.031 for v in s.values())
+    assert s["pgd"] == {"eps": 0.031, "alpha": 0.003, "steps": 40, "random_start": True}
+    assert (s["mim"]["alpha"], s["mim"]["steps"]) == (0.003, 20)
+    assert {k: s["cw"][k] for k in ("binary_search_steps", "steps", "lr", "initial_const")} == {
+        "binary_search_steps": 5,
+        "steps": 20,
+        "lr": 0.01,
+        "initial_const": 0.01,
+    }
+    assert (s["deepfool"]["steps"], s["deepfool"]["candidates"]) == (20, 10)
+    x, y = relu_correct[0][:4], relu_correct[1][:4]
+    for name, fn in A.ATTACKS.items():
+        x_adv = fn(relu_model, x, y, **s[name])
+        assert (x_adv - x).abs().max().item() <= 0.031 + 1e-6
+        assert A.robust_accuracy(relu_model, x, y, x_adv) < 1.0, name
+
+
+def test_run_attack_batches_like_one_call(
+    relu_model: nn.Module, mixed: tuple[Tensor, Tensor]
+) -> None:
+    x, y = mixed
+    whole = A.pgd_linf(relu_model, x, y, eps=EPS, alpha=2 / 255, steps=3, random_start=False)
+    batched = A.run_attack(
+        "pgd", relu_model, x, y, batch_size=6, eps=EPS, alpha=2 / 255, steps=3, random_start=False
+    )
+    assert batched.shape == x.shape
+    # same computation per sample; allow a rare sign flip of a ~0 gradient entry
+    assert (batched != whole).float().mean().item() < 1e-3
+    empty = A.run_attack("pgd", relu_model, x[:0], y[:0])
+    assert empty.shape == (0, 3, 32, 32)
+
+
+def test_bad_arguments(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
+    x, y = mixed[0][:2], mixed[1][:2]
+    with pytest.raises(ValueError, match="unknown attack"):
+        A.run_attack("boundary", relu_model, x, y)
+    with pytest.raises(ValueError, match="record"):
+        A.run_attack("pgd", relu_model, x, y, record=True)
+    with pytest.raises(ValueError, match="eps"):
+        A.fgsm_linf(relu_model, x, y, eps=-0.1)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        A.fgsm_linf(relu_model, x * 255, y, eps=0.1)
+    with pytest.raises(ValueError, match="steps"):
+        A.pgd_linf(relu_model, x, y, eps=0.1, alpha=0.01, steps=-1)
+    with pytest.raises(ValueError, match="candidate"):
+        A.deepfool_linf(relu_model, x, y, eps=0.1, candidates=1)
+    with pytest.raises(TypeError, match="seed"):
+        A.transfer_matrix({"relu": relu_model}, x, y, generator=_gen())
+
+
+def test_robust_accuracy_counts_clean_errors(
+    relu_model: nn.Module, mixed: tuple[Tensor, Tensor]
+) -> None:
+    x, y = mixed
+    ok = A.is_correct(relu_model, x, y)
+    assert ok.dtype == torch.bool and ok.shape == (16,)
+    clean = ok.float().mean().item()
+    assert 0.0 < clean < 1.0
+    assert A.robust_accuracy(relu_model, x, y, x) == pytest.approx(clean)
+    assert torch.equal(A.is_correct(relu_model, x, y, batch_size=5), ok)
+    # a perturbation cannot make a clean error count as robust
+    flipped = x.flip(3)
+    assert A.robust_accuracy(relu_model, x, y, flipped) <= clean
+
+
+def test_transfer(
+    relu_model: nn.Module, kwta_model: nn.Module, mixed: tuple[Tensor, Tensor]
+) -> None:
+    x, y = mixed
+    kw: dict[str, Any] = {"eps": EPS, "alpha": 2 / 255, "steps": 3}
+    models = {"relu": relu_model, "kwta": kwta_model}
+    m = A.transfer_matrix(models, x, y, attack="pgd", seed=0, **kw)
+    assert list(m) == ["relu", "kwta"] and all(list(row) == ["relu", "kwta"] for row in m.values())
+    assert all(0.0 <= v <= 1.0 for row in m.values() for v in row.values())
+    for name, model in models.items():
+        x_adv = A.run_attack("pgd", model, x, y, generator=_gen(0), **kw)
+        assert m[name][name] == A.robust_accuracy(model, x, y, x_adv)  # diagonal = white-box
+    res = A.transfer_attack(relu_model, kwta_model, x, y, attack="pgd", generator=_gen(0), **kw)
+    assert set(res) >= {"x_adv", "source_accuracy", "target_accuracy"}
+    assert res["source_accuracy"] == m["relu"]["relu"]
+    assert res["target_accuracy"] == m["kwta"]["relu"]  # row = target, column = source
+    assert res["target_clean_accuracy"] >= res["target_accuracy"]
+    # deterministic attacks need no seed
+    m_fgsm = A.transfer_matrix(models, x, y, attack="fgsm", eps=EPS)
+    assert m_fgsm["relu"]["relu"] <= A.robust_accuracy(relu_model, x, y, x)

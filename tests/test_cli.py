@@ -1,0 +1,178 @@
+"""The command line, in-process through ``kwta.cli.main`` (plus one ``python -m kwta`` run)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kwta.cli import main
+from kwta.hub import load_from_card, sha256_of
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Card of a width-8 k-WTA-0.2 ResNet-18 trained by ``kwta train`` on 64 real images."""
+    out = tmp_path_factory.mktemp("cli-train")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("KWTA_DATA", raising=False)  # the bundled sample of real CIFAR-10 images
+        rc = main(
+            [
+                "train", "--act", "kwta", "--ratio", "0.2", "--width", "8", "--epochs", "1",
+                "--subset", "64", "--batch-size", "32", "--eval-n", "100",
+                "--out", str(out), "--name", "tiny", "--quiet",
+            ]
+        )  # fmt: skip
+    assert rc == 0
+    return out / "tiny.json"
+
+
+def test_train_writes_weights_card_and_checkpoint(trained: Path) -> None:
+    card = json.loads(trained.read_text())
+    weights = trained.with_suffix(".safetensors")
+    assert card["sha256"] == sha256_of(weights)
+    assert card["arch_kwargs"] == {"act": "kwta", "act_kwargs": {"ratio": 0.2}, "width": 8}
+    assert card["training"]["method"] == "natural"
+    assert card["training"]["data"]["train_images"] == 64
+    assert card["training"]["data"]["jpeg_copy"] is True
+    assert card["metrics"]["test_clean_n"] == 100
+    assert (trained.parent / "tiny.ckpt" / "checkpoint.safetensors").is_file()
+    load_from_card(trained)
+
+
+def test_train_resume_of_a_finished_run_reproduces_it(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    out = tmp_path / "copy"
+    shutil.copytree(trained.parent, out)
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    rc = main(
+        [
+            "train", "--act", "kwta", "--ratio", "0.2", "--width", "8", "--epochs", "1",
+            "--subset", "64", "--batch-size", "32", "--no-eval",
+            "--out", str(out), "--name", "tiny", "--quiet", "--resume",
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    assert "model: tiny" in capsys.readouterr().out
+    card = json.loads((out / "tiny.json").read_text())
+    assert card["sha256"] == json.loads(trained.read_text())["sha256"]
+    assert card["training"]["resumed"] is True
+
+
+def test_evaluate_writes_json_and_updates_the_card(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    card_path = tmp_path / "tiny.json"
+    shutil.copy(trained, card_path)
+    shutil.copy(trained.with_suffix(".safetensors"), tmp_path / "tiny.safetensors")
+    before = sha256_of(tmp_path / "tiny.safetensors")
+    out_json = tmp_path / "eval.json"
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    argv = [
+        "evaluate", "--card", str(card_path), "--n", "20", "--attacks", "pgd,mim",
+        "--clean-n", "100", "--batch-size", "64", "--json", str(out_json), "--update-card",
+        "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "A_rob" in table and "pgd" in table and "mim" in table
+
+    res = json.loads(out_json.read_text())
+    assert res["clean"]["n"] == 100 and 0.0 <= res["clean"]["accuracy"] <= 1.0
+    assert res["subset"]["n"] == 20 and len(res["subset"]["indices"]) == 20
+    assert set(res["attacks"]) == {"pgd", "mim"}
+    for r in res["attacks"].values():
+        assert 0.0 <= r["accuracy"] <= res["subset"]["clean_accuracy"]
+        assert r["max_linf"] <= 0.031 + 1e-6
+        assert r["settings"]["eps"] == 0.031
+    assert res["attacks"]["pgd"]["settings"]["steps"] == 40  # App. D.1
+    assert res["A_rob"] <= min(r["accuracy"] for r in res["attacks"].values())
+    assert res["min_over_attacks"] == min(r["accuracy"] for r in res["attacks"].values())
+    assert res["data"]["jpeg_copy"] is True
+
+    card = json.loads(card_path.read_text())
+    assert sha256_of(tmp_path / "tiny.safetensors") == before == card["sha256"]
+    assert card["metrics"]["A_rob"] == res["A_rob"]
+    assert card["metrics"]["robust_accuracy"].keys() == {"pgd", "mim"}
+    assert card["metrics"]["test_clean_n"] == 100  # training metrics kept
+    ev = card["evaluation"]
+    assert ev["subset"]["n"] == 20 and "indices" not in ev["subset"]
+    assert ev["command"].startswith("kwta evaluate --card")
+    assert ev["data"]["source"] and ev["device"] and ev["date"]
+    load_from_card(card_path)  # still loads: the weights were not touched
+
+
+def test_evaluate_by_name(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    shutil.copy(trained, tmp_path / "tiny.json")
+    shutil.copy(trained.with_suffix(".safetensors"), tmp_path / "tiny.safetensors")
+    monkeypatch.setenv("KWTA_PRETRAINED", str(tmp_path))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    argv = ["evaluate", "--model", "tiny", "--n", "10", "--attacks", "fgsm", "--clean-n", "50"]
+    assert main([*argv, "--json", "-", "--quiet"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["model"]["name"] == "tiny" and res["subset"]["n"] == 10
+    assert res["A_rob"] == res["attacks"]["fgsm"]["accuracy"]  # one attack: A_rob is its accuracy
+
+    # A name is only looked up among the cards, never opened as a path.
+    for name in [str(tmp_path / "tiny.json"), "../tiny", str(trained)]:
+        with pytest.raises(SystemExit) as exc:
+            main(["evaluate", "--model", name, "--n", "5", "--attacks", "fgsm"])
+        assert exc.value.code == 2
+        assert "no pretrained model named" in capsys.readouterr().err
+
+
+def _bad_args(tmp: Path, card: Path) -> list[tuple[list[str], str]]:
+    out = str(tmp / "out")
+    return [
+        ([], "required"),
+        (["train"], "--out"),
+        (["train", "--out", out, "--act", "kwta", "--ratio", "0"], "(0, 1]"),
+        (["train", "--out", out, "--act", "kwta", "--ratio", "1.5"], "(0, 1]"),
+        (["train", "--out", out, "--ratio", "abc"], "(0, 1]"),
+        (["train", "--out", out, "--incremental-from", "0.2"], "needs --act kwta"),
+        (["train", "--out", out, "--act", "kwta", "--ratio", "0.2", "--incremental-from", "0.1"],
+         "must be >= --ratio"),
+        (["train", "--out", out, "--epochs", "0"], "positive integer"),
+        (["train", "--out", out, "--method", "sgd"], "invalid choice"),
+        (["train", "--out", out, "--act", "gelu"], "invalid choice"),
+        (["train", "--out", out, "--data", str(tmp / "missing")], "does not exist"),
+        (["train", "--out", out, "--name", "../escape"], "model name"),
+        (["evaluate"], "one of the arguments --model --card is required"),
+        (["evaluate", "--model", "x", "--card", str(card)], "not allowed with"),
+        (["evaluate", "--card", str(card), "--attacks", "pgd,nope"], "unknown attack(s) nope"),
+        (["evaluate", "--card", str(card), "--n", "0"], "positive integer"),
+        (["evaluate", "--card", str(card), "--clean-n", "-3"], "positive integer"),
+        (["evaluate", "--card", str(tmp / "missing.json")], "does not exist"),
+    ]  # fmt: skip
+
+
+def test_bad_arguments_exit_2(trained: Path, tmp_path: Path, capsys) -> None:
+    for argv, message in _bad_args(tmp_path, trained):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2, argv
+        err = capsys.readouterr().err
+        assert message in err, (argv, err)
+    assert not (tmp_path / "out").exists()  # nothing was trained
+
+
+def test_python_m_kwta() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "kwta", "train", "--help"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    for flag in ("--incremental-from", "--method", "--resume", "--subset", "--amp"):
+        assert flag in proc.stdout
