@@ -1,0 +1,30 @@
+# k-WTA Explorer: the Streamlit app with the library and pretrained/ baked in.
+# GPU box: docker run --gpus all -p 8501:8501 IMAGE   (works without a GPU too)
+FROM python:3.11-slim-bookworm
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    STREAMLIT_SERVER_HEADLESS=true \
+    STREAMLIT_BROWSER_GATHER_USAGE_STATS=false \
+    STREAMLIT_SERVER_ADDRESS=0.0.0.0 \
+    STREAMLIT_SERVER_PORT=8501
+
+RUN useradd --create-home --uid 10001 explorer
+WORKDIR /home/explorer/app
+
+COPY requirements.txt pyproject.toml README.md ./
+RUN pip install -r requirements.txt
+
+COPY kwta/ kwta/
+COPY models/ models/
+COPY app/ app/
+COPY pretrained/ pretrained/
+RUN pip install --no-deps -e .
+
+USER 10001
+EXPOSE 8501
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
+CMD ["streamlit", "run", "app/main.py"]
