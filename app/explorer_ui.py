@@ -1,0 +1,522 @@
+"""UI helpers shared by the pages of the k-WTA Explorer.
+
+- models: :func:`model_cards`, :func:`get_model` (``st.cache_resource``, shared by every
+  session and never mutated), :func:`model_picker`, :func:`require_models`;
+- images: :func:`image_picker` (bundled CIFAR-10 test image by class or index, a
+  random one, or an upload decoded by :func:`kwta.images.decode_user_image`);
+- URL state: :func:`init_state` / :func:`sync_url` keep every selection in
+  ``st.query_params`` so a link reproduces the exact view;
+- long work: :func:`run_with_progress` runs a cached computation in a worker
+  thread and shows its progress (and live partial results);
+- :func:`capped` limits extreme parameters with a visible message; downloads.
+
+The pages import this module as ``explorer_ui``: ``app/`` is the script folder,
+which ``app/main.py`` puts on ``sys.path`` (``streamlit run`` does too).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+import streamlit as st
+import torch
+from torch import Tensor, nn
+
+from kwta import explore
+from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
+from kwta.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
+from kwta.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
+from kwta.utils import default_device
+
+T = TypeVar("T")
+
+#: Where every model runs: CUDA when available, else CPU.
+DEVICE: torch.device = default_device()
+ON_GPU: bool = DEVICE.type == "cuda"
+
+#: Most PGD steps one run may take (keeps a CPU session responsive).
+MAX_STEPS = 200
+#: Largest loss-landscape grid side (101² = 10 201 forward passes per model).
+MAX_GRID = 101
+#: Upload types offered by the file picker (decoding checks the content anyway).
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
+
+PAPER_URL = "https://arxiv.org/abs/1905.10510"
+
+TRAIN_HINT = """
+No pretrained models were found in `{directory}`.
+
+Train some with the command line (a GPU makes this minutes instead of hours), e.g.
+
+```bash
+# App. D.1: natural ReLU and k-WTA-0.1 (incremental fine-tuning from γ = 0.2) ResNet-18s
+python -m kwta train --act relu --data ~/cifar10 --out pretrained/
+python -m kwta train --act kwta --ratio 0.1 --incremental-from 0.2 --epochs 50 \
+    --lr-drop-epoch 50 --data ~/cifar10 --out pretrained/
+# a quick CPU demo model (small, on the bundled images)
+python -m kwta train --act kwta --ratio 0.1 --width 16 --epochs 5 --out pretrained/
+```
+
+or point `KWTA_PRETRAINED` at a folder of model cards. The **Overview** and
+**1-D toy fit** pages work without any model.
+"""
+
+
+# --------------------------------------------------------------------------- layout
+
+
+def sidebar_device_info() -> None:
+    """Device and versions in the sidebar (what runs the computations)."""
+    if ON_GPU:
+        name = torch.cuda.get_device_name(DEVICE)
+        st.sidebar.success(f"**Device:** CUDA · {name}", icon=":material/memory:")
+    else:
+        st.sidebar.info(
+            f"**Device:** CPU ({torch.get_num_threads()} threads) — no CUDA GPU found",
+            icon=":material/memory:",
+        )
+    cards = model_cards()
+    st.sidebar.caption(
+        f"torch {torch.__version__} · {len(cards)} pretrained model(s) in `{pretrained_dir()}` · "
+        f"[paper]({PAPER_URL})"
+    )
+
+
+def pct(v: float | None, digits: int = 1) -> str:
+    """``0.1234`` → ``"12.3%"``; ``None`` → ``"—"``."""
+    return "—" if v is None else f"{100.0 * v:.{digits}f}%"
+
+
+# --------------------------------------------------------------------------- URL state
+
+
+def _parse(raw: Any, default: Any, item: type | None = None) -> Any:
+    """A query-parameter string as the type of ``default``; ``ValueError`` if it does not fit.
+
+    Lists are comma-separated; their items are converted by ``item`` (default: the type
+    of the default's first item, else ``str``).
+    """
+    if isinstance(raw, list):
+        raw = raw[-1] if raw else ""
+    text = str(raw)
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            v = float(text)
+            if not math.isfinite(v):
+                raise
+            return int(v)
+    if isinstance(default, float):
+        v = float(text)
+        if not math.isfinite(v):
+            raise ValueError(text)
+        return v
+    if isinstance(default, (list, tuple)):
+        conv = item or (type(default[0]) if default else str)
+        return [conv(t) for t in text.split(",") if t]
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def init_state(
+    key: str,
+    default: Any,
+    *,
+    choices: Sequence[Any] | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    item: type | None = None,
+    max_items: int | None = None,
+) -> None:
+    """Give widget ``key`` its first value: from the URL if valid, else ``default``.
+
+    Call before creating the widget (which then takes no ``value``/``index``).
+    Values outside ``choices`` or ``[lo, hi]`` are replaced (clamped) so the widget
+    accepts them; an unusable URL value falls back to the default with a notice.
+    ``item`` is the type of list items (multiselects), ``max_items`` their most.
+    """
+    state = st.session_state
+    if key in state:
+        value = state[key]
+    else:
+        value = default
+        raw = st.query_params.get_all(key) if key in st.query_params else None
+        if raw:
+            try:
+                value = _parse(raw, default, item)
+            except ValueError:
+                _notice(f"Ignored the link's value {raw[-1]!r} for `{key}`.")
+    if choices is not None:
+        if isinstance(value, list):
+            value = list(dict.fromkeys(v for v in value if v in choices))[:max_items]
+        elif value not in choices:
+            value = default if default in choices else (choices[0] if choices else None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if lo is not None and value < lo:
+            value = type(value)(lo)
+        if hi is not None and value > hi:
+            value = type(value)(hi)
+    state[key] = value
+
+
+def sync_url(keys: Sequence[str], **extra: Any) -> None:
+    """Write the current values of ``keys`` (and ``extra``) to the URL, replacing what was there."""
+    params: dict[str, str] = {}
+    for k in keys:
+        if k in st.session_state and st.session_state[k] is not None:
+            params[k] = _fmt(st.session_state[k])
+    params.update({k: _fmt(v) for k, v in extra.items() if v is not None})
+    current = {k: st.query_params.get(k) for k in st.query_params}
+    if current != params:
+        st.query_params.from_dict(params)
+
+
+def _notice(msg: str) -> None:
+    st.session_state.setdefault("_ui_notices", []).append(msg)
+
+
+def show_notices() -> None:
+    """Show (once) the notices collected while reading the URL."""
+    for msg in st.session_state.pop("_ui_notices", []):
+        st.warning(msg, icon=":material/link_off:")
+
+
+def capped(value: int, limit: int, what: str, *, why: str = "to keep the app responsive") -> int:
+    """``min(value, limit)``, with a visible warning when the limit applies."""
+    if value > limit:
+        st.warning(f"{what} capped at {limit} (asked for {value}) {why}.", icon=":material/speed:")
+        return limit
+    return value
+
+
+# --------------------------------------------------------------------------- models
+
+
+def model_cards() -> dict[str, dict[str, Any]]:
+    """Cards of the pretrained models (``pretrained/`` or ``$KWTA_PRETRAINED``), by name."""
+    return list_pretrained()
+
+
+@st.cache_resource(show_spinner="Loading model…", max_entries=16)
+def _load_model(name: str, sha256: str, directory: str, device: str) -> nn.Module:
+    """One shared, eval-mode copy per (name, weights, device). Never mutate the result."""
+    del sha256  # part of the cache key only: new weights under the same name reload
+    model = load_pretrained(name, device, directory=directory)
+    for p in model.parameters():  # attacks need input gradients only
+        p.requires_grad_(False)
+    return model.eval()
+
+
+def get_model(name: str | None) -> nn.Module | None:
+    """The cached model ``name``, or ``None`` with an error shown (missing or bad weights)."""
+    if not name:
+        return None
+    cards = model_cards()
+    if name not in cards:
+        st.error(f"No pretrained model named `{name}` in `{pretrained_dir()}`.")
+        return None
+    try:
+        return _load_model(
+            name, str(cards[name].get("sha256", "")), str(pretrained_dir()), str(DEVICE)
+        )
+    except (WeightsError, KeyError, ValueError, RuntimeError) as err:
+        st.error(f"Cannot load model `{name}`: {err}", icon=":material/error:")
+        return None
+
+
+def model_label(cards: Mapping[str, Mapping[str, Any]], name: str) -> str:
+    """``"kwta0.1-nat — k-WTA-0.1 · natural · w64"`` for pickers."""
+    if name not in cards:
+        return name
+    s = explore.summarize_card(cards[name])
+    width = f" · w{s.width}" if s.width else ""
+    return f"{name} — {s.activation_label} · {s.method or '?'}{width}"
+
+
+def require_models() -> dict[str, dict[str, Any]] | None:
+    """The model cards, or ``None`` after explaining how to train models."""
+    cards = model_cards()
+    if not cards:
+        st.warning(TRAIN_HINT.format(directory=pretrained_dir()), icon=":material/model_training:")
+        return None
+    return cards
+
+
+# --------------------------------------------------------------------------- images
+
+
+@dataclass(frozen=True)
+class PickedImage:
+    """The image a page works on.
+
+    Attributes:
+        pixels: ``uint8`` array ``(3, 32, 32)`` (cache-friendly, exact).
+        label: The true class (the user's choice for uploads).
+        caption: What to show under the thumbnail.
+        source: Short provenance, e.g. ``"test #17"`` or ``"upload cat.png"``.
+    """
+
+    pixels: np.ndarray
+    label: int
+    caption: str
+    source: str
+
+    @property
+    def x(self) -> Tensor:
+        """``(1, 3, 32, 32)`` float in [0, 1]."""
+        return explore.from_uint8(self.pixels)
+
+
+@st.cache_resource(show_spinner="Loading CIFAR-10 test images…")
+def test_images() -> CIFAR10Tensors:
+    """CIFAR-10 test images: ``$KWTA_DATA`` if set and usable, else the bundled sample."""
+    try:
+        return cifar10("test")
+    except DataSourceError:
+        return cifar10_sample("test")
+
+
+def _class_indices(data: CIFAR10Tensors, label: int) -> list[int]:
+    return [int(i) for i in (data.labels == label).nonzero().flatten().tolist()]
+
+
+def _bump(key: str) -> None:
+    st.session_state[key] = int(st.session_state.get(key, 0)) + 1
+
+
+def image_picker(prefix: str) -> PickedImage:
+    """Sidebar widgets choosing an image; never fails (falls back to a bundled image).
+
+    Modes: a bundled test image by class (and rank within the class) or by
+    index, a random one (seeded; the seed is in the URL), or an upload. Upload
+    problems are reported with ``st.error`` and resized/converted images with
+    ``st.info``; the page then keeps working on the fallback image.
+    """
+    sb = st.sidebar
+    data = test_images()
+    n = len(data)
+    modes = ["class", "index", "random", "upload"]
+    labels = {"class": "by class", "index": "by index", "random": "random", "upload": "upload"}
+    k_mode, k_cls, k_nth, k_idx, k_seed = (
+        f"{prefix}_{s}" for s in ("img", "cls", "nth", "idx", "seed")
+    )
+    init_state(k_mode, "class", choices=modes)
+    sb.radio("Image", modes, format_func=labels.__getitem__, key=k_mode, horizontal=True)
+    mode = st.session_state[k_mode]
+    url_keys = [k_mode]
+
+    def bundled(index: int) -> PickedImage:
+        x, y = data.tensors([index])
+        lab = int(y[0])
+        return PickedImage(
+            pixels=explore.to_uint8(x),
+            label=lab,
+            caption=f"test image #{index} · {CIFAR10_CLASSES[lab]}",
+            source=f"test #{index}",
+        )
+
+    picked: PickedImage
+    if mode == "class":
+        init_state(k_cls, "cat", choices=list(CIFAR10_CLASSES))
+        sb.selectbox("Class", list(CIFAR10_CLASSES), key=k_cls)
+        idxs = _class_indices(data, CIFAR10_CLASSES.index(st.session_state[k_cls])) or [0]
+        init_state(k_nth, 0, lo=0, hi=len(idxs) - 1)
+        sb.number_input(
+            f"Which {st.session_state[k_cls]} (0–{len(idxs) - 1})", 0, len(idxs) - 1, key=k_nth
+        )
+        picked = bundled(idxs[int(st.session_state[k_nth])])
+        url_keys += [k_cls, k_nth]
+    elif mode == "index":
+        init_state(k_idx, 0, lo=0, hi=n - 1)
+        sb.number_input(f"Test image index (0–{n - 1})", 0, n - 1, key=k_idx)
+        picked = bundled(int(st.session_state[k_idx]))
+        url_keys.append(k_idx)
+    elif mode == "random":
+        init_state(k_seed, 0, lo=0, hi=10**9)
+        c1, c2 = sb.columns([3, 2], vertical_alignment="bottom")
+        c1.number_input("Random seed", 0, 10**9, key=k_seed)
+        c2.button(
+            "New image",
+            key=f"{prefix}_reroll",
+            on_click=_bump,
+            args=(k_seed,),
+            icon=":material/casino:",
+        )
+        picked = bundled(random.Random(int(st.session_state[k_seed])).randrange(n))
+        url_keys.append(k_seed)
+    else:
+        picked = _upload(prefix, bundled(0))
+    sb.image(to_png_bytes(picked.x, scale=4), caption=picked.caption, width=128)
+    st.session_state[f"{prefix}_url_keys"] = url_keys
+    return picked
+
+
+def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
+    sb = st.sidebar
+    k_lab = f"{prefix}_label"
+    up = sb.file_uploader(
+        f"PNG or JPEG, ≤ {MAX_UPLOAD_BYTES // 2**20} MB (resized to 32×32)",
+        type=UPLOAD_TYPES,
+        key=f"{prefix}_upload",
+        max_upload_size=2 * MAX_UPLOAD_BYTES // 2**20,
+    )
+    init_state(k_lab, "cat", choices=list(CIFAR10_CLASSES))
+    sb.selectbox("True class of the upload", list(CIFAR10_CLASSES), key=k_lab)
+    if up is None:
+        sb.info("No file yet: using bundled test image #0.", icon=":material/info:")
+        return fallback
+    try:
+        img = decode_user_image(up.getvalue())
+    except ImageError as err:
+        st.error(
+            f"Cannot use **{up.name}**: {err}. Showing bundled test image #0 instead.",
+            icon=":material/broken_image:",
+        )
+        return fallback
+    for note in img.notices:
+        st.info(f"**{up.name}**: {note}.", icon=":material/photo_size_select_large:")
+    lab = CIFAR10_CLASSES.index(st.session_state[k_lab])
+    return PickedImage(
+        pixels=explore.to_uint8(img.x),
+        label=lab,
+        caption=f"upload {up.name} · labelled {CIFAR10_CLASSES[lab]}",
+        source=f"upload {up.name}",
+    )
+
+
+def image_url_keys(prefix: str) -> list[str]:
+    """The URL keys of the image picker as last rendered."""
+    return list(st.session_state.get(f"{prefix}_url_keys", []))
+
+
+# --------------------------------------------------------------------------- long work
+
+
+class ProgressSink:
+    """Thread-safe progress (``done``, ``total``) and an optional payload from a worker."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._version = 0
+        self._done = 0
+        self._total = 0
+        self._payload: Any = None
+
+    def __call__(self, done: int, total: int, payload: Any = None) -> None:
+        with self._lock:
+            self._done, self._total = int(done), int(total)
+            if payload is not None:
+                self._payload = payload
+            self._version += 1
+
+    def snapshot(self) -> tuple[int, int, int, Any]:
+        """``(version, done, total, payload)``; the version grows with every update."""
+        with self._lock:
+            return self._version, self._done, self._total, self._payload
+
+
+def run_with_progress(
+    work: Callable[[ProgressSink], T],
+    *,
+    label: str,
+    on_update: Callable[[Any], None] | None = None,
+    poll_s: float = 0.2,
+) -> T:
+    """Run ``work(sink)`` in a worker thread while the page shows its progress.
+
+    ``work`` normally calls an ``st.cache_data`` function with the sink as its
+    ``_progress`` argument (not hashed): a cache hit returns at once, a miss
+    reports progress here. The page thread only reads the sink, so no
+    Streamlit element is created inside the cached function (which Streamlit
+    would try to replay on later hits). ``on_update(payload)`` is called with
+    new payloads (e.g. the trace so far, for a live chart).
+
+    Raises:
+        Whatever ``work`` raised.
+    """
+    sink = ProgressSink()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = work(sink)
+        except BaseException as err:  # re-raised in the page thread
+            box["error"] = err
+
+    thread = threading.Thread(target=target, name="kwta-explorer-work", daemon=True)
+    thread.start()
+    bar = st.progress(0.0, text=label)
+    seen = 0
+    while True:
+        thread.join(poll_s)
+        version, done, total, payload = sink.snapshot()
+        if version != seen:
+            seen = version
+            frac = min(1.0, done / total) if total else 0.0
+            bar.progress(frac, text=f"{label} — {done}/{total}")
+            if on_update is not None and payload is not None:
+                on_update(payload)
+        if not thread.is_alive():
+            break
+    bar.empty()
+    if "error" in box:
+        raise box["error"]
+    value: T = box["value"]
+    return value
+
+
+def remember_run(key: str, params: Mapping[str, Any], clicked: bool) -> bool:
+    """Whether to show results: the button was clicked, or these exact parameters ran before.
+
+    The page's "Run" button starts a computation; afterwards the results stay on
+    screen across reruns (downloads, other widgets) while the parameters are
+    unchanged, and a shared link with ``run=1`` shows them directly.
+    """
+    frozen = repr(sorted(params.items()))
+    if clicked:
+        st.session_state[key] = frozen
+        return True
+    if st.session_state.get(key) == frozen:
+        return True
+    if st.query_params.get("run") == "1" and key not in st.session_state:
+        st.session_state[key] = frozen
+        return True
+    return False
+
+
+_MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png"}
+
+
+def download(container: Any, label: str, data: str | bytes, filename: str, *, key: str) -> None:
+    """A download button whose MIME type follows the file name; it does not rerun the page."""
+    container.download_button(
+        label,
+        data,
+        filename,
+        _MIME[filename[filename.rfind(".") :]],
+        key=key,
+        on_click="ignore",
+        icon=":material/download:",
+    )

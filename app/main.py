@@ -1,0 +1,40 @@
+"""k-WTA Explorer: ``streamlit run app/main.py``.
+
+The entry point: page configuration, navigation between the pages in
+``app/views/`` and the sidebar's device line. (Not ``app/pages/``: Streamlit
+also discovers that folder as old-style pages, and a deep link such as ``/zoo``
+opened on a fresh server would then run the page without this entry script.)
+The pages only render; every computation is a call into :mod:`kwta`.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+APP_DIR = Path(__file__).resolve().parent
+if str(APP_DIR) not in sys.path:  # streamlit run adds it; AppTest and other runners may not
+    sys.path.insert(0, str(APP_DIR))
+
+import explorer_ui as ui  # noqa: E402
+import streamlit as st  # noqa: E402
+
+st.set_page_config(
+    page_title="k-WTA Explorer",
+    page_icon=":material/filter_alt:",
+    layout="wide",
+    initial_sidebar_state="expanded",
+)
+
+PAGES = [
+    st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("views/attack.py", title="Live attack", icon=":material/bolt:"),
+    st.Page("views/landscape.py", title="Loss landscape", icon=":material/landscape:"),
+    st.Page("views/toy_fit.py", title="1-D toy fit", icon=":material/show_chart:"),
+    st.Page("views/patterns.py", title="Activation patterns", icon=":material/grid_on:"),
+    st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:"),
+]
+
+page = st.navigation(PAGES)
+ui.sidebar_device_info()
+page.run()

@@ -1,0 +1,240 @@
+"""Loss landscape: the attacker's loss around one image (Fig. 5; App. D.5, Fig. 7)."""
+
+from __future__ import annotations
+
+import json
+
+import explorer_ui as ui
+import figures
+import numpy as np
+import streamlit as st
+from torch import nn
+
+from kwta import explore
+from kwta.analysis import Landscape, loss_landscape
+
+P = "ls"
+#: The paper's grid (Fig. 5). On a CPU a coarser (odd, so x itself is the centre) grid
+#: keeps the page at seconds: a width-64 ResNet-18 needs ~5 s for 21×21 on two cores.
+DEFAULT_GRID = 50 if ui.ON_GPU else 21
+_ORDER = {"natural": 0, "pgd": 1, "trades": 2, "free": 3}
+_ACT_ORDER = {"relu": 0, "lwta": 1, "kwta": 2}
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_landscape(
+    name: str,
+    sha256: str,
+    pixels: np.ndarray,
+    label: int,
+    grid: int,
+    span: float,
+    seed: int,
+    loss: str,
+    _model: nn.Module,
+    _progress: ui.ProgressSink | None = None,
+) -> Landscape:
+    """:func:`kwta.analysis.loss_landscape`, cached by model, image and every parameter."""
+    return loss_landscape(
+        _model,
+        explore.from_uint8(pixels),
+        label,
+        grid=grid,
+        span=span,
+        seed=seed,
+        loss="margin" if loss == "margin" else "ce",
+        batch_size=256,
+        callback=_progress,
+    )
+
+
+st.title("Loss landscape (Fig. 5, Fig. 7)")
+st.markdown(
+    "The attacker's loss at `x + ε1·g1 + ε2·g2`, where `g1` is the sign of the loss gradient at "
+    "the image `x` and `g2` a random ±1 direction (after Tramèr et al., 2017). A ReLU "
+    "network's surface is smooth, so following the gradient climbs it; a k-WTA network's is "
+    "rugged and spiky, so the gradient at one point says little about the next. Adversarial "
+    "training compresses the range of the loss, but a k-WTA surface stays spiky."
+)
+
+cards = ui.require_models() or {}
+if not cards:
+    st.stop()
+names = list(cards)
+
+# ------------------------------------------------------------------ sidebar inputs
+sb = st.sidebar
+sb.header("Models")
+# Fig. 5's four panels on a GPU; on a CPU the naturally trained pair (add more at will).
+default_models = explore.landscape_selection(cards)
+ui.init_state(
+    f"{P}_models", default_models if ui.ON_GPU else default_models[:2], choices=names, max_items=4
+)
+sb.multiselect(
+    "Models (up to 4)",
+    names,
+    key=f"{P}_models",
+    max_selections=4,
+    format_func=lambda n: ui.model_label(cards, n),
+)
+sb.header("Image")
+image = ui.image_picker(P)
+sb.header("Grid")
+ui.init_state(f"{P}_grid", DEFAULT_GRID, lo=2, hi=10_000)
+ui.init_state(f"{P}_span", 0.04, lo=0.001, hi=0.25)
+ui.init_state(f"{P}_loss", "ce", choices=["ce", "margin"])
+ui.init_state(f"{P}_seed", 0, lo=0, hi=10**9)
+ui.init_state(f"{P}_sharedz", True)
+sb.number_input(f"Points per axis (≤ {ui.MAX_GRID})", 2, 10_000, key=f"{P}_grid")
+sb.slider("Range ±", 0.001, 0.25, step=0.001, format="%.3f", key=f"{P}_span")
+sb.radio(
+    "Loss",
+    ["ce", "margin"],
+    key=f"{P}_loss",
+    horizontal=True,
+    format_func={"ce": "cross-entropy", "margin": "margin"}.__getitem__,
+)
+sb.number_input("Seed of the random direction", 0, 10**9, key=f"{P}_seed")
+sb.toggle("Same colour/z range for all models", key=f"{P}_sharedz")
+ui.show_notices()
+
+selected = [n for n in st.session_state[f"{P}_models"] if n in cards]
+grid = ui.capped(int(st.session_state[f"{P}_grid"]), ui.MAX_GRID, "Grid size")
+span = float(st.session_state[f"{P}_span"])
+loss = str(st.session_state[f"{P}_loss"])
+seed = int(st.session_state[f"{P}_seed"])
+if not ui.ON_GPU:
+    st.info(
+        f"Running on the CPU: the default grid is {DEFAULT_GRID}×{DEFAULT_GRID} "
+        f"({DEFAULT_GRID**2} forward passes per model) instead of the paper's 50×50, and two "
+        "models are preselected instead of four, so the page answers in seconds. Raise the "
+        "grid or add models in the sidebar if you can wait (50×50 takes ~6× longer).",
+        icon=":material/speed:",
+    )
+st.caption(
+    f"Image: {image.caption}. Grid {grid}×{grid} over ε1, ε2 ∈ [−{span:g}, {span:g}] "
+    f"({grid * grid} forward passes per model), {'CE' if loss == 'ce' else 'margin'} loss."
+)
+if not selected:
+    st.warning("Choose at least one model in the sidebar.")
+params = {
+    "models": tuple(selected),
+    "pixels": image.pixels.tobytes(),
+    "label": image.label,
+    "grid": grid,
+    "span": span,
+    "loss": loss,
+    "seed": seed,
+}
+clicked = st.button(
+    "Compute landscapes",
+    type="primary",
+    key=f"{P}_run",
+    disabled=not selected,
+    icon=":material/play_arrow:",
+)
+show = bool(selected) and ui.remember_run(f"{P}_ran", params, clicked)
+
+if show:
+    done: dict[str, Landscape] = {}
+    for name in selected:
+        model = ui.get_model(name)
+        if model is None:
+            continue
+        sha = str(cards[name].get("sha256", ""))
+
+        def work(
+            sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
+        ) -> Landscape:
+            return run_landscape(
+                name,
+                sha,
+                image.pixels,
+                image.label,
+                grid,
+                span,
+                seed,
+                loss,
+                _model=model,
+                _progress=sink,
+            )
+
+        try:
+            done[name] = ui.run_with_progress(work, label=f"{name}: {grid}×{grid} grid")
+        except ValueError as err:
+            st.error(f"{name}: {err}")
+    zrange = None
+    if st.session_state[f"{P}_sharedz"] and done:
+        zrange = (
+            min(float(ls.loss.min()) for ls in done.values()),
+            max(float(ls.loss.max()) for ls in done.values()),
+        )
+    summaries = {n: explore.summarize_card(cards[n]) for n in done}
+    rows: dict[str, list[str]] = {}
+    for n in sorted(
+        done,
+        key=lambda n: (
+            _ORDER.get(summaries[n].method or "", 9),
+            _ACT_ORDER.get(summaries[n].act, 9),
+        ),
+    ):
+        rows.setdefault(summaries[n].method_label, []).append(n)
+    st.session_state[f"{P}_results"] = {n: ls.to_dict(directions=False) for n, ls in done.items()}
+    for method_label, row in rows.items():
+        st.subheader(f"Training: {method_label}")
+        cols = st.columns(max(2, len(row)))
+        for col, name in zip(cols, row, strict=False):
+            ls = done[name]
+            s = summaries[name]
+            title = f"{name} ({s.activation_label})"
+            e1, e2, z = ls.e1.tolist(), ls.e2.tolist(), ls.loss.numpy()
+            with col:
+                st.markdown(f"**{title}**")
+                st.plotly_chart(
+                    figures.landscape_surface(e1, e2, z, title="3-D surface", zrange=zrange),
+                    key=f"{P}_surf_{name}",
+                    config={"displaylogo": False},
+                )
+                st.plotly_chart(
+                    figures.landscape_heatmap(e1, e2, z, title="heat map", zrange=zrange),
+                    key=f"{P}_heat_{name}",
+                    config={"displaylogo": False},
+                )
+                st.caption(
+                    f"loss at x: {ls.clean_loss:.4f} · range {float(z.min()):.4f} … "
+                    f"{float(z.max()):.4f} · roughness along ε1 {ls.roughness(0):.3f}, "
+                    f"along ε2 {ls.roughness(1):.3f} (mean |2nd difference| / range)"
+                )
+                stem = f"landscape-{name}-{image.source.replace(' ', '').replace('#', '')}-g{grid}"
+                d1, d2 = st.columns(2)
+                ui.download(
+                    d1,
+                    "Grid CSV",
+                    explore.landscape_to_csv(ls),
+                    f"{stem}.csv",
+                    key=f"{P}_dl_csv_{name}",
+                )
+                ui.download(
+                    d2,
+                    "Grid JSON",
+                    json.dumps(
+                        ls.to_dict(directions=False) | {"model": name, "image": image.source}
+                    ),
+                    f"{stem}.json",
+                    key=f"{P}_dl_json_{name}",
+                )
+elif selected:
+    st.info("Press **Compute landscapes** to evaluate the grid for the chosen models.")
+
+ui.sync_url(
+    [
+        f"{P}_models",
+        *ui.image_url_keys(P),
+        f"{P}_grid",
+        f"{P}_span",
+        f"{P}_loss",
+        f"{P}_seed",
+        f"{P}_sharedz",
+    ],
+    run=1 if show else None,
+)

@@ -1,0 +1,362 @@
+"""Activation patterns: which units win, and how many change as ε grows (Sec. 3, Theorem 1)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import explorer_ui as ui
+import figures
+import numpy as np
+import streamlit as st
+import torch
+from torch import nn
+
+from kwta import explore
+from kwta.activations import get_ratio
+from kwta.analysis import PatternChange, Theorem1Sweep, pattern_change, theorem1_width_sweep
+
+P = "pat"
+NONE = "(none)"
+#: ε values of the pattern-change curves (random sign directions, pixel units).
+EPS_GRID: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-5, 0.031, 10))
+GAMMAS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.0]
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_layers(name: str, sha256: str, _model: nn.Module) -> dict[str, tuple[int, ...]]:
+    """Activation layers of a model and their shapes, cached by model."""
+    device = next(_model.parameters()).device
+    return explore.activation_layers(_model, torch.full((1, 3, 32, 32), 0.5, device=device))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_winner(
+    name: str, sha256: str, pixels: np.ndarray, layer: str, eps: float, seed: int, _model: nn.Module
+) -> explore.WinnerMap:
+    """:func:`kwta.explore.winner_map`, cached by model, image and parameters."""
+    return explore.winner_map(_model, explore.from_uint8(pixels), layer, eps=eps, seed=seed)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_change(
+    name: str,
+    sha256: str,
+    pixels: np.ndarray,
+    ratios: tuple[float, ...],
+    n_dirs: int,
+    seed: int,
+    _model: nn.Module,
+    _progress: ui.ProgressSink | None = None,
+) -> dict[str, PatternChange]:
+    """Pattern change against ε: the model as trained, then (k-WTA only) at each γ of ``ratios``.
+
+    The γ sweep runs on a private copy (:func:`kwta.explore.pattern_change_by_ratio`):
+    the shared model is never changed.
+    """
+    x = explore.from_uint8(pixels)
+    out = {"as trained": pattern_change(_model, x, EPS_GRID, n_dirs=n_dirs, seed=seed)}
+    if _progress is not None:
+        _progress(1, 1 + len(ratios))
+    if ratios:
+
+        def step(done: int, total: int) -> None:
+            if _progress is not None:
+                _progress(1 + done, 1 + total)
+
+        by_ratio = explore.pattern_change_by_ratio(
+            _model, x, EPS_GRID, ratios, n_dirs=n_dirs, seed=seed, callback=step
+        )
+        out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
+    return out
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_theorem1(ratio: float, n_trials: int, seed: int) -> Theorem1Sweep:
+    """:func:`kwta.analysis.theorem1_width_sweep` on one random layer, cached."""
+    return theorem1_width_sweep(
+        (16, 64, 256, 1024, 4096),
+        ratio=ratio,
+        betas=(1e-4, 1e-3, 1e-2),
+        n_trials=n_trials,
+        seed=seed,
+    )
+
+
+st.title("Activation patterns (Sec. 3)")
+st.markdown(
+    "A k-WTA layer's **activation pattern** A(x) is the set of its k winners (Eq. 2). While the "
+    "pattern stays fixed the network is linear; when it changes the output jumps. Theorem 1: "
+    "in a wide layer even a tiny perturbation changes the pattern with high probability, so "
+    "the linear pieces are dense around every input. Below: the winners of one layer for the "
+    "chosen image, and how much of each pattern changes under random perturbations of growing "
+    "size, for the network's own γ and for other γ on the same weights."
+)
+
+# ------------------------------------------------------------------ Theorem 1 (no model needed)
+with st.expander("Theorem 1 on a single random layer (no trained model needed)"):
+    c1, c2 = st.columns([1, 3])
+    ui.init_state(f"{P}_t1gamma", 0.1, lo=0.01, hi=1.0)
+    c1.slider("γ", 0.01, 1.0, step=0.01, key=f"{P}_t1gamma")
+    if c1.button("Run the sweep", key=f"{P}_t1run"):
+        st.session_state[f"{P}_t1shown"] = True
+    if st.session_state.get(f"{P}_t1shown"):
+        with st.spinner("200 random layers per width…"):
+            sweep = run_theorem1(float(st.session_state[f"{P}_t1gamma"]), 200, 0)
+        c2.plotly_chart(figures.theorem1_figure(sweep), key=f"{P}_t1chart")
+        c2.caption(
+            "W ~ N(0, 1/l), b = 0, x ~ N(0, I_m) and x′ = x + d·x⊥ with d²/‖x‖² = β: the chance "
+            "that A(Wx) ≠ A(Wx′) grows with the width l, as the theorem predicts."
+        )
+
+cards = ui.require_models() or {}
+if not cards:
+    ui.sync_url([f"{P}_t1gamma"])
+    st.stop()
+names = list(cards)
+summaries = {n: explore.summarize_card(c) for n, c in cards.items()}
+relu_names = [n for n in names if summaries[n].act == "relu"]
+default_model = explore.default_pair(cards)[1] or names[0]
+
+# ------------------------------------------------------------------ sidebar inputs
+sb = st.sidebar
+sb.header("Model and layer")
+ui.init_state(f"{P}_model", default_model, choices=names)
+sb.selectbox("Model", names, key=f"{P}_model", format_func=lambda n: ui.model_label(cards, n))
+name = str(st.session_state[f"{P}_model"])
+loaded = ui.get_model(name)
+if loaded is None:
+    st.stop()
+model: nn.Module = loaded
+sha = str(cards[name].get("sha256", ""))
+layers = run_layers(name, sha, _model=model)
+layer_names = list(layers)
+mid = next((n for n in layer_names if n.startswith("layer2")), layer_names[len(layer_names) // 2])
+ui.init_state(f"{P}_layer", mid, choices=layer_names)
+sb.selectbox(
+    "Layer",
+    layer_names,
+    key=f"{P}_layer",
+    format_func=lambda n: f"{n}  {'×'.join(map(str, layers[n]))}",
+)
+sb.header("Image")
+image = ui.image_picker(P)
+sb.header("Perturbations")
+ui.init_state(f"{P}_eps", 0.002, lo=0.0, hi=0.1)
+own = get_ratio(model)
+is_kwta = own is not None
+ui.init_state(f"{P}_gammas", [0.05, 0.2, 0.5] if is_kwta else [], choices=GAMMAS, item=float)
+ui.init_state(f"{P}_relu", relu_names[0] if relu_names else NONE, choices=[NONE, *relu_names])
+ui.init_state(f"{P}_dirs", 2, lo=1, hi=16)
+ui.init_state(f"{P}_seed", 0, lo=0, hi=10**9)
+ui.init_state(f"{P}_scope", "layer", choices=["layer", "mean"])
+sb.slider("ε for the winner map", 0.0, 0.1, step=0.0005, format="%.4f", key=f"{P}_eps")
+sb.multiselect(
+    "Also evaluate at γ (same weights, a copy)",
+    GAMMAS,
+    key=f"{P}_gammas",
+    disabled=not is_kwta,
+    help="Only for k-WTA models. The weights stay as trained; only k changes.",
+)
+sb.selectbox("ReLU baseline", [NONE, *relu_names], key=f"{P}_relu")
+sb.slider("Random directions per ε", 1, 16, key=f"{P}_dirs")
+sb.number_input("Seed (directions)", 0, 10**9, key=f"{P}_seed")
+sb.radio(
+    "Curves for",
+    ["layer", "mean"],
+    key=f"{P}_scope",
+    horizontal=True,
+    format_func={"layer": "the chosen layer", "mean": "mean over layers"}.__getitem__,
+)
+ui.show_notices()
+
+layer = str(st.session_state[f"{P}_layer"])
+eps = float(st.session_state[f"{P}_eps"])
+ratios = (
+    tuple(sorted(float(g) for g in st.session_state[f"{P}_gammas"] if abs(g - (own or 0)) > 1e-9))
+    if is_kwta
+    else ()
+)  # the model's own γ is the "as trained" curve already
+relu_name = st.session_state[f"{P}_relu"]
+n_dirs = int(st.session_state[f"{P}_dirs"])
+seed = int(st.session_state[f"{P}_seed"])
+scope = str(st.session_state[f"{P}_scope"])
+params = {
+    "model": name,
+    "layer": layer,
+    "pixels": image.pixels.tobytes(),
+    "eps": eps,
+    "ratios": ratios,
+    "relu": relu_name,
+    "dirs": n_dirs,
+    "seed": seed,
+}
+st.caption(
+    f"Image: {image.caption}. Model {name} "
+    + (
+        f"(k-WTA, γ = {own:g} as trained)"
+        if is_kwta
+        else "(no k-WTA layers: the pattern is ReLU's x > 0)"
+    )
+    + f", layer {layer}."
+)
+clicked = st.button(
+    "Compute patterns", type="primary", key=f"{P}_run", icon=":material/play_arrow:"
+)
+show = ui.remember_run(f"{P}_ran", params, clicked)
+
+if show:
+    wm = run_winner(name, sha, image.pixels, layer, eps, seed, _model=model)
+    st.subheader(f"Winner map of {layer} ({'×'.join(map(str, wm.shape))} = {wm.n_units} units)")
+    m1, m2, m3, m4 = st.columns(4)
+    m1.metric(
+        "winners on x",
+        f"{wm.n_winners}",
+        f"{wm.n_winners / wm.n_units:.1%} of the units",
+        delta_color="off",
+        delta_arrow="off",
+    )
+    m2.metric("winners on x′", f"{int(wm.perturbed.sum())}")
+    m3.metric(f"units changed at ε = {eps:g}", f"{wm.n_changed}")
+    m4.metric("share of the pattern changed", f"{wm.changed_fraction:.1%}")
+    c1, c2, c3 = st.columns(3)
+    c1.plotly_chart(
+        figures.winner_heatmap(
+            wm.spatial("clean").numpy(), title="winners on x (share of channels)"
+        ),
+        key=f"{P}_map_clean",
+    )
+    c2.plotly_chart(
+        figures.winner_heatmap(
+            wm.spatial("perturbed").numpy(), title=f"winners on x′ (ε = {eps:g})"
+        ),
+        key=f"{P}_map_pert",
+    )
+    c3.plotly_chart(
+        figures.winner_heatmap(
+            wm.spatial("changed").numpy(), title="units that changed", colorscale="Reds"
+        ),
+        key=f"{P}_map_changed",
+    )
+    st.caption(
+        "Each pixel is a spatial position of the layer; its colour is the share of the layer's "
+        "channels that are winners there (or that entered/left the pattern). x′ = clip(x + ε·s) "
+        "with a random ±1 direction s."
+    )
+
+    st.subheader("How much of the pattern changes as ε grows (Theorem 1)")
+
+    def work(sink: ui.ProgressSink) -> dict[str, PatternChange]:
+        return run_change(
+            name, sha, image.pixels, ratios, n_dirs, seed, _model=model, _progress=sink
+        )
+
+    try:
+        changes = ui.run_with_progress(work, label="Pattern changes")
+    except ValueError as err:
+        st.error(f"Cannot compute the pattern changes: {err}")
+        st.stop()
+    baseline: PatternChange | None = None
+    if relu_name != NONE and relu_name != name:
+        relu_model = ui.get_model(str(relu_name))
+        if relu_model is not None:
+            baseline = run_change(
+                str(relu_name),
+                str(cards[relu_name].get("sha256", "")),
+                image.pixels,
+                (),
+                n_dirs,
+                seed,
+                _model=relu_model,
+            )["as trained"]
+
+    def curve(pc: PatternChange, layer_name: str) -> list[float]:
+        if scope == "mean":
+            return pc.mean_changed_fraction.tolist()
+        if layer_name in pc.layers:
+            return pc.changed_fraction[:, pc.layers.index(layer_name)].tolist()
+        return pc.mean_changed_fraction.tolist()
+
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    own_label = (
+        f"k-WTA-{own:g} (as trained)"
+        if is_kwta
+        else f"{summaries[name].activation_label} (as trained)"
+    )
+    curves[own_label] = (list(EPS_GRID), curve(changes["as trained"], layer))
+    for key, pc in changes.items():
+        if key != "as trained":
+            curves[f"k-WTA {key} (same weights)"] = (list(EPS_GRID), curve(pc, layer))
+    if baseline is not None:
+        relu_layer = layer if layer in baseline.layers else ""
+        label = f"ReLU baseline {relu_name}" + ("" if relu_layer or scope == "mean" else " (mean)")
+        curves[label] = (list(EPS_GRID), curve(baseline, relu_layer))
+    where = "mean over layers" if scope == "mean" else layer
+    st.plotly_chart(
+        figures.pattern_change_figure(curves, title=f"changed share of A(x), {where}"),
+        key=f"{P}_change",
+        config={"displaylogo": False},
+    )
+    st.caption(
+        f"Averaged over {n_dirs} random sign direction(s) per ε. Other γ are evaluated on a copy "
+        "of the same weights without retraining (the paper fine-tunes for each γ), so they show "
+        "the raw effect of k on the pattern's stability."
+    )
+    records: list[dict[str, Any]] = [
+        {"curve": c, "eps": e, "changed_share": f}
+        for c, (es, fs) in curves.items()
+        for e, f in zip(es, fs, strict=True)
+    ]
+    st.session_state[f"{P}_results"] = {
+        "curves": curves,
+        "winners": wm.n_winners,
+        "units": wm.n_units,
+    }
+    d1, d2 = st.columns(2)
+    stem = f"patterns-{name}-{layer}"
+    ui.download(
+        d1,
+        "Curves CSV",
+        explore.records_to_csv(records),
+        f"{stem}.csv",
+        key=f"{P}_dl_csv",
+    )
+    ui.download(
+        d2,
+        "Patterns JSON",
+        json.dumps(
+            {
+                "model": name,
+                "image": image.source,
+                "layer": layer,
+                "eps_winner_map": eps,
+                "curves": {k: {"eps": v[0], "changed_share": v[1]} for k, v in curves.items()},
+                "pattern_changes": {k: v.to_dict() for k, v in changes.items()},
+                "winner_map": {
+                    "clean": wm.spatial("clean").tolist(),
+                    "perturbed": wm.spatial("perturbed").tolist(),
+                    "changed": wm.spatial("changed").tolist(),
+                },
+            }
+        ),
+        f"{stem}.json",
+        key=f"{P}_dl_json",
+    )
+else:
+    st.info("Press **Compute patterns** for the winner map and the pattern-change curves.")
+
+ui.sync_url(
+    [
+        f"{P}_t1gamma",
+        f"{P}_model",
+        f"{P}_layer",
+        *ui.image_url_keys(P),
+        f"{P}_eps",
+        f"{P}_gammas",
+        f"{P}_relu",
+        f"{P}_dirs",
+        f"{P}_seed",
+        f"{P}_scope",
+    ],
+    run=1 if show else None,
+)

@@ -1,0 +1,462 @@
+"""The Streamlit app, page by page, with ``streamlit.testing.v1.AppTest``.
+
+Every page runs without an exception; each page's main button produces charts
+whose data is checked against the library (and, for the attack, against the
+model's own output on the returned adversarial image). Bad inputs (uploads,
+missing weights, extreme parameters) give messages, not crashes; URL
+parameters reproduce a view; concurrent sessions get their own results.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from app_fixtures import APP_MAIN, KWTA_NAME, RELU_NAME, make_broken_zoo, make_zoo
+from PIL import Image
+from torch import nn
+
+pytest.importorskip("streamlit")
+from streamlit.testing.v1 import AppTest
+
+import kwta
+from kwta import explore
+from kwta.data import CIFAR10_CLASSES, cifar10_sample
+from kwta.images import MAX_UPLOAD_BYTES, to_png_bytes
+
+TIMEOUT = 180  # seconds per script run; generous for a busy 2-core CI machine
+
+
+# --------------------------------------------------------------------------- fixtures, helpers
+
+
+@pytest.fixture(scope="session")
+def zoo(
+    tmp_path_factory: pytest.TempPathFactory, relu_model: nn.Module, kwta_model: nn.Module
+) -> Path:
+    """Two small real models with cards, as ``pretrained/`` would hold them."""
+    return make_zoo(tmp_path_factory.mktemp("zoo"), relu_model, kwta_model)
+
+
+@pytest.fixture
+def app_env(zoo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app at the test zoo and the bundled images."""
+    monkeypatch.setenv("KWTA_PRETRAINED", str(zoo))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    return zoo
+
+
+def start() -> AppTest:
+    at = AppTest.from_file(str(APP_MAIN), default_timeout=TIMEOUT)
+    at.run()
+    ok(at)
+    return at
+
+
+def ok(at: AppTest) -> None:
+    """No uncaught exception in the last run."""
+    assert not at.exception, "\n".join(
+        e.value + "\n" + "\n".join(e.stack_trace) for e in at.exception
+    )
+
+
+def open_page(at: AppTest, page: str, **params: Any) -> AppTest:
+    """Switch to ``views/<page>.py`` as if a link with ``params`` was opened."""
+    at.query_params = {k: str(v) for k, v in params.items()}
+    at.switch_page(f"views/{page}.py").run()
+    ok(at)
+    return at
+
+
+def charts(at: AppTest) -> dict[str, dict[str, Any]]:
+    """Plotly charts of the last run by widget key → figure JSON."""
+    out = {}
+    for el in at.get("plotly_chart"):
+        key = el.proto.id.split("-", 2)[2] if el.proto.id.count("-") >= 2 else el.proto.id
+        out[key] = json.loads(el.proto.spec)
+    return out
+
+
+def texts(elements: Any) -> str:
+    return "\n".join(str(e.value) for e in elements)
+
+
+def load(zoo: Path, name: str) -> nn.Module:
+    return kwta.load_pretrained(name, directory=zoo)
+
+
+# --------------------------------------------------------------------------- every page
+
+
+PAGES = ["overview", "attack", "landscape", "toy_fit", "patterns", "zoo"]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders(app_env: Path, page: str) -> None:
+    at = start()
+    # the sidebar shows the device (AppTest drops main.py's own elements after a page switch,
+    # so this is checked on the first run; the browser test checks every page)
+    assert "Device:" in texts(at.sidebar.info) + texts(at.sidebar.success)
+    open_page(at, page)
+    assert at.title, "each page has a title"
+
+
+def test_pages_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty models folder: model pages explain how to train; Overview and Toy fit work."""
+    monkeypatch.setenv("KWTA_PRETRAINED", str(tmp_path))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    at = start()
+    assert "ov_chart" in charts(at)
+    for page in ("attack", "landscape", "patterns", "zoo"):
+        open_page(at, page)
+        warning = texts(at.warning)
+        assert "No pretrained models" in warning and "python -m kwta train" in warning, page
+    open_page(at, "toy_fit", toy_steps=200, toy_width=16)
+    at.button(key="toy_run").click().run()
+    ok(at)
+    assert "toy_chart" in charts(at)
+
+
+# --------------------------------------------------------------------------- Overview (Fig. 2)
+
+
+def test_overview_fig2(app_env: Path) -> None:
+    at = start()
+    fig = charts(at)["ov_chart"]
+    bars = fig["data"]
+    assert len(bars) == 5  # input, ReLU, max-pool, LWTA, k-WTA
+    x = np.array(bars[0]["y"])
+    assert len(x) == 12
+    k = explore.activation_demo(x.tolist(), ratio=0.25).k
+    assert np.count_nonzero(bars[4]["y"]) == k == 3
+    assert np.array_equal(bars[1]["y"], np.maximum(x, 0))
+    at.slider(key="ov_gamma").set_value(0.5).run()
+    ok(at)
+    assert np.count_nonzero(charts(at)["ov_chart"]["data"][4]["y"]) == 6
+    assert at.query_params["ov_gamma"] == "0.5"
+    # a user-typed vector, then an unreadable one: an error, and the page keeps working
+    at.toggle(key="ov_custom").set_value(True).run()
+    at.text_area(key="ov_vec").set_value("3, -1, 2, 5").run()
+    ok(at)
+    assert charts(at)["ov_chart"]["data"][4]["y"] == [3.0, 0.0, 0.0, 5.0]  # γ = 0.5: k = 2
+    at.text_area(key="ov_vec").set_value("3, banana").run()
+    ok(at)
+    assert "banana" in texts(at.error)
+    assert "ov_chart" in charts(at)
+
+
+# --------------------------------------------------------------------------- Live attack (Fig. 3)
+
+
+def test_attack_page_trace_and_prediction(app_env: Path) -> None:
+    steps, eps = 8, 0.031
+    at = open_page(start(), "attack", atk_steps=steps, atk_img="index", atk_idx=11)
+    assert at.selectbox(key="atk_a").value == RELU_NAME
+    assert at.selectbox(key="atk_b").value == KWTA_NAME
+    at.button(key="atk_run").click().run()
+    ok(at)
+    figs = charts(at)
+    results = at.session_state["atk_results"]
+    assert set(results) == {RELU_NAME, KWTA_NAME}
+    x_clean, y = cifar10_sample("test").tensors([11])
+    for i, name in enumerate((RELU_NAME, KWTA_NAME)):
+        trace = figs[f"atk_trace_{i}"]["data"]
+        assert len(trace) == 10  # one line per class
+        assert all(len(t["y"]) == steps + 1 and len(t["x"]) == steps + 1 for t in trace)
+        true = [t for t in trace if t["name"].endswith("(true)")]
+        assert len(true) == 1 and true[0]["name"] == f"{CIFAR10_CLASSES[int(y)]} (true)"
+        assert {t["line"]["width"] for t in trace} == {4, 1.5}  # the true class stands out
+        final_logits = np.array([t["y"][-1] for t in trace])
+        res = results[name]
+        x_adv = torch.from_numpy(res["x_adv"])
+        assert (x_adv - x_clean).abs().max() <= eps + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+        with torch.no_grad():
+            logits = load(app_env, name)(x_adv)[0]
+        assert (
+            int(final_logits.argmax())
+            == int(logits.argmax())
+            == res["final_pred"]
+            == res["adv_pred"]
+        )
+        assert np.allclose(final_logits, logits.numpy(), atol=1e-4)
+        # linf grows by at most alpha per step from 0 (no random start by default)
+        linf = np.array(trace[0]["x"])
+        assert linf[0] == 0 and np.all(np.diff(linf) <= 0.001 + 1e-6) and linf[-1] <= eps + 1e-6
+        assert f"atk_probs_{i}" in figs
+    # clean, adversarial and perturbation images per model
+    assert len(at.main.image) == 6
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Adversarial PNG") == 2 and labels.count("Trace CSV") == 2
+    assert labels.count("Result JSON") == 2
+    assert at.query_params["atk_steps"] == str(steps) and at.query_params["run"] == "1"
+    # a rerun (e.g. after a download) keeps the result on screen, from the cache
+    at.run()
+    ok(at)
+    assert "atk_trace_1" in charts(at)
+
+
+def test_attack_link_reproduces_view_and_caps_steps(app_env: Path) -> None:
+    at = open_page(
+        start(),
+        "attack",
+        atk_b="(none)",
+        atk_eps=0.02,
+        atk_steps=3,
+        atk_img="class",
+        atk_cls="ship",
+        atk_nth=2,
+        atk_loss="margin",
+        atk_x="step",
+        run=1,
+    )
+    figs = charts(at)  # run=1: the shared link shows the result without a click
+    assert "atk_trace_0" in figs and "atk_trace_1" not in figs
+    trace = figs["atk_trace_0"]["data"]
+    assert trace[0]["x"] == [0, 1, 2, 3]  # x-axis = step
+    assert [t for t in trace if t["name"] == "ship (true)"]
+    assert at.session_state["atk_results"][RELU_NAME]["eps"] == 0.02
+    assert at.radio(key="atk_loss").value == "margin"
+    # extreme parameters are capped with a message, and a bad link value is ignored
+    at2 = open_page(start(), "attack", atk_steps=100_000, atk_eps="nan", atk_a="no-such-model")
+    assert "capped at 200" in texts(at2.warning)
+    assert at2.slider(key="atk_eps").value == pytest.approx(0.031)
+    assert at2.selectbox(key="atk_a").value == RELU_NAME
+
+
+#: Every URL key of every page (the image picker's with each page's prefix).
+URL_KEYS = {
+    "overview": ["ov_n", "ov_seed", "ov_gamma", "ov_group", "ov_custom", "ov_vec"],
+    "attack": ["atk_a", "atk_b", "atk_eps", "atk_steps", "atk_alpha", "atk_loss", "atk_rs",
+               "atk_seed", "atk_x"],
+    "landscape": ["ls_models", "ls_grid", "ls_span", "ls_loss", "ls_seed", "ls_sharedz"],
+    "toy_fit": ["toy_n", "toy_width", "toy_depth", "toy_gamma", "toy_seed", "toy_steps"],
+    "patterns": ["pat_t1gamma", "pat_model", "pat_layer", "pat_eps", "pat_gammas", "pat_relu",
+                 "pat_dirs", "pat_seed", "pat_scope"],
+    "zoo": ["zoo_filter"],
+}  # fmt: skip
+PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat"}
+
+
+@pytest.mark.parametrize("value", ["-7", "1e9", "abc", "", "0.5,x,relu-nat,a,b,c,d"])
+@pytest.mark.parametrize("page", PAGES)
+def test_hostile_links_never_crash(app_env: Path, page: str, value: str) -> None:
+    """Any value for any URL key: the page renders (values fall back or are clamped)."""
+    keys = list(URL_KEYS[page])
+    if page in PREFIX:
+        keys += [f"{PREFIX[page]}_{k}" for k in ("img", "cls", "nth", "idx", "seed", "label")]
+    at = open_page(start(), page, **dict.fromkeys(keys, value))
+    assert at.title
+
+
+def _png(size: tuple[int, int]) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 40)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "kind", "message"),
+    [
+        ("notes.png", b"this is not an image at all", "error", "not an image"),
+        ("cut.png", _png((32, 32))[:60], "error", "corrupt or truncated"),
+        ("huge.png", b"\x89PNG" + b"\0" * MAX_UPLOAD_BYTES, "error", "the limit is"),
+        ("big.png", _png((64, 48)), "info", "resized from 64×48 to 32×32"),
+    ],
+    ids=["not-an-image", "truncated", "oversized", "not-32x32"],
+)
+def test_uploads(app_env: Path, name: str, data: bytes, kind: str, message: str) -> None:
+    at = open_page(start(), "attack", atk_img="upload", atk_steps=2, atk_b="(none)")
+    at.sidebar.get("file_uploader")[0].set_value((name, data, "image/png")).run()
+    ok(at)
+    assert message in texts(getattr(at, kind))
+    at.button(key="atk_run").click().run()  # the page keeps working (fallback or resized image)
+    ok(at)
+    assert "atk_trace_0" in charts(at)
+
+
+def test_missing_weights_file(tmp_path: Path, zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = make_broken_zoo(tmp_path / "broken", zoo)
+    monkeypatch.setenv("KWTA_PRETRAINED", str(broken))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    at = open_page(start(), "attack", atk_a=RELU_NAME, atk_b="kwta-broken", atk_steps=2)
+    at.button(key="atk_run").click().run()
+    ok(at)
+    assert "Cannot load model `kwta-broken`" in texts(at.error)
+    assert "atk_trace_0" in charts(at)  # the other model still runs
+    open_page(at, "zoo")
+    assert "is missing" in texts(at.error)
+
+
+# --------------------------------------------------------------------------- Loss landscape
+
+
+def test_landscape_page(app_env: Path) -> None:
+    grid = 7
+    at = open_page(start(), "landscape", ls_grid=grid, ls_img="index", ls_idx=3)
+    assert at.multiselect(key="ls_models").value == [RELU_NAME, KWTA_NAME]
+    at.button(key="ls_run").click().run()
+    ok(at)
+    figs = charts(at)
+    x, y = cifar10_sample("test").tensors([3])
+    for name in (RELU_NAME, KWTA_NAME):
+        surf = figs[f"ls_surf_{name}"]["data"][0]
+        heat = figs[f"ls_heat_{name}"]["data"][0]
+        assert surf["type"] == "surface" and heat["type"] == "heatmap"
+        z = np.array(surf["z"])
+        assert z.shape == (grid, grid) and np.array_equal(z, np.array(heat["z"]))
+        ref = kwta.analysis.loss_landscape(load(app_env, name), x, int(y), grid=grid, span=0.04)
+        assert np.allclose(z, ref.loss.numpy(), atol=1e-4)
+        assert z[grid // 2, grid // 2] == pytest.approx(ref.clean_loss, abs=1e-4)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert labels.count("Grid CSV") == 2 and labels.count("Grid JSON") == 2
+    at2 = open_page(start(), "landscape", ls_grid=5000)
+    assert "capped at 101" in texts(at2.warning)
+
+
+# --------------------------------------------------------------------------- 1-D toy fit (Fig. 1)
+
+
+def test_toy_fit_page(app_env: Path) -> None:
+    at = open_page(start(), "toy_fit", toy_steps=300, toy_width=32, toy_n=6, toy_seed=1)
+    at.button(key="toy_run").click().run()
+    ok(at)
+    fig = charts(at)["toy_chart"]
+    by_name = {t["name"]: t for t in fig["data"]}
+    assert len(by_name["training points"]["x"]) == 6
+    ref = kwta.analysis.toy_fit(n_points=6, width=32, ratio=0.1, seed=1, steps=300)
+    jumps = next(t for n, t in by_name.items() if n.startswith("k-WTA jumps"))
+    assert len([v for v in jumps["x"] if v is None]) == len(ref.kwta_jumps) > 0
+    kwta_line = by_name["k-WTA-0.1 fit"]
+    assert sum(v is None for v in kwta_line["y"]) == len(ref.kwta_jumps)  # broken at each jump
+    assert None not in by_name["ReLU fit"]["y"]  # continuous
+    assert at.session_state["toy_result"]["relu_jumps"] == 0
+    assert at.metric[0].value == str(len(ref.kwta_jumps))
+
+
+# --------------------------------------------------------------------------- Activation patterns
+
+
+def test_patterns_page_and_shared_model_untouched(app_env: Path) -> None:
+    at = open_page(
+        start(),
+        "patterns",
+        pat_gammas="0.05,0.5",
+        pat_layer="layer1.0.act1",
+        pat_img="index",
+        pat_idx=21,
+    )
+    assert at.selectbox(key="pat_model").value == KWTA_NAME
+    at.button(key="pat_run").click().run()
+    ok(at)
+    figs = charts(at)
+    clean = np.array(figs["pat_map_clean"]["data"][0]["z"])
+    assert clean.shape == (32, 32)  # layer1 of a CIFAR ResNet keeps 32×32
+    res = at.session_state["pat_results"]
+    model = load(app_env, KWTA_NAME)
+    x, _ = cifar10_sample("test").tensors([21])
+    masks = kwta.analysis.activation_patterns(model, x)
+    assert res["winners"] == int(masks["layer1.0.act1"].sum())
+    assert res["winners"] == kwta.functional.k_from_ratio(0.2, res["units"])
+    names = [t["name"] for t in figs["pat_change"]["data"]]
+    assert names[0].startswith("k-WTA-0.2 (as trained)")
+    assert any("γ = 0.05" in n for n in names) and any("γ = 0.5" in n for n in names)
+    assert any(n.startswith("ReLU baseline") for n in names)
+    # the γ sweep ran on a copy: the model every session shares still has γ = 0.2
+    sys.path.insert(0, str(APP_MAIN.parent))
+    try:
+        import explorer_ui
+
+        shared = explorer_ui._load_model(
+            KWTA_NAME,
+            kwta.list_pretrained(app_env)[KWTA_NAME]["sha256"],
+            str(app_env),
+            str(explorer_ui.DEVICE),
+        )
+    finally:
+        sys.path.remove(str(APP_MAIN.parent))
+    assert kwta.get_ratio(shared) == 0.2
+
+
+# --------------------------------------------------------------------------- Model zoo
+
+
+def test_zoo_page(app_env: Path) -> None:
+    at = open_page(start(), "zoo")
+    cards = kwta.list_pretrained(app_env)
+    tables = [t.value for t in at.dataframe]
+    assert len(tables) == 2
+    flat = "\n".join(t.to_string() for t in tables)
+    for name in (RELU_NAME, KWTA_NAME):
+        s = explore.summarize_card(cards[name])
+        assert f"{100 * s.clean:.1f}%" in flat  # measured here
+    assert "92.9%" in flat and "91.7%" in flat  # Table 1: natural ReLU, natural k-WTA-0.2
+    assert "zoo_chart" in charts(at)
+    at.radio(key="zoo_filter").set_value("kwta").run()
+    ok(at)
+    assert len(at.dataframe) == 1
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_concurrent_sessions_get_their_own_results(app_env: Path) -> None:
+    """Several sessions at once, each with its own ε, image and models."""
+    settings = [
+        {"atk_eps": 0.01, "atk_b": "(none)", "atk_idx": 5, "atk_steps": 4},
+        {"atk_eps": 0.02, "atk_b": KWTA_NAME, "atk_idx": 40, "atk_steps": 6},
+        {"atk_eps": 0.05, "atk_a": KWTA_NAME, "atk_b": "(none)", "atk_idx": 77, "atk_steps": 5},
+    ]
+    out: dict[int, Any] = {}
+
+    def session(i: int) -> None:
+        try:
+            at = open_page(start(), "attack", atk_img="index", **settings[i])
+            at.button(key="atk_run").click().run()
+            ok(at)
+            out[i] = (at.session_state["atk_results"], charts(at))
+        except BaseException as err:  # reported below
+            out[i] = err
+
+    threads = [threading.Thread(target=session, args=(i,)) for i in range(len(settings))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    data = cifar10_sample("test")
+    for i, s in enumerate(settings):
+        assert not isinstance(out[i], BaseException), out[i]
+        results, figs = out[i]
+        names = [s.get("atk_a", RELU_NAME)] + ([s["atk_b"]] if s["atk_b"] != "(none)" else [])
+        assert list(results) == names
+        x, y = data.tensors([s["atk_idx"]])
+        for j, name in enumerate(names):
+            r = results[name]
+            assert r["eps"] == s["atk_eps"] and r["steps"] == s["atk_steps"]
+            assert r["label"] == int(y)
+            trace = figs[f"atk_trace_{j}"]["data"]
+            assert all(len(t["y"]) == s["atk_steps"] + 1 for t in trace)
+            ref = explore.attack_with_trace(
+                load(app_env, name),
+                x,
+                int(y),
+                eps=s["atk_eps"],
+                alpha=0.001,
+                steps=s["atk_steps"],
+            )
+            assert torch.allclose(torch.from_numpy(r["x_adv"]), ref.x_adv, atol=1e-6)
+            assert np.allclose([t["y"][-1] for t in trace], ref.trace.logits[-1, 0], atol=1e-4)
+
+
+def test_png_bytes_helper_roundtrip() -> None:
+    """The PNG the attack page offers decodes to the same 8-bit image."""
+    x = cifar10_sample("test").tensors([0])[0]
+    img = Image.open(io.BytesIO(to_png_bytes(x)))
+    assert img.size == (32, 32)
+    assert np.array_equal(np.asarray(img).transpose(2, 0, 1), explore.to_uint8(x))

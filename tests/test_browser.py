@@ -1,0 +1,380 @@
+"""End to end in a real browser: Playwright drives Debian's Chromium against ``streamlit run``.
+
+A module fixture starts ``streamlit run app/main.py`` on a free local port with the
+test model zoo (``$KWTA_BROWSER_PRETRAINED`` overrides it, e.g. to take README
+screenshots of the real ``pretrained/`` models). Every page is opened, the
+attack, the landscape and the other main buttons are run, the plotly charts are
+checked to have rendered, and a screenshot of each page is saved under
+``artifacts/screenshots/``; with ``$KWTA_UPDATE_SCREENSHOTS`` set, a copy shrunk below
+300 KB also replaces the README's ``docs/screenshots/<page>.png``.
+
+Without Playwright or Chromium the tests skip locally and fail in CI (``$CI`` set).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from app_fixtures import APP_MAIN, REPO, agreeing_index, in_ci, make_zoo
+from torch import nn
+
+from kwta.explore import default_pair
+from kwta.hub import list_pretrained, load_pretrained
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("KWTA_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    # WebGL (plotly's 3-D surfaces) on the CPU: Chromium no longer falls back to
+    # SwiftShader on its own.
+    "--enable-unsafe-swiftshader",
+]
+SHOTS = REPO / "artifacts" / "screenshots"
+DOCS = REPO / "docs" / "screenshots"
+DOC_LIMIT = 300_000  # bytes per README screenshot
+VIEWPORT = {"width": 1440, "height": 900}
+RUN_TIMEOUT_MS = 240_000  # a busy 2-core CI machine
+
+
+def _unavailable(reason: str) -> None:
+    if in_ci():
+        pytest.fail(f"browser tests need {reason} in CI")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (skip locally if missing).
+
+    Session-scoped so that pytest sets it up before the session's model fixtures:
+    without a browser the tests skip at once instead of training models first.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package (pip install playwright)")
+    if not Path(CHROMIUM).exists():
+        _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+    except Exception as err:
+        pw.stop()
+        _unavailable(f"a Chromium that starts ({err})")
+    yield b
+    b.close()
+    pw.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def zoo(
+    browser: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+    relu_model: nn.Module,
+    kwta_model: nn.Module,
+) -> Path:
+    """The models the server lists: the test zoo, or ``$KWTA_BROWSER_PRETRAINED``."""
+    override = os.environ.get("KWTA_BROWSER_PRETRAINED")
+    if override:
+        return Path(override).resolve()
+    return make_zoo(tmp_path_factory.mktemp("zoo"), relu_model, kwta_model)
+
+
+@pytest.fixture(scope="module")
+def pair(zoo: Path) -> tuple[str, str]:
+    """The app's default ReLU / k-WTA pair in that zoo."""
+    relu, kw = default_pair(list_pretrained(zoo))
+    assert relu and kw, f"{zoo} needs a ReLU and a k-WTA model"
+    return relu, kw
+
+
+@pytest.fixture(scope="module")
+def demo_index(zoo: Path, pair: tuple[str, str]) -> int:
+    """A test image both default models get right, so the attack has something to break."""
+    return agreeing_index(*(load_pretrained(n, directory=zoo) for n in pair))
+
+
+@pytest.fixture(scope="module")
+def server(browser: Any, zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``streamlit run app/main.py`` on a free port; yields its URL."""
+    port = _free_port()
+    env = dict(os.environ, KWTA_PRETRAINED=str(zoo), PYTHONUNBUFFERED="1")
+    env.pop("KWTA_DATA", None)  # the bundled images: fast and deterministic
+    log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
+    log = log_path.open("w")
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_MAIN),
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"streamlit did not answer within 120 s:\n{log_path.read_text()}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    text = log_path.read_text()
+    assert "Traceback" not in text, text
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    p = context.new_page()
+    errors: list[str] = []
+    p.on("pageerror", lambda err: errors.append(str(err)))
+    p.errors = errors
+    yield p
+    context.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def wait_idle(p: Any, timeout: int = RUN_TIMEOUT_MS) -> None:
+    """Until the app has rendered and no script run is in progress."""
+    p.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
+    p.wait_for_selector('[data-testid="stSidebar"]', timeout=timeout)
+    p.wait_for_timeout(500)
+    p.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
+        " && !document.querySelector('[data-testid=\"stStatusWidget\"] button')",
+        timeout=timeout,
+    )
+    p.wait_for_timeout(300)
+
+
+def open_page(p: Any, url: str) -> None:
+    p.goto(url, wait_until="domcontentloaded")
+    wait_idle(p)
+    sidebar = p.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Device:" in sidebar, sidebar
+    assert not p.locator('[data-testid="stException"]').count(), p.locator(
+        '[data-testid="stException"]'
+    ).first.inner_text()
+
+
+def plots(p: Any, at_least: int, timeout: int = RUN_TIMEOUT_MS) -> int:
+    """Wait until ``at_least`` plotly charts have drawn (their ``.main-svg`` exists)."""
+    p.wait_for_function(
+        "n => document.querySelectorAll('.js-plotly-plot .main-svg').length >= n"
+        " && document.querySelectorAll('.js-plotly-plot').length >= n",
+        arg=at_least,
+        timeout=timeout,
+    )
+    return int(p.locator(".js-plotly-plot").count())
+
+
+def click(p: Any, label: str) -> None:
+    p.get_by_role("button", name=label).click()
+    p.wait_for_timeout(300)
+
+
+def shoot(p: Any, name: str) -> Path:
+    """Full-height screenshot in artifacts/; a < 300 KB copy in docs/ when asked for."""
+    from PIL import Image
+
+    height = p.evaluate(
+        "() => Math.max(document.querySelector('[data-testid=\"stMain\"]')?.scrollHeight || 0,"
+        " document.body.scrollHeight)"
+    )
+    p.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(height, 900), 4000))})
+    p.wait_for_timeout(800)  # plotly re-lays out on resize
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    raw = SHOTS / f"{name}.png"
+    p.screenshot(path=str(raw), full_page=True)
+    p.set_viewport_size(VIEWPORT)
+    assert raw.stat().st_size > 10_000
+    if not os.environ.get("KWTA_UPDATE_SCREENSHOTS"):
+        return raw
+    DOCS.mkdir(parents=True, exist_ok=True)
+    img = Image.open(raw).convert("RGB")
+    scale = 1.0
+    while True:
+        small = (
+            img if scale == 1.0 else img.resize((int(img.width * scale), int(img.height * scale)))
+        )
+        buf = io.BytesIO()
+        small.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(buf, "PNG", optimize=True)
+        if buf.tell() < DOC_LIMIT or scale < 0.3:
+            break
+        scale *= 0.8
+    (DOCS / f"{name}.png").write_bytes(buf.getvalue())
+    assert (DOCS / f"{name}.png").stat().st_size < DOC_LIMIT
+    return raw
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def test_overview(server: str, page: Any) -> None:
+    open_page(page, server)
+    assert "k-Winners-Take-All" in page.locator("h1").first.inner_text()
+    assert plots(page, 1) >= 1
+    assert page.locator(".js-plotly-plot .main-svg").first.is_visible()
+    nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+    for title in ("Overview", "Live attack", "Loss landscape", "1-D toy fit", "Model zoo"):
+        assert title in nav
+    assert "ov_gamma=" in page.url  # the URL remembers the selections
+    shoot(page, "overview")
+    assert not page.errors, page.errors
+
+
+def test_live_attack(server: str, page: Any, demo_index: int, pair: tuple[str, str]) -> None:
+    open_page(page, f"{server}/attack?atk_img=index&atk_idx={demo_index}")
+    click(page, "Run attack")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stDownloadButton\"]').length >= 6",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_idle(page)
+    assert plots(page, 4) >= 4  # two logit traces, two confidence charts
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert (
+        body.count("Attack succeeded")
+        + body.count("Attack failed")
+        + body.count("Already misclassified")
+        == 2
+    )
+    assert pair[0] in body and pair[1] in body
+    # ten class lines in the first trace chart, drawn as SVG paths
+    lines = page.locator(".js-plotly-plot").first.locator(".scatterlayer .trace")
+    assert lines.count() == 10
+    # the JSON download is the result on screen
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Result JSON").first.click()
+    data = json.loads(Path(dl.value.path()).read_text())
+    assert data["steps"] == 40 and len(data["trace"]) == 41 and data["model"] == pair[0]
+    assert data["label"] == data["clean_pred"]  # the demo image is classified correctly
+    assert "run=1" in page.url and f"atk_idx={demo_index}" in page.url
+    shoot(page, "attack")
+    assert not page.errors, page.errors
+
+
+def test_loss_landscape(server: str, page: Any, demo_index: int) -> None:
+    open_page(page, f"{server}/landscape?ls_img=index&ls_idx={demo_index}")
+    click(page, "Compute landscapes")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stDownloadButton\"]').length >= 4",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_idle(page)
+    assert plots(page, 4) >= 4  # a surface and a heat map per model
+    assert page.locator(".js-plotly-plot .gl-container, .js-plotly-plot canvas").count() >= 2
+    assert "WebGL is not supported" not in page.locator('[data-testid="stMain"]').inner_text()
+    shoot(page, "landscape")
+    assert not page.errors, page.errors
+
+
+def test_toy_fit(server: str, page: Any) -> None:
+    open_page(page, f"{server}/toy_fit?toy_steps=1000")
+    click(page, "Fit both networks")
+    plots(page, 1)
+    wait_idle(page)
+    assert "k-WTA jumps" in page.locator('[data-testid="stMain"]').inner_text()
+    shoot(page, "toy_fit")
+    assert not page.errors, page.errors
+
+
+def test_activation_patterns(server: str, page: Any, demo_index: int) -> None:
+    open_page(page, f"{server}/patterns?pat_img=index&pat_idx={demo_index}")
+    click(page, "Compute patterns")
+    assert plots(page, 4) >= 4  # three winner maps and the pattern-change curves
+    wait_idle(page)
+    shoot(page, "patterns")
+    assert not page.errors, page.errors
+
+
+def test_model_zoo(server: str, page: Any, zoo: Path, pair: tuple[str, str]) -> None:
+    open_page(page, f"{server}/zoo")
+    plots(page, 1)
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert pair[0] in body and pair[1] in body and "Table 1" in body
+    cards = len(list_pretrained(zoo))
+    frames = page.locator('[data-testid="stDataFrame"]')
+    frames.nth(cards - 1).wait_for(timeout=30_000)  # data frames render after the charts
+    assert frames.count() == cards  # ours vs paper
+    shoot(page, "zoo")
+    assert not page.errors, page.errors
+
+
+def test_two_sessions_at_once(server: str, browser: Any) -> None:
+    """Two browser sessions open shared links with different settings at the same time."""
+    settings = [(0.01, 7, "airplane"), (0.05, 9, "truck")]
+    contexts = [browser.new_context(viewport=VIEWPORT, accept_downloads=True) for _ in settings]
+    try:
+        pages = [c.new_page() for c in contexts]
+        for p, (eps, steps, cls) in zip(pages, settings, strict=True):
+            p.goto(
+                f"{server}/attack?atk_b=(none)&atk_eps={eps}&atk_steps={steps}"
+                f"&atk_img=class&atk_cls={cls}&run=1",
+                wait_until="commit",
+            )
+        for p, (eps, steps, _cls) in zip(pages, settings, strict=True):
+            p.wait_for_function(
+                "() => document.querySelectorAll('[data-testid=\"stDownloadButton\"]').length >= 3",
+                timeout=RUN_TIMEOUT_MS,
+            )
+            wait_idle(p)
+            with p.expect_download() as dl:
+                p.get_by_role("button", name="Result JSON").first.click()
+            data = json.loads(Path(dl.value.path()).read_text())
+            assert data["eps"] == eps and data["steps"] == steps
+            assert data["linf"] <= eps + 1e-6 and len(data["trace"]) == steps + 1
+            assert f"ε = {eps:g}" in p.locator('[data-testid="stMain"]').inner_text()
+    finally:
+        for c in contexts:
+            c.close()
