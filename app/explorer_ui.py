@@ -241,7 +241,7 @@ def get_model(name: str | None) -> nn.Module | None:
         return _load_model(
             name, str(cards[name].get("sha256", "")), str(pretrained_dir()), str(DEVICE)
         )
-    except (WeightsError, KeyError, ValueError, RuntimeError) as err:
+    except (WeightsError, KeyError, ValueError, TypeError, RuntimeError) as err:
         st.error(f"Cannot load model `{name}`: {err}", icon=":material/error:")
         return None
 

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .activations import KWTA, get_ratio, set_ratio
+from .attacks import is_correct
 from .functional import check_ratio, k_from_ratio, kwta_mask
 
 __all__ = [
@@ -269,9 +270,10 @@ def loss_landscape(
     x1 = x1.detach().to(device)
     y1 = _labels(y, 1, device)
 
-    xg = x1.clone().requires_grad_(True)
-    clean = _per_sample_loss(net(xg), y1, loss).sum()
-    (grad,) = torch.autograd.grad(clean, xg)
+    with torch.enable_grad():  # also under an outer no_grad
+        xg = x1.clone().requires_grad_(True)
+        clean = _per_sample_loss(net(xg), y1, loss).sum()
+        (grad,) = torch.autograd.grad(clean, xg)
     g1 = grad.sign()[0].detach()
     g2 = _rademacher(x1.shape[1:], torch.Generator().manual_seed(seed)).to(device, x1.dtype)
 
@@ -403,6 +405,22 @@ def _fit(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float) -> float
         return float(F.mse_loss(model(x), y))
 
 
+def _seeded_init(net: nn.Module, seed: int) -> nn.Module:
+    """Re-draw every ``nn.Linear`` as PyTorch's default init does, from a private generator.
+
+    Seeding the global RNG instead would race with other threads (app sessions).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.kaiming_uniform_(m.weight, a=math.sqrt(5), generator=gen)
+                if m.bias is not None:
+                    bound = 1.0 / math.sqrt(m.in_features)
+                    nn.init.uniform_(m.bias, -bound, bound, generator=gen)
+    return net
+
+
 def toy_fit(
     *,
     n_points: int = 8,
@@ -483,9 +501,9 @@ def toy_fit(
 
     fits: dict[str, tuple[Tensor, Jumps, float]] = {}
     for act, kwargs in (("kwta", {"ratio": ratio}), ("relu", {})):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with torch.device("meta"):  # no storage, no draw from the global RNG
             net = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
+        net = _seeded_init(net.to_empty(device="cpu"), seed)
         net = net.to(dev, torch.float64)
         final = _fit(net, xt[:, None], yt[:, None], steps, lr)
         net.eval()
@@ -925,7 +943,7 @@ def weight_line(
     Theorem 2 and Fig. 3c: although a k-WTA network is discontinuous in its
     weights, a weight change flips few activation patterns, so the *batch* loss
     is close to smooth along training directions. The loss over ``(x, y)`` is
-    evaluated at ``w + α·d`` for every trainable parameter ``w`` with
+    evaluated at ``w + α·d`` for every parameter ``w`` (frozen ones too) with
     :func:`torch.func.functional_call` on a private deep copy of the model (the
     call swaps parameters in temporarily, which a model shared with other threads
     must not see), so the model passed in is never touched. BatchNorm uses its
@@ -958,7 +976,7 @@ def weight_line(
 
     Raises:
         ValueError: Unknown direction, normalisation or loss, empty ``alphas``, or a
-            model without trainable parameters.
+            model without parameters.
     """
     if direction not in ("gradient", "random"):
         raise ValueError(f"direction must be 'gradient' or 'random', got {direction!r}")
@@ -970,9 +988,10 @@ def weight_line(
     if alpha.numel() == 0 or not bool(torch.isfinite(alpha).all()):
         raise ValueError("alphas must be a non-empty sequence of finite numbers")
     net = copy.deepcopy(model).eval()
-    weights = {n: p.detach() for n, p in net.named_parameters() if p.requires_grad}
+    # every weight, frozen or not: the app's cached models have requires_grad off
+    weights = {n: p.detach() for n, p in net.named_parameters()}
     if not weights:
-        raise ValueError("the model has no trainable parameters")
+        raise ValueError("the model has no parameters")
     xb = _as_batch(x)
     device = _device_of(net, xb.device)
     xb = xb.detach().to(device)
@@ -983,9 +1002,10 @@ def weight_line(
         leaves = {k: v.clone().requires_grad_(True) for k, v in weights.items()}
         grads = {k: torch.zeros_like(v) for k, v in weights.items()}
         for s in range(0, n, batch_size):
-            out = torch.func.functional_call(net, leaves, (xb[s : s + batch_size],))
-            part = _per_sample_loss(out, yb[s : s + batch_size], loss).sum() / n
-            gs = torch.autograd.grad(part, list(leaves.values()), allow_unused=True)
+            with torch.enable_grad():
+                out = torch.func.functional_call(net, leaves, (xb[s : s + batch_size],))
+                part = _per_sample_loss(out, yb[s : s + batch_size], loss).sum() / n
+                gs = torch.autograd.grad(part, list(leaves.values()), allow_unused=True)
             for k, g in zip(leaves, gs, strict=True):
                 if g is not None:
                     grads[k] += g
@@ -1034,7 +1054,8 @@ class GammaSweep:
     Attributes:
         ratios: ``(R,)`` sparsity ratios γ, in the order given.
         clean_accuracy: ``(R,)`` accuracy on the clean inputs.
-        robust_accuracy: ``(R,)`` accuracy on the attack's outputs, or ``None`` without an attack.
+        robust_accuracy: ``(R,)`` share of inputs classified correctly both clean and after
+            the attack, or ``None`` without an attack.
         original_ratio: The model's own γ (``None`` if its layers disagree).
     """
 
@@ -1046,16 +1067,6 @@ class GammaSweep:
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and numbers (``robust_accuracy`` is ``None`` without an attack)."""
         return {f: _export(getattr(self, f)) for f in self.__dataclass_fields__}
-
-
-def _accuracy(net: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> float:
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, x.shape[0], batch_size):
-            correct += int(
-                (net(x[s : s + batch_size]).argmax(dim=1) == y[s : s + batch_size]).sum()
-            )
-    return correct / max(1, x.shape[0])
 
 
 def gamma_sweep(
@@ -1111,10 +1122,13 @@ def gamma_sweep(
     clean, robust = [], []
     for i, r in enumerate(rs):
         set_ratio(net, r)
-        clean.append(_accuracy(net, xb, yb, batch_size))
+        ok = is_correct(net, xb, yb, batch_size=batch_size)
+        clean.append(float(ok.float().mean()))
         if attack is not None:
             x_adv = attack(net, xb, yb).detach().to(device)
-            robust.append(_accuracy(net, x_adv, yb, batch_size))
+            # robust = correct on the clean image and on its attacked version
+            adv_ok = ok & is_correct(net, x_adv, yb, batch_size=batch_size)
+            robust.append(float(adv_ok.float().mean()))
         if callback is not None:
             callback(i + 1, len(rs))
     return GammaSweep(

@@ -288,7 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Clean accuracy on the test split and robust accuracy per attack with the paper's "
             "App. D.1 settings on a fixed, class-balanced, seeded subset of --n test images. "
-            "A_rob is the per-image worst case: an image counts only if it survives every attack."
+            "A_rob is the worst attack's robust accuracy (Table 1); the stricter per-image "
+            "worst case (an image counts only if it survives every attack) is reported beside it."
         ),
     )
     which = e.add_mutually_exclusive_group(required=True)

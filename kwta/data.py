@@ -265,8 +265,9 @@ def cifar10(
     Args:
         split: ``"train"`` (50 000 images) or ``"test"`` (10 000).
         root: A folder holding ``cifar-10-batches-py``, an image-folder copy,
-            or a tarball of one (or the tarball itself). ``None``: use
-            ``$KWTA_DATA`` if set, else the bundled sample.
+            or a tarball of one (or the tarball itself); when given, it is the
+            only source tried. ``None``: use ``$KWTA_DATA`` if set, else the
+            bundled sample.
         download: Let torchvision download the canonical batches into ``root``
             first (needs a network; failure falls through to the other sources).
 
@@ -279,11 +280,12 @@ def cifar10(
         ValueError: Unknown split.
     """
     _check_split(split)
+    # An explicit root is the only source tried: a typo must not train on $KWTA_DATA instead.
     named: list[tuple[str, Path]] = []
+    env = os.environ.get("KWTA_DATA")
     if root is not None:
         named.append(("root", Path(root).expanduser()))
-    env = os.environ.get("KWTA_DATA")
-    if env:
+    elif env:
         named.append(("$KWTA_DATA", Path(env).expanduser()))
     if not named:
         log.info("no CIFAR-10 source named (root, $KWTA_DATA): using the bundled sample")

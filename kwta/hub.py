@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 from torch import nn
 
 __all__ = [
@@ -108,9 +109,15 @@ def load_card(card_path: str | os.PathLike[str]) -> dict[str, Any]:
         card = json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise WeightsError(f"cannot read card {p}: {err}") from err
+    if not isinstance(card, dict):
+        raise WeightsError(f"card {p} is not a JSON object")
     missing = [k for k in ("arch", "arch_kwargs", "weights", "sha256") if k not in card]
     if missing:
         raise WeightsError(f"card {p} lacks {missing}")
+    types = {"arch": str, "arch_kwargs": dict, "weights": str, "sha256": str}
+    wrong = [k for k, t in types.items() if not isinstance(card[k], t)]
+    if wrong:
+        raise WeightsError(f"card {p}: fields {wrong} have the wrong type")
     return dict(card)
 
 
@@ -134,14 +141,15 @@ def load_from_card(
     weights = card_path.parent / Path(card["weights"]).name  # never leave the card's folder
     if not weights.is_file():
         raise WeightsError(f"weights file {weights} named by {card_path.name} is missing")
-    digest = sha256_of(weights)
+    data = weights.read_bytes()  # hash and parse the same bytes: no swap in between
+    digest = hashlib.sha256(data).hexdigest()
     if digest != card["sha256"]:
         raise WeightsError(
             f"{weights.name}: sha256 {digest[:16]}… does not match its card "
             f"({str(card['sha256'])[:16]}…); the file is corrupt or was changed. Refusing to load."
         )
     try:
-        state = load_file(str(weights))
+        state = load_bytes(data)
     except Exception as err:  # safetensors raises its own SafetensorError
         raise WeightsError(f"{weights.name} is not a valid safetensors file: {err}") from err
     model = build_from_card(card)

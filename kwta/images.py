@@ -8,8 +8,10 @@ with a notice. Bytes in, tensor out: an upload never touches the file system.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 #: Largest decoded image accepted, in pixels (Pillow's bomb guard is set to this).
 MAX_UPLOAD_PIXELS = 4096 * 4096
 _FORMATS = ("PNG", "JPEG", "BMP", "GIF", "WEBP", "TIFF")
+_DECODE_LOCK = threading.Lock()
 
 
 class ImageError(ValueError):
@@ -59,7 +62,7 @@ def decode_user_image(
         ImageError: Empty, too large, not an image, an unsupported format,
             corrupt or truncated data, or a decompression bomb.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
     if not data:
         raise ImageError("the file is empty")
@@ -68,6 +71,24 @@ def decode_user_image(
             f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"
         )
     notices: list[str] = []
+    # Pillow's pixel limit and the warnings filters are process-wide: one decode at a time.
+    with _DECODE_LOCK:
+        rgb, original = _decode(data, notices)
+    if rgb.size != (size, size):
+        notices.append(
+            f"resized from {rgb.size[0]}×{rgb.size[1]} to {size}×{size} (the models take "
+            f"{size}×{size} CIFAR-10 images)"
+        )
+        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
+    arr = np.asarray(rgb, dtype=np.uint8)
+    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
+    return UserImage(x=x, notices=notices, original_size=original)
+
+
+def _decode(data: bytes, notices: list[str]) -> tuple[Any, tuple[int, int]]:
+    """Decode under a temporary pixel limit; returns the RGB image and its original size."""
+    from PIL import Image, UnidentifiedImageError
+
     old_limit = Image.MAX_IMAGE_PIXELS
     Image.MAX_IMAGE_PIXELS = MAX_UPLOAD_PIXELS
     try:
@@ -91,15 +112,7 @@ def decode_user_image(
         raise ImageError(f"the image is corrupt or truncated: {err}") from err
     finally:
         Image.MAX_IMAGE_PIXELS = old_limit
-    if rgb.size != (size, size):
-        notices.append(
-            f"resized from {rgb.size[0]}×{rgb.size[1]} to {size}×{size} (the models take "
-            f"{size}×{size} CIFAR-10 images)"
-        )
-        rgb = rgb.resize((size, size), Image.Resampling.BICUBIC)
-    arr = np.asarray(rgb, dtype=np.uint8)
-    x = torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div(255.0).unsqueeze(0)
-    return UserImage(x=x, notices=notices, original_size=original)
+    return rgb, original
 
 
 def to_png_bytes(x: Tensor, *, scale: int = 1) -> bytes:

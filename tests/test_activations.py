@@ -60,9 +60,9 @@ def test_ties_broken_towards_lower_index() -> None:
 
 def test_reference_keeps_every_tie() -> None:
     """The authors' formulation lets ties through (why we do not copy it)."""
-    z = torch.zeros(2, 4, 4, 4)
-    assert F.kwta_reference(z, 0.1).numel() == z.numel()
-    assert (F.kwta_reference(z, 0.1) == 0).all()  # all kept, all zero — no way to tell
+    z = torch.ones(2, 4, 4, 4)
+    assert (F.kwta_reference(z, 0.1) != 0).sum() == z.numel()  # every tied value survives
+    assert (F.kwta(z, 0.1) != 0).flatten(1).sum(1).tolist() == [6, 6]  # exactly k
     x = torch.tensor([[3.0, 2.0, 2.0, 2.0, 1.0]])
     assert (F.kwta_reference(x, 0.4) != 0).sum() == 4  # k = 2, yet 4 survive
     assert (F.kwta(x, 0.4) != 0).sum() == 2

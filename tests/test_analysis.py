@@ -429,8 +429,10 @@ def test_gamma_sweep(kwta_model: nn.Module, test_sample: CIFAR10Tensors) -> None
     assert sweep.clean_accuracy.shape == (3,)
     assert sweep.robust_accuracy is not None and sweep.robust_accuracy.shape == (3,)
     with torch.no_grad():
-        own = float((kwta_model(x).argmax(dim=1) == y).double().mean())
-        flipped = float((kwta_model(x.flip(3)).argmax(dim=1) == y).double().mean())
+        ok = kwta_model(x).argmax(dim=1) == y
+        own = float(ok.double().mean())
+        # robust: right on the clean image and on its transformed version
+        flipped = float((ok & (kwta_model(x.flip(3)).argmax(dim=1) == y)).double().mean())
     assert float(sweep.clean_accuracy[1]) == pytest.approx(own)
     assert float(sweep.robust_accuracy[1]) == pytest.approx(flipped)
     _json_roundtrip(sweep.to_dict())

@@ -131,6 +131,9 @@ def test_cw_and_deepfool_break_relu_model(
     x_cw = A.cw_l2(relu_model, x, y, eps=EPS, steps=10, binary_search_steps=3)
     acc_cw = A.robust_accuracy(relu_model, x, y, x_cw)
     assert acc_cw < 0.5, acc_cw
+    # same iterates, kept by L2 norm instead: never stronger under the L∞ budget here
+    x_l2 = A.cw_l2(relu_model, x, y, eps=EPS, steps=10, binary_search_steps=3, select="l2")
+    assert A.robust_accuracy(relu_model, x, y, x_l2) >= acc_cw
     x_df = A.deepfool_linf(relu_model, x, y, **A.PAPER_SETTINGS["deepfool"])
     acc_df = A.robust_accuracy(relu_model, x, y, x_df)
     assert acc_df < 0.5, acc_df

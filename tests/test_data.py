@@ -121,6 +121,14 @@ def test_missing_source_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.Mon
         cifar10("val")  # type: ignore[arg-type]
 
 
+def test_bad_root_never_falls_back_to_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write_folder(tmp_path / "good", per_class=1)
+    monkeypatch.setenv("KWTA_DATA", str(tmp_path / "good"))
+    assert len(cifar10("test")) == 10  # the env source works…
+    with pytest.raises(DataSourceError, match=r"root=.*typo: does not exist"):
+        cifar10("test", tmp_path / "typo")  # …but a named root that fails is an error
+
+
 def test_corrupt_sources(tmp_path: Path) -> None:
     bad = tmp_path / "cifar10-jpeg.tar.gz"
     bad.write_bytes(b"\x1f\x8b" + b"not really gzip" * 10)

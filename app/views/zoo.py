@@ -18,9 +18,10 @@ st.title("Model zoo")
 st.markdown(
     "Every pretrained model found in the models folder, with the accuracy **we measured** "
     "(`kwta evaluate`: clean accuracy on the test split; robust accuracy under the paper's "
-    "App. D.1 attacks at ε = 0.031 on a fixed class-balanced subset; A_rob = images that "
-    "survive every attack) next to the **numbers the paper publishes** for the same "
-    "activation and training method (CIFAR-10 ResNet-18, width 64: Table 1, LWTA from Table 2). "
+    "App. D.1 attacks at ε = 0.031 on a fixed class-balanced subset; A_rob = the worst "
+    "attack's robust accuracy, as in the paper) next to the **numbers the paper publishes** "
+    "for the same activation and training method (CIFAR-10 ResNet-18, width 64: Table 1, LWTA "
+    "from Table 2). "
     "The paper's numbers are quoted, not reproduced."
 )
 

@@ -1,0 +1,53 @@
+"""Every model shipped in pretrained/: sha256 checked, card numbers reproduced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from kwta.attacks import is_correct
+from kwta.data import cifar10, cifar10_sample
+from kwta.hub import list_pretrained, load_pretrained, pretrained_dir
+
+CARDS = list_pretrained(Path(__file__).resolve().parents[1] / "pretrained")
+# The bundled sample is 1 000 images: one binomial standard deviation is at most 1.6 points.
+SAMPLE_TOLERANCE = 0.05
+
+
+def _clean(card: dict) -> float:
+    return float(card["metrics"]["clean_accuracy"])
+
+
+def test_zoo_is_not_empty() -> None:
+    assert CARDS, "pretrained/ holds no model cards"
+    assert pretrained_dir().resolve() == (Path(__file__).resolve().parents[1] / "pretrained")
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_loads_and_matches_on_the_sample(name: str) -> None:
+    card = CARDS[name]
+    model = load_pretrained(name)  # checks the sha256 against the card
+    assert not model.training
+    for key in ("sha256", "training", "metrics", "arch_kwargs"):
+        assert key in card
+    x, y = cifar10_sample("test").tensors()
+    acc = float(is_correct(model, x, y, batch_size=250).float().mean())
+    assert abs(acc - _clean(card)) < SAMPLE_TOLERANCE, (acc, _clean(card))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_clean_accuracy_on_full_test_set(name: str, full_tarball: Path) -> None:
+    card = CARDS[name]
+    assert card["metrics"]["clean_n"] == 10_000
+    test = cifar10("test", full_tarball)
+    model = load_pretrained(name)
+    correct = 0
+    for start in range(0, len(test), 500):
+        x, y = test.tensors(slice(start, start + 500))
+        with torch.no_grad():
+            correct += int(is_correct(model, x, y).sum())
+    # the card's number came from the same fp16 weights and the same images
+    assert correct / len(test) == pytest.approx(_clean(card), abs=2e-4)
