@@ -502,8 +502,8 @@ def toy_fit(
     fits: dict[str, tuple[Tensor, Jumps, float]] = {}
     for act, kwargs in (("kwta", {"ratio": ratio}), ("relu", {})):
         with torch.device("meta"):  # no storage, no draw from the global RNG
-            net = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
-        net = _seeded_init(net.to_empty(device="cpu"), seed)
+            shell = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
+        net = _seeded_init(shell.to_empty(device="cpu"), seed)
         net = net.to(dev, torch.float64)
         final = _fit(net, xt[:, None], yt[:, None], steps, lr)
         net.eval()
