@@ -1,6 +1,6 @@
 # k-WTA Explorer: the Streamlit app with the library and pretrained/ baked in.
 # GPU box: docker run --gpus all -p 8501:8501 IMAGE   (works without a GPU too)
-FROM python:3.11-slim-bookworm
+FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,6 +21,7 @@ COPY kwta/ kwta/
 COPY models/ models/
 COPY app/ app/
 COPY pretrained/ pretrained/
+COPY .streamlit/ .streamlit/
 RUN pip install --no-deps -e .
 
 USER 10001

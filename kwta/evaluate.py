@@ -30,7 +30,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +214,7 @@ def evaluate(
         "data": data_provenance(data.source) | {"split": data.split, "size": len(data)},
         "device": str(dev),
         "device_name": device_name(dev),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "torch_version": torch.__version__,
     }
     robust_all = ok_clean.clone()

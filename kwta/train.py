@@ -58,7 +58,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -1164,7 +1164,7 @@ def train(
             "resumed": resume,
             "torch_version": torch.__version__,
             "kwta_version": _version(),
-            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "finished": datetime.now(UTC).isoformat(timespec="seconds"),
             "history": [dataclasses.asdict(r) for r in state.history],
         },
         "metrics": metrics,

@@ -1,0 +1,141 @@
+"""Deployment without a Docker engine: lint the Dockerfile, then start what the image
+would contain, as the image would start it, and ask its health endpoint."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from kwta.images import MAX_UPLOAD_BYTES
+
+REPO = Path(__file__).resolve().parents[1]
+DOCKERFILE = REPO / "Dockerfile"
+
+
+def _need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is needed in CI (requirements-dev.txt installs it)")
+        pytest.skip(f"{tool} not installed")
+    return path
+
+
+def test_dockerfile_lints_clean() -> None:
+    res = subprocess.run(
+        [_need("hadolint"), str(DOCKERFILE)], capture_output=True, text=True, check=False
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def _instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs of the Dockerfile, continuation lines joined."""
+    text = DOCKERFILE.read_text().replace("\\\n", " ")
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, args = line.partition(" ")
+            out.append((op.upper(), args.strip()))
+    return out
+
+
+def test_image_runs_as_non_root_with_healthcheck() -> None:
+    ops = dict(_instructions())
+    assert ops["USER"] not in ("root", "0")
+    assert ops["EXPOSE"] == "8501"
+    assert "/_stcore/health" in ops["HEALTHCHECK"]
+    assert "STREAMLIT_BROWSER_GATHER_USAGE_STATS=false" in ops["ENV"]
+    assert "STREAMLIT_SERVER_HEADLESS=true" in ops["ENV"]
+    ignored = (REPO / ".dockerignore").read_text().split()
+    assert {"tests", "runs", "artifacts", ".git"} <= set(ignored)
+
+
+def test_streamlit_config_is_safe() -> None:
+    cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
+    assert cfg["server"]["enableXsrfProtection"] is True
+    assert cfg["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
+    assert cfg["browser"]["gatherUsageStats"] is False
+
+
+def _image_copy(dest: Path) -> tuple[list[str], dict[str, str]]:
+    """Copy what the Dockerfile COPYs into ``dest``; return its CMD and ENV."""
+    env: dict[str, str] = {}
+    cmd: list[str] = []
+    for op, args in _instructions():
+        if op == "COPY":
+            *sources, _target = shlex.split(args)
+            for src in sources:
+                s = REPO / src.rstrip("/")
+                if s.is_dir():
+                    shutil.copytree(s, dest / s.name, ignore=shutil.ignore_patterns("__pycache__"))
+                else:
+                    shutil.copy2(s, dest / s.name)
+        elif op == "ENV":
+            for item in shlex.split(args):
+                key, _, value = item.partition("=")
+                env[key] = value
+        elif op == "CMD":
+            import json
+
+            cmd = json.loads(args)
+    return cmd, env
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return r.status, r.read().decode(errors="replace")
+
+
+@pytest.mark.parametrize("base_path", ["", "explorer"])
+def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) -> None:
+    """The image's CMD, in a clean copy of the image's files, serves the app (also at a
+    reverse-proxy sub-path)."""
+    cmd, image_env = _image_copy(tmp_path)
+    assert cmd[:2] == ["streamlit", "run"]
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMLIT_", "KWTA_"))}
+    env |= image_env | {
+        "STREAMLIT_SERVER_ADDRESS": "127.0.0.1",  # never listen beyond this machine here
+        "STREAMLIT_SERVER_PORT": str(port),
+        "STREAMLIT_SERVER_BASE_URL_PATH": base_path,
+        "PYTHONPATH": str(tmp_path),  # the image installs the copy with `pip install -e .`
+    }
+    exe = [sys.executable, "-m", "streamlit", *cmd[1:]]
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(exe, cwd=tmp_path, env=env, stdout=out, stderr=subprocess.STDOUT)
+    prefix = f"http://127.0.0.1:{port}" + (f"/{base_path}" if base_path else "")
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                status, body = _get(f"{prefix}/_stcore/health")
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"server did not come up:\n{log.read_text()}")
+                time.sleep(0.5)
+        assert (status, body.strip()) == (200, "ok")
+        status, html = _get(f"{prefix}/")
+        assert status == 200 and "<html" in html.lower()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+    assert "Traceback" not in log.read_text()
