@@ -298,7 +298,9 @@ def _sign_iterate(
     if rec is not None:
         with torch.no_grad():
             rec.add(x, model(x))
-    x_adv = _project(x + _uniform(x, eps, generator), x, eps) if random_start else x.clone()
+    # no steps, no start either: the result is x, as its one-row trace says
+    start = random_start and steps > 0
+    x_adv = _project(x + _uniform(x, eps, generator), x, eps) if start else x.clone()
     momentum = torch.zeros_like(x) if decay is not None else None
     for step in range(1, steps + 1):
         logits, grad = _input_grad(model, x_adv, y, loss)
