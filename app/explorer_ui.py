@@ -7,7 +7,9 @@
 - URL state: :func:`init_state` / :func:`sync_url` keep every selection in
   ``st.query_params`` so a link reproduces the exact view;
 - long work: :func:`run_with_progress` runs a cached computation in a worker
-  thread and shows its progress (and live partial results);
+  thread and shows its progress (and live partial results, or its place in the
+  job queue); :func:`queued_job` is how a cached function takes a slot of the
+  process-wide :func:`kwta.jobs.default_queue` (so cache hits never queue);
 - :func:`capped` limits extreme parameters with a visible message; downloads.
 
 The pages import this module as ``explorer_ui``: ``app/`` is the script folder,
@@ -16,6 +18,7 @@ which ``app/main.py`` puts on ``sys.path`` (``streamlit run`` does too).
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import threading
@@ -28,7 +31,7 @@ import streamlit as st
 import torch
 from torch import Tensor, nn
 
-from kwta import explore
+from kwta import explore, jobs
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
 from kwta.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
@@ -66,6 +69,24 @@ python -m kwta train --act kwta --ratio 0.1 --width 16 --epochs 5 --out pretrain
 or point `KWTA_PRETRAINED` at a folder of model cards. The **Overview** and
 **1-D toy fit** pages work without any model.
 """
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def setup_logging() -> None:
+    """Send the library's INFO messages (e.g. ``kwta.jobs``' queue peaks) to the server log.
+
+    Idempotent: the entry script calls it on every run.
+    """
+    logger = logging.getLogger("kwta")
+    if any(getattr(h, "_kwta_explorer", False) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._kwta_explorer = True  # type: ignore[attr-defined]
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
 
 
 # --------------------------------------------------------------------------- layout
@@ -423,6 +444,7 @@ class ProgressSink:
         self._done = 0
         self._total = 0
         self._payload: Any = None
+        self._ahead: int | None = None
 
     def __call__(self, done: int, total: int, payload: Any = None) -> None:
         with self._lock:
@@ -431,10 +453,50 @@ class ProgressSink:
                 self._payload = payload
             self._version += 1
 
+    def queued(self, ahead: int | None) -> None:
+        """The job waits with ``ahead`` jobs before it in the queue; ``None``: it has started."""
+        with self._lock:
+            if ahead != self._ahead:
+                self._ahead = ahead
+                self._version += 1
+
+    def queue_position(self) -> int | None:
+        """How many jobs are ahead of this one in the queue; ``None`` when not waiting."""
+        with self._lock:
+            return self._ahead
+
     def snapshot(self) -> tuple[int, int, int, Any]:
         """``(version, done, total, payload)``; the version grows with every update."""
         with self._lock:
             return self._version, self._done, self._total, self._payload
+
+
+def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
+    """``fn()`` holding a slot of the process-wide job queue (:func:`kwta.jobs.default_queue`).
+
+    Call it inside an ``st.cache_data`` function, around the heavy library call:
+    a cache hit then returns at once, and only real computations queue. While
+    the job waits, ``progress`` learns its place (shown by :func:`run_with_progress`).
+
+    Raises:
+        ValueError: ``$KWTA_MAX_JOBS`` is not an integer ≥ 1.
+        Whatever ``fn`` raised (the slot is released).
+    """
+    queue = jobs.default_queue()
+    with queue.slot(on_wait=progress.queued if progress is not None else None):
+        if progress is not None:
+            progress.queued(None)
+        return fn()
+
+
+def progress_text(label: str, done: int, total: int, ahead: int | None, max_jobs: int) -> str:
+    """The progress bar's text: the label with ``done/total``, or the job's place in the queue."""
+    if ahead is not None:
+        return (
+            f"{label} — Queued: {ahead} job(s) ahead of you — the server runs at most "
+            f"{max_jobs} at once"
+        )
+    return f"{label} — {done}/{total}" if total else label
 
 
 def run_with_progress(
@@ -451,7 +513,8 @@ def run_with_progress(
     reports progress here. The page thread only reads the sink, so no
     Streamlit element is created inside the cached function (which Streamlit
     would try to replay on later hits). ``on_update(payload)`` is called with
-    new payloads (e.g. the trace so far, for a live chart).
+    new payloads (e.g. the trace so far, for a live chart). While the cached
+    function waits in the job queue (:func:`queued_job`), the bar says so.
 
     Raises:
         Whatever ``work`` raised.
@@ -475,7 +538,9 @@ def run_with_progress(
         if version != seen:
             seen = version
             frac = min(1.0, done / total) if total else 0.0
-            bar.progress(frac, text=f"{label} — {done}/{total}")
+            ahead = sink.queue_position()
+            max_jobs = jobs.default_queue().max_jobs if ahead is not None else 0
+            bar.progress(frac, text=progress_text(label, done, total, ahead, max_jobs))
             if on_update is not None and payload is not None:
                 on_update(payload)
         if not thread.is_alive():

@@ -35,6 +35,7 @@ PAGES = [
     st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:"),
 ]
 
+ui.setup_logging()
 page = st.navigation(PAGES)
 ui.sidebar_device_info()
 page.run()

@@ -8,7 +8,9 @@ without needing the full data set or a GPU.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 # OpenMP threads that spin while waiting are ruinous when another process (the
 # app server in the browser tests, a second job) shares the two cores.
@@ -70,6 +72,20 @@ def relu_model(train_sample: CIFAR10Tensors) -> nn.Module:
 def kwta_model(train_sample: CIFAR10Tensors) -> nn.Module:
     """A width-8 k-WTA-0.2 ResNet-18 trained briefly on real images (eval mode)."""
     return _quick_train("kwta", {"ratio": 0.2}, train_sample)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium driven by Playwright (skip locally, fail in CI, if missing).
+
+    One for the whole session (``test_browser`` and ``test_load``); session-scoped so
+    that pytest sets it up before the session's model fixtures: without a browser
+    the tests skip at once instead of training models first.
+    """
+    from browser_helpers import launch_browser
+
+    with launch_browser() as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

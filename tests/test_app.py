@@ -27,7 +27,7 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 import kwta
-from kwta import explore
+from kwta import explore, jobs
 from kwta.data import CIFAR10_CLASSES, cifar10_sample
 from kwta.images import MAX_UPLOAD_BYTES, to_png_bytes
 
@@ -320,6 +320,71 @@ def test_landscape_page(app_env: Path) -> None:
     assert "capped at 101" in texts(at2.warning)
 
 
+def test_landscape_out_of_memory(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPU OOM: retried at a smaller batch; if even that fails, a clear message, no crash."""
+    real = kwta.analysis.loss_landscape
+    tried: list[int] = []
+
+    def small_memory(*args: Any, batch_size: int, **kw: Any) -> Any:
+        tried.append(batch_size)
+        if batch_size > 32:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+        return real(*args, batch_size=batch_size, **kw)
+
+    monkeypatch.setattr(kwta.analysis, "loss_landscape", small_memory)
+    link = {"ls_grid": 5, "ls_img": "index", "ls_idx": 8, "ls_models": RELU_NAME, "run": 1}
+    at = open_page(start(), "landscape", ls_seed=4243, **link)
+    assert tried == [256, 128, 64, 32]
+    x, y = cifar10_sample("test").tensors([8])
+    ref = real(load(app_env, RELU_NAME), x, int(y), grid=5, seed=4243)
+    assert np.allclose(charts(at)[f"ls_heat_{RELU_NAME}"]["data"][0]["z"], ref.loss, atol=1e-4)
+
+    def no_memory(*args: Any, **kw: Any) -> Any:
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
+    monkeypatch.setattr(kwta.analysis, "loss_landscape", no_memory)
+    at = open_page(start(), "landscape", ls_seed=4244, **link)
+    assert "ran out of memory even at batch size 8" in texts(at.error)
+    assert not charts(at)
+    monkeypatch.setattr(kwta.analysis, "loss_landscape", real)  # the page keeps working
+    at.run()
+    ok(at)
+    assert not at.error and f"ls_heat_{RELU_NAME}" in charts(at)
+
+
+def test_progress_text_shows_the_queue() -> None:
+    sys.path.insert(0, str(APP_MAIN.parent))
+    try:
+        import explorer_ui
+    finally:
+        sys.path.remove(str(APP_MAIN.parent))
+    assert explorer_ui.progress_text("PGD", 3, 40, None, 2) == "PGD — 3/40"
+    assert explorer_ui.progress_text("PGD", 0, 0, 3, 2) == (
+        "PGD — Queued: 3 job(s) ahead of you — the server runs at most 2 at once"
+    )
+    sink = explorer_ui.ProgressSink()
+    queue = jobs.JobQueue(1)
+    queue.acquire()
+    waiter = threading.Thread(
+        target=lambda: explorer_ui.queued_job(lambda: None, sink), daemon=True
+    )
+    # queued_job uses the default queue: point it at this one for the test
+    old, jobs._default = jobs._default, queue
+    try:
+        waiter.start()
+        for _ in range(2000):
+            if sink.queue_position() == 1:
+                break
+            threading.Event().wait(0.005)
+        assert sink.queue_position() == 1
+        queue.release()
+        waiter.join(30)
+        assert not waiter.is_alive() and sink.queue_position() is None
+    finally:
+        jobs._default = old
+    assert queue.running == 0 and queue.peak_running == 1
+
+
 # --------------------------------------------------------------------------- 1-D toy fit (Fig. 1)
 
 
@@ -429,6 +494,8 @@ def test_concurrent_sessions_get_their_own_results(app_env: Path) -> None:
         t.start()
     for t in threads:
         t.join(timeout=600)
+    queue = jobs.default_queue()  # every attack went through the process-wide job queue
+    assert 1 <= queue.peak_running <= queue.max_jobs and queue.running == 0
     data = cifar10_sample("test")
     for i, s in enumerate(settings):
         assert not isinstance(out[i], BaseException), out[i]

@@ -16,17 +16,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from app_fixtures import APP_MAIN, REPO, agreeing_index, in_ci, make_zoo
+from app_fixtures import REPO, agreeing_index, make_zoo
+from browser_helpers import RUN_TIMEOUT_MS, VIEWPORT, streamlit_server, wait_idle
 from torch import nn
 
 from kwta.explore import default_pair
@@ -34,60 +30,9 @@ from kwta.hub import list_pretrained, load_pretrained
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("KWTA_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    # WebGL (plotly's 3-D surfaces) on the CPU: Chromium no longer falls back to
-    # SwiftShader on its own.
-    "--enable-unsafe-swiftshader",
-]
 SHOTS = REPO / "artifacts" / "screenshots"
 DOCS = REPO / "docs" / "screenshots"
 DOC_LIMIT = 300_000  # bytes per README screenshot
-VIEWPORT = {"width": 1440, "height": 900}
-RUN_TIMEOUT_MS = 240_000  # a busy 2-core CI machine
-
-
-def _unavailable(reason: str) -> None:
-    if in_ci():
-        pytest.fail(f"browser tests need {reason} in CI")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright (skip locally if missing).
-
-    Session-scoped so that pytest sets it up before the session's model fixtures:
-    without a browser the tests skip at once instead of training models first.
-    """
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package (pip install playwright)")
-    if not Path(CHROMIUM).exists():
-        _unavailable(f"Chromium at {CHROMIUM} (apt-get install chromium)")
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-    except Exception as err:
-        pw.stop()
-        _unavailable(f"a Chromium that starts ({err})")
-    yield b
-    b.close()
-    pw.stop()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -121,51 +66,9 @@ def demo_index(zoo: Path, pair: tuple[str, str]) -> int:
 @pytest.fixture(scope="module")
 def server(browser: Any, zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app/main.py`` on a free port; yields its URL."""
-    port = _free_port()
-    env = dict(os.environ, KWTA_PRETRAINED=str(zoo), PYTHONUNBUFFERED="1")
-    env.pop("KWTA_DATA", None)  # the bundled images: fast and deterministic
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
-    log = log_path.open("w")
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(APP_MAIN),
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit exited with {proc.returncode}:\n{log_path.read_text()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                    if r.read().strip() == b"ok":
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit did not answer within 120 s:\n{log_path.read_text()}")
-            time.sleep(0.5)
+    with streamlit_server(zoo, log_path) as (url, _proc):
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
     text = log_path.read_text()
     assert "Traceback" not in text, text
 
@@ -182,19 +85,6 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def wait_idle(p: Any, timeout: int = RUN_TIMEOUT_MS) -> None:
-    """Until the app has rendered and no script run is in progress."""
-    p.wait_for_selector('[data-testid="stApp"]', timeout=timeout)
-    p.wait_for_selector('[data-testid="stSidebar"]', timeout=timeout)
-    p.wait_for_timeout(500)
-    p.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"]')"
-        " && !document.querySelector('[data-testid=\"stStatusWidget\"] button')",
-        timeout=timeout,
-    )
-    p.wait_for_timeout(300)
 
 
 def open_page(p: Any, url: str) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from kwta import explore
+from kwta import explore, jobs
 from kwta.data import CIFAR10_CLASSES
 from kwta.images import to_png_bytes
 
@@ -34,23 +34,26 @@ def run_attack(
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
 ) -> explore.AttackRun:
-    """PGD with a per-step trace, cached by model, image and every parameter."""
+    """PGD with a per-step trace, cached by model, image and every parameter (queued)."""
 
     def live(step: int, total: int, logits: Any, linf: Any) -> None:
         if _progress is not None:
             _progress(step, total, (logits.numpy(), linf.numpy()))
 
-    return explore.attack_with_trace(
-        _model,
-        explore.from_uint8(pixels),
-        label,
-        eps=eps,
-        alpha=alpha,
-        steps=steps,
-        loss="margin" if loss == "margin" else "ce",
-        random_start=random_start,
-        seed=seed,
-        callback=live,
+    return ui.queued_job(
+        lambda: explore.attack_with_trace(
+            _model,
+            explore.from_uint8(pixels),
+            label,
+            eps=eps,
+            alpha=alpha,
+            steps=steps,
+            loss="margin" if loss == "margin" else "ce",
+            random_start=random_start,
+            seed=seed,
+            callback=live,
+        ),
+        _progress,
     )
 
 
@@ -196,7 +199,7 @@ if show:
 
             try:
                 run = ui.run_with_progress(work, label=f"PGD on {name}", on_update=on_update)
-            except ValueError as err:
+            except (ValueError, jobs.JobError) as err:
                 st.error(f"The attack could not run: {err}")
                 continue
             logits = run.trace.logits[:, 0].numpy()

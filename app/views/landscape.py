@@ -10,13 +10,15 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from kwta import explore
+from kwta import explore, jobs
 from kwta.analysis import Landscape, loss_landscape
 
 P = "ls"
 #: The paper's grid (Fig. 5). On a CPU a coarser (odd, so x itself is the centre) grid
 #: keeps the page at seconds: a width-64 ResNet-18 needs ~5 s for 21×21 on two cores.
 DEFAULT_GRID = 50 if ui.ON_GPU else 21
+#: Grid points per forward pass; halved on a GPU out-of-memory error (down to 8).
+BATCH_SIZE = 256
 _ORDER = {"natural": 0, "pgd": 1, "trades": 2, "free": 3}
 _ACT_ORDER = {"relu": 0, "lwta": 1, "kwta": 2}
 
@@ -34,18 +36,26 @@ def run_landscape(
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
 ) -> Landscape:
-    """:func:`kwta.analysis.loss_landscape`, cached by model, image and every parameter."""
-    return loss_landscape(
-        _model,
-        explore.from_uint8(pixels),
-        label,
-        grid=grid,
-        span=span,
-        seed=seed,
-        loss="margin" if loss == "margin" else "ce",
-        batch_size=256,
-        callback=_progress,
-    )
+    """:func:`kwta.analysis.loss_landscape`, cached by model, image and every parameter.
+
+    Queued (:func:`explorer_ui.queued_job`); on out-of-memory it is retried at half
+    the batch (:func:`kwta.jobs.retry_on_oom`), which does not change the result.
+    """
+
+    def compute(batch_size: int) -> Landscape:
+        return loss_landscape(
+            _model,
+            explore.from_uint8(pixels),
+            label,
+            grid=grid,
+            span=span,
+            seed=seed,
+            loss="margin" if loss == "margin" else "ce",
+            batch_size=batch_size,
+            callback=_progress,
+        )
+
+    return ui.queued_job(lambda: jobs.retry_on_oom(compute, BATCH_SIZE, min_batch=8), _progress)
 
 
 st.title("Loss landscape (Fig. 5, Fig. 7)")
@@ -161,8 +171,8 @@ if show:
 
         try:
             done[name] = ui.run_with_progress(work, label=f"{name}: {grid}×{grid} grid")
-        except ValueError as err:
-            st.error(f"{name}: {err}")
+        except (ValueError, jobs.JobError) as err:
+            st.error(f"{name}: {err}", icon=":material/error:")
     zrange = None
     if st.session_state[f"{P}_sharedz"] and done:
         zrange = (

@@ -12,7 +12,7 @@ import streamlit as st
 import torch
 from torch import nn
 
-from kwta import explore
+from kwta import explore, jobs
 from kwta.activations import get_ratio
 from kwta.analysis import PatternChange, Theorem1Sweep, pattern_change, theorem1_width_sweep
 
@@ -54,18 +54,31 @@ def run_change(
     The γ sweep runs on a private copy (:func:`kwta.explore.pattern_change_by_ratio`):
     the shared model is never changed.
     """
-    x = explore.from_uint8(pixels)
-    out = {"as trained": pattern_change(_model, x, EPS_GRID, n_dirs=n_dirs, seed=seed)}
-    if _progress is not None:
-        _progress(1, 1 + len(ratios))
+    return ui.queued_job(
+        lambda: _change(_model, explore.from_uint8(pixels), ratios, n_dirs, seed, _progress),
+        _progress,
+    )
+
+
+def _change(
+    model: nn.Module,
+    x: torch.Tensor,
+    ratios: tuple[float, ...],
+    n_dirs: int,
+    seed: int,
+    progress: ui.ProgressSink | None,
+) -> dict[str, PatternChange]:
+    out = {"as trained": pattern_change(model, x, EPS_GRID, n_dirs=n_dirs, seed=seed)}
+    if progress is not None:
+        progress(1, 1 + len(ratios))
     if ratios:
 
         def step(done: int, total: int) -> None:
-            if _progress is not None:
-                _progress(1 + done, 1 + total)
+            if progress is not None:
+                progress(1 + done, 1 + total)
 
         by_ratio = explore.pattern_change_by_ratio(
-            _model, x, EPS_GRID, ratios, n_dirs=n_dirs, seed=seed, callback=step
+            model, x, EPS_GRID, ratios, n_dirs=n_dirs, seed=seed, callback=step
         )
         out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
     return out
@@ -253,7 +266,7 @@ if show:
 
     try:
         changes = ui.run_with_progress(work, label="Pattern changes")
-    except ValueError as err:
+    except (ValueError, jobs.JobError) as err:
         st.error(f"Cannot compute the pattern changes: {err}")
         st.stop()
     baseline: PatternChange | None = None

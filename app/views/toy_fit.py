@@ -8,7 +8,7 @@ import explorer_ui as ui
 import figures
 import streamlit as st
 
-from kwta import explore
+from kwta import explore, jobs
 from kwta.analysis import ToyFit, toy_fit
 from kwta.functional import k_from_ratio
 
@@ -18,9 +18,22 @@ WIDTHS = [8, 16, 32, 64, 128, 256, 512]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def run_fit(n_points: int, width: int, depth: int, ratio: float, seed: int, steps: int) -> ToyFit:
-    """:func:`kwta.analysis.toy_fit`, cached by every parameter."""
-    return toy_fit(n_points=n_points, width=width, depth=depth, ratio=ratio, seed=seed, steps=steps)
+def run_fit(
+    n_points: int,
+    width: int,
+    depth: int,
+    ratio: float,
+    seed: int,
+    steps: int,
+    _progress: ui.ProgressSink | None = None,
+) -> ToyFit:
+    """:func:`kwta.analysis.toy_fit`, cached by every parameter (queued)."""
+    return ui.queued_job(
+        lambda: toy_fit(
+            n_points=n_points, width=width, depth=depth, ratio=ratio, seed=seed, steps=steps
+        ),
+        _progress,
+    )
 
 
 st.title("1-D toy fit (Fig. 1)")
@@ -63,9 +76,11 @@ show = ui.remember_run(f"{P}_ran", params, clicked)
 
 if show:
     try:
-        with st.spinner(f"Fitting two {depth}×{width} MLPs for {steps} Adam steps…"):
-            fit = run_fit(n_points, width, depth, gamma, seed, steps)
-    except ValueError as err:
+        fit = ui.run_with_progress(
+            lambda sink: run_fit(n_points, width, depth, gamma, seed, steps, _progress=sink),
+            label=f"Fitting two {depth}×{width} MLPs for {steps} Adam steps…",
+        )
+    except (ValueError, jobs.JobError) as err:
         st.error(f"Cannot fit: {err}")
         st.stop()
     st.plotly_chart(figures.toy_fit_figure(fit), key=f"{P}_chart", config={"displaylogo": False})
