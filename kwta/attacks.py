@@ -166,6 +166,9 @@ class Trace:
         linf: ``(steps + 1, B)`` perturbation size ``‖x_t − x‖∞``.
         pred: ``(steps + 1, B)`` predicted classes.
         labels: ``(B,)`` true labels, if known.
+        queries: ``(steps + 1, B)`` model evaluations spent on each sample up to
+            step ``t`` (forward passes, plus one per backward pass for white-box
+            gradients), for attacks that count them; ``None`` otherwise.
     """
 
     logits: Tensor
@@ -173,6 +176,7 @@ class Trace:
     linf: Tensor
     pred: Tensor
     labels: Tensor | None = None
+    queries: Tensor | None = None
 
     @property
     def steps(self) -> int:
@@ -206,6 +210,7 @@ class Trace:
             linf=self.linf[:, sl],
             pred=self.pred[:, sl],
             labels=None if self.labels is None else self.labels[sl],
+            queries=None if self.queries is None else self.queries[:, sl],
         )
 
     def to_numpy(self) -> dict[str, np.ndarray]:
@@ -218,16 +223,19 @@ class Trace:
         }
         if self.labels is not None:
             out["labels"] = self.labels.detach().cpu().numpy()
+        if self.queries is not None:
+            out["queries"] = self.queries.detach().cpu().numpy()
         return out
 
     def to_records(self) -> list[dict[str, float | int]]:
         """One flat dict per (step, sample), for CSV/JSON export or a data frame.
 
         Keys: ``step``, ``sample``, ``label`` (``-1`` if unknown), ``pred``,
-        ``loss``, ``linf`` and ``logit_0 … logit_{C−1}``.
+        ``loss``, ``linf``, ``queries`` (when counted) and ``logit_0 … logit_{C−1}``.
         """
         a = self.to_numpy()
         labels = a.get("labels")
+        queries = a.get("queries")
         rows: list[dict[str, float | int]] = []
         for t in range(self.steps + 1):
             for b in range(self.num_samples):
@@ -239,6 +247,8 @@ class Trace:
                     "loss": float(a["loss"][t, b]),
                     "linf": float(a["linf"][t, b]),
                 }
+                if queries is not None:
+                    row["queries"] = int(queries[t, b])
                 row.update({f"logit_{c}": float(v) for c, v in enumerate(a["logits"][t, b])})
                 rows.append(row)
         return rows
