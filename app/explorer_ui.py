@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,20 @@ ON_GPU: bool = DEVICE.type == "cuda"
 MAX_STEPS = 200
 #: Largest loss-landscape grid side (101² = 10 201 forward passes per model).
 MAX_GRID = 101
+
+
+def _max_queries() -> int:
+    raw = os.environ.get("KWTA_MAX_QUERIES", "")
+    try:
+        value = int(raw) if raw.strip() else 0
+    except ValueError:
+        value = 0
+    return value if value > 0 else (200_000 if ON_GPU else 20_000)
+
+
+#: Most model evaluations one adaptive attack may spend on an image (``$KWTA_MAX_QUERIES``;
+#: default 20 000 on a CPU, 200 000 on a GPU): the shared server's cap.
+MAX_QUERIES: int = _max_queries()
 #: Upload types offered by the file picker (decoding checks the content anyway).
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
 

@@ -376,3 +376,44 @@ def zoo_figure(rows: Sequence[tuple[ModelSummary, PaperRow | None]]) -> go.Figur
         title="measured here vs published (Table 1/2; the paper's models are width 64)",
     )
     return fig
+
+
+def margin_figure(curves: Mapping[str, np.ndarray], *, title: str = "") -> go.Figure:
+    """The attacker's margin ``max_{j≠y} z_j − z_y`` per step, one line per attack.
+
+    Above zero the image is misclassified: an attack that works climbs through
+    the dashed line; one fooled by masked gradients wanders below it.
+
+    Args:
+        curves: Attack label → ``(T,)`` margins of trace rows 0 … T−1 (row 0 clean).
+        title: Figure title.
+    """
+    palette = ("#7f7f7f", "#d62728", "#1f77b4", "#2ca02c")
+    fig = go.Figure()
+    for i, (name, margin) in enumerate(curves.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=list(range(len(margin))),
+                y=np.asarray(margin, dtype=float).tolist(),
+                mode="lines+markers",
+                name=name,
+                line={"width": 2.5, "color": palette[i % len(palette)]},
+                marker={"size": 4},
+                hovertemplate=f"<b>{name}</b><br>step %{{x}}<br>margin %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.add_hline(
+        y=0.0,
+        line={"dash": "dash", "color": "black", "width": 1},
+        annotation_text="misclassified above",
+        annotation_position="top left",
+    )
+    fig.update_layout(
+        title=title,
+        xaxis_title="attack step",
+        yaxis_title="margin (best other logit − true logit)",
+        height=340,
+        margin=_MARGIN,
+        hovermode="x unified",
+    )
+    return fig

@@ -32,6 +32,7 @@ PAGES = [
     st.Page("views/landscape.py", title="Loss landscape", icon=":material/landscape:"),
     st.Page("views/toy_fit.py", title="1-D toy fit", icon=":material/show_chart:"),
     st.Page("views/patterns.py", title="Activation patterns", icon=":material/grid_on:"),
+    st.Page("views/adaptive.py", title="Is k-WTA really robust?", icon=":material/gpp_maybe:"),
     st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:"),
 ]
 

@@ -7,7 +7,9 @@ Times the library call behind each page's main button, one image from the
 bundled sample, median of ``--repeats`` runs after a warm-up: PGD-40 with its
 trace (Live attack), a 21×21 and a 50×50 loss landscape (Loss landscape), the
 toy fit with the page defaults, the winner map plus the pattern-change curves
-(Activation patterns) and the Fig. 2 demo (Overview). Prints a Markdown table.
+(Activation patterns), the adaptive attack on one image and the masking check on
+32 images (Is k-WTA really robust?) and the Fig. 2 demo (Overview). Prints a
+Markdown table.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from collections.abc import Callable
 import torch
 
 from kwta import explore
+from kwta import explore_adaptive as xa
 from kwta.analysis import loss_landscape, pattern_change, toy_fit
 from kwta.data import cifar10_sample
 from kwta.hub import list_pretrained, load_pretrained
+from kwta.masking import masking_indicators
 from kwta.utils import default_device
 
 
@@ -51,7 +55,11 @@ def main(argv: list[str] | None = None) -> None:
     names = args.models.split(",") if args.models else list(cards)
     if not names:
         raise SystemExit("no pretrained models: train some first (see README)")
-    x, y = cifar10_sample("test").tensors([2], device=device)
+    sample = cifar10_sample("test")
+    x, y = sample.tensors([2], device=device)
+    xs, ys = sample.tensors(sample.balanced_indices(32, seed=0), device=device)
+    budget = 4000
+    samples = xa.budget_schedule(budget, 20)
     label = int(y)
     eps_values = [float(v) for v in torch.logspace(-5, -1.5, 10)]
     rows = ["| page: main action | model | seconds |", "|---|---|---:|"]
@@ -86,6 +94,19 @@ def main(argv: list[str] | None = None) -> None:
                 explore.winner_map(m, x, layer, eps=0.002),
                 pattern_change(m, x, eps_values, n_dirs=2),
             ),
+        )
+        add(
+            f"Is k-WTA robust?: adaptive PGD, 20 steps, ≤ {budget} queries, 1 image",
+            name,
+            lambda m=m: xa.adaptive_attack_with_trace(
+                m, x, label, eps=0.031, alpha=0.005, steps=20, sigma=8 / 255, samples=samples
+            ),
+        )
+        add(
+            "Is k-WTA robust?: masking check, 32 images",
+            name,
+            lambda m=m: masking_indicators(m, xs, ys, generator=torch.Generator().manual_seed(0)),
+            repeats=1,
         )
     add(
         "1-D toy fit (defaults: 8 points, width 64, 2 000 steps)",

@@ -787,20 +787,29 @@ PAPER_SETTINGS: dict[str, dict[str, Any]] = {
 }
 
 
-def _steps_of(name: str, params: dict[str, Any]) -> int:
-    """How many callback units one batch of attack ``name`` reports."""
-    if name == "fgsm":
-        return 1
-    if name == "cw":
-        return int(params["binary_search_steps"]) * int(params["steps"])
-    return int(params["steps"])
+def _batch_callback(outer: ProgressCallback, batch: int, n_batches: int) -> ProgressCallback:
+    """Map one batch's ``(step, steps)`` onto the whole run's ``(done, total)``."""
 
-
-def _offset_callback(outer: ProgressCallback, offset: int, total: int) -> ProgressCallback:
-    def inner(step: int, _steps: int) -> None:
-        outer(offset + step, total)
+    def inner(step: int, steps: int) -> None:
+        outer(batch * steps + step, n_batches * steps)
 
     return inner
+
+
+def _resolve(name: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """The attack function and default settings of ``name``: the paper's or an adaptive one."""
+    key = name.lower()
+    if key in ATTACKS:
+        return ATTACKS[key], dict(PAPER_SETTINGS[key])
+    # The adaptive attacks build on this module, so their registry is imported here.
+    from .suite import ADAPTIVE_ATTACKS, ADAPTIVE_SETTINGS
+
+    if key in ADAPTIVE_ATTACKS:
+        return ADAPTIVE_ATTACKS[key], dict(ADAPTIVE_SETTINGS[key])
+    raise ValueError(
+        f"unknown attack {name!r}; choose from {sorted(ATTACKS)} or the adaptive "
+        f"{sorted(ADAPTIVE_ATTACKS)}"
+    )
 
 
 def _takes(fn: Callable[..., Any], name: str) -> bool:
@@ -820,13 +829,14 @@ def run_attack(
     """Run attack ``name`` with the paper's settings, in batches, on ``x``'s device.
 
     Args:
-        name: A key of :data:`ATTACKS`.
+        name: A key of :data:`ATTACKS` (run with :data:`PAPER_SETTINGS`) or of
+            :data:`kwta.suite.ADAPTIVE_ATTACKS` (with :data:`kwta.suite.ADAPTIVE_SETTINGS`).
         model: Classifier in eval mode, on ``x``'s device.
         x: ``(N, ...)`` clean inputs in [0, 1].
         y: ``(N,)`` true labels.
         batch_size: Samples per batch.
         callback: ``callback(done, total)`` with attack steps summed over batches.
-        **overrides: Replace or add hyper-parameters of :data:`PAPER_SETTINGS`
+        **overrides: Replace or add hyper-parameters of the default settings
             (e.g. ``steps=10``, ``eps=8/255``, ``generator=...``).
 
     Returns:
@@ -836,28 +846,21 @@ def run_attack(
         ValueError: Unknown attack, or ``record`` among the overrides (call
             :func:`pgd_linf` directly for a trace).
     """
-    key = name.lower()
-    if key not in ATTACKS:
-        raise ValueError(f"unknown attack {name!r}; choose from {sorted(ATTACKS)}")
+    fn, defaults = _resolve(name)
     if overrides.get("record"):
         raise ValueError("run_attack does not record traces; call the attack directly")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    params = {**PAPER_SETTINGS[key], **overrides}
+    params = {**defaults, **overrides}
     y = y.to(x.device)
     if len(x) == 0:
         return x.detach().clone()
     slices = list(batches(len(x), batch_size))
-    per_batch = _steps_of(key, params)
     out: list[Tensor] = []
     for b, sl in enumerate(slices):
-        inner = (
-            None
-            if callback is None
-            else _offset_callback(callback, b * per_batch, len(slices) * per_batch)
-        )
-        out.append(ATTACKS[key](model, x[sl], y[sl], callback=inner, **params))
-        log.debug("%s: batch %d/%d done", key, b + 1, len(slices))
+        inner = None if callback is None else _batch_callback(callback, b, len(slices))
+        out.append(fn(model, x[sl], y[sl], callback=inner, **params))
+        log.debug("%s: batch %d/%d done", name, b + 1, len(slices))
     return torch.cat(out)
 
 

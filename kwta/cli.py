@@ -75,18 +75,31 @@ def _existing_path(text: str) -> str:
     return text
 
 
+def _names(text: str, known: Sequence[str], what: str) -> list[str]:
+    """A comma-separated list of names from ``known`` (``none``: the empty list)."""
+    if text.strip().lower() == "none":
+        return []
+    names = [t.strip().lower() for t in text.split(",") if t.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"name at least one {what}, or 'none'")
+    unknown = [t for t in names if t not in known]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown {what}(s) {', '.join(unknown)}; choose from {', '.join(sorted(known))}"
+        )
+    return list(dict.fromkeys(names))
+
+
 def _attack_list(text: str) -> list[str]:
     from .attacks import ATTACKS
 
-    names = [t.strip().lower() for t in text.split(",") if t.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("name at least one attack")
-    unknown = [t for t in names if t not in ATTACKS]
-    if unknown:
-        raise argparse.ArgumentTypeError(
-            f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(sorted(ATTACKS))}"
-        )
-    return list(dict.fromkeys(names))
+    return _names(text, list(ATTACKS), "attack")
+
+
+def _adaptive_list(text: str) -> list[str]:
+    from .suite import ADAPTIVE_ATTACKS
+
+    return _names(text, list(ADAPTIVE_ATTACKS), "adaptive attack")
 
 
 def _device(text: str) -> str:
@@ -275,7 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--attacks",
         type=_attack_list,
         default=["pgd", "mim", "cw", "deepfool"],
-        help="comma-separated attacks (default pgd,mim,cw,deepfool)",
+        help="comma-separated attacks, or 'none' (default pgd,mim,cw,deepfool)",
     )
     e.add_argument(
         "--n", type=_positive_int, default=1000, help="robust-evaluation subset size (1000)"
@@ -288,6 +301,36 @@ def build_parser() -> argparse.ArgumentParser:
         help="images for the clean accuracy (default all)",
     )
     e.add_argument("--eps", type=_nonneg_float, default=0.031, help="ℓ∞ radius (0.031)")
+    e.add_argument(
+        "--adaptive",
+        action="store_true",
+        help=(
+            "also run standard PGD, the adaptive attacks and the transfer from the ReLU twin on "
+            "an --adaptive-n subset (beyond the paper: Tramèr et al. 2020, AutoAttack)"
+        ),
+    )
+    e.add_argument(
+        "--adaptive-n",
+        type=_positive_int,
+        default=100,
+        help="adaptive-evaluation subset size (100)",
+    )
+    e.add_argument(
+        "--adaptive-attacks",
+        type=_adaptive_list,
+        default=None,
+        metavar="LIST",
+        help="comma-separated adaptive attacks (default apgd-ce,apgd-dlr,square,fd-pgd,eot-pgd)",
+    )
+    e.add_argument(
+        "--twin",
+        default=None,
+        metavar="NAME|none",
+        help=(
+            "pretrained ReLU model whose PGD examples are transferred (default: the ReLU model "
+            "trained the same way, for a pretrained k-WTA model; 'none': no transfer attack)"
+        ),
+    )
     e.add_argument(
         "--json", metavar="OUT.json", default=None, help="write the result as JSON ('-': stdout)"
     )
@@ -397,17 +440,42 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+def _twin_name(
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    cards: dict[str, dict[str, Any]] | None,
+) -> str | None:
+    """The ReLU twin for the transfer attack: ``--twin``, else the zoo's match, else none."""
+    from .explore import twin_of
+    from .hub import list_pretrained, pretrained_dir
+
+    if args.twin is not None and args.twin.lower() == "none":
+        return None
+    available = list_pretrained()
+    if args.twin is not None:
+        if args.twin not in available:  # a name is looked up, never used as a path
+            parser.error(
+                f"--twin: no pretrained model named {args.twin!r} in {pretrained_dir()}; "
+                f"available: {', '.join(sorted(available)) or 'none'}"
+            )
+        return str(args.twin)
+    if cards is None or args.model is None:
+        return None
+    return twin_of(cards, args.model)
+
+
 def _cmd_evaluate(
     args: argparse.Namespace, parser: argparse.ArgumentParser, argv: Sequence[str]
 ) -> int:
     from .data import DataSourceError, cifar10
-    from .evaluate import evaluate, format_table, update_card
-    from .hub import WeightsError, list_pretrained, load_from_card, pretrained_dir
+    from .evaluate import evaluate, evaluate_adaptive, format_table, update_card
+    from .hub import WeightsError, load_from_card, pretrained_dir
+    from .hub import list_pretrained as cards_all
     from .utils import default_device
 
     device = default_device(args.device)
     if args.model is not None:
-        cards = list_pretrained()
+        cards = cards_all()
         if args.model not in cards:  # a name is looked up, never used as a path
             parser.error(
                 f"--model: no pretrained model named {args.model!r} in {pretrained_dir()}; "
@@ -442,6 +510,29 @@ def _cmd_evaluate(
         device=device,
         progress=_progress(args.quiet),
     )
+    if args.adaptive:
+        twin_name = _twin_name(args, parser, cards if args.model is not None else None)
+        twin = None
+        if twin_name is not None:
+            try:
+                twin_card = pretrained_dir() / cards_all()[twin_name]["card_file"]
+                twin = load_from_card(twin_card, device)
+            except WeightsError as err:
+                log.error("%s", err)
+                return 1
+        result["adaptive"] = evaluate_adaptive(
+            model,
+            data,
+            attacks=args.adaptive_attacks,
+            n=min(args.adaptive_n, len(data)),
+            twin=twin,
+            twin_name=twin_name,
+            batch_size=args.batch_size,
+            eps=args.eps,
+            seed=args.seed,
+            device=device,
+            progress=_progress(args.quiet),
+        )
     command = shlex.join(["kwta", *argv])
     result["model"] = {"name": args.model, "card": str(card_path)}
     result["command"] = command

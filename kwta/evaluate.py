@@ -43,10 +43,12 @@ from .hub import WeightsError, load_card, sha256_of
 from .utils import batches, default_device, seed_all
 
 __all__ = [
+    "A_ROB_ADAPTIVE_DEFINITION",
     "A_ROB_DEFINITION",
     "DEFAULT_ATTACKS",
     "clean_accuracy",
     "evaluate",
+    "evaluate_adaptive",
     "format_table",
     "update_card",
 ]
@@ -109,6 +111,86 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
+def _check_in_ball(name: str, x_adv: Tensor, x: Tensor, eps: float) -> float:
+    """The largest ℓ∞ distance of ``x_adv`` from ``x``; raise if outside the ε-ball or [0, 1]."""
+    dist = float((x_adv - x).abs().amax()) if len(x) else 0.0
+    if (
+        x_adv.shape != x.shape
+        or dist > eps + 1e-5
+        or (len(x) and (float(x_adv.min()) < 0 or float(x_adv.max()) > 1))
+    ):
+        raise RuntimeError(
+            f"attack {name!r} returned points outside the ε = {eps} ball or [0, 1] "
+            f"(max ℓ∞ distance {dist:.5f}); refusing to score them"
+        )
+    return dist
+
+
+def _scored_attack(
+    name: str,
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    ok_clean: Tensor,
+    params: dict[str, Any],
+    *,
+    seed: int,
+    batch_size: int,
+    progress: bool,
+    source: nn.Module | None = None,
+) -> tuple[Tensor, dict[str, Any]]:
+    """Run one attack (on ``source`` if given, i.e. a transfer) and score it on ``model``.
+
+    Returns:
+        ``(robust, entry)``: the per-image robust mask and the JSON-able entry
+        (accuracy, robust count, n, settings, max ℓ∞ distance, seconds).
+    """
+    from .attacks import _resolve, run_attack
+
+    fn, _ = _resolve(name)
+    extra: dict[str, Any] = {}
+    if "generator" in inspect.signature(fn).parameters:
+        extra["generator"] = torch.Generator().manual_seed(seed)
+    seed_all(seed)
+    seen: list[int] = [0]
+    bar = tqdm(desc=name, total=None, disable=not progress, leave=False, dynamic_ncols=True)
+
+    def on_step(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - seen[0])
+        seen[0] = done
+
+    t0 = time.perf_counter()
+    try:
+        x_adv = run_attack(
+            name,
+            model if source is None else source,
+            x,
+            y,
+            batch_size=batch_size,
+            callback=on_step,
+            **extra,
+            **{k: v for k, v in params.items() if k not in extra},
+        )
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    x_adv = x_adv.detach()
+    dist = _check_in_ball(name, x_adv, x, float(params["eps"]))
+    ok = ok_clean & _correct(model, x_adv, y, batch_size)
+    entry = {
+        "accuracy": int(ok.sum()) / len(y) if len(y) else 0.0,
+        "robust": int(ok.sum()),
+        "n": len(y),
+        "settings": _jsonable(params),
+        "max_linf": dist,
+        "seconds": round(seconds, 3),
+    }
+    log.info("%s: robust accuracy %.4f (%.1fs)", name, entry["accuracy"], seconds)
+    return ok, entry
+
+
 def evaluate(
     model: nn.Module,
     data: CIFAR10Tensors,
@@ -157,7 +239,7 @@ def evaluate(
         ValueError: Unknown attack, bad ``n``/``clean_n``/``eps``.
         RuntimeError: An attack returned points outside the ε-ball or [0, 1].
     """
-    from .attacks import ATTACKS, PAPER_SETTINGS, run_attack
+    from .attacks import ATTACKS, PAPER_SETTINGS
     from .train import data_provenance, device_name
 
     unknown = [a for a in attacks if a not in ATTACKS]
@@ -220,59 +302,11 @@ def evaluate(
     robust_all = ok_clean.clone()
     for name in attacks:
         params = {**PAPER_SETTINGS[name], "eps": eps, **overrides.get(name, {})}
-        extra: dict[str, Any] = {}
-        if "generator" in inspect.signature(ATTACKS[name]).parameters:
-            extra["generator"] = torch.Generator().manual_seed(seed)
-        seed_all(seed)
-        total_steps: list[int] = [0]
-        bar = tqdm(desc=name, total=None, disable=not progress, leave=False, dynamic_ncols=True)
-
-        def on_step(done: int, total: int, _bar: Any = bar, _seen: list[int] = total_steps) -> None:
-            if _bar.total != total:
-                _bar.total = total
-            _bar.update(done - _seen[0])
-            _seen[0] = done
-
-        t0 = time.perf_counter()
-        try:
-            x_adv = run_attack(
-                name,
-                model,
-                x,
-                y,
-                batch_size=batch_size,
-                callback=on_step,
-                **extra,
-                **{k: v for k, v in params.items() if k not in extra},
-            )
-        finally:
-            bar.close()
-        seconds = time.perf_counter() - t0
-        x_adv = x_adv.detach()
-        dist = float((x_adv - x).abs().amax()) if len(x) else 0.0
-        if (
-            x_adv.shape != x.shape
-            or dist > eps + 1e-5
-            or float(x_adv.min()) < 0
-            or float(x_adv.max()) > 1
-        ):
-            raise RuntimeError(
-                f"attack {name!r} returned points outside the ε = {eps} ball or [0, 1] "
-                f"(max ℓ∞ distance {dist:.5f}); refusing to score them"
-            )
-        ok = ok_clean & _correct(model, x_adv, y, batch_size)
-        robust_all &= ok
-        result["attacks"][name] = {
-            "accuracy": int(ok.sum()) / len(y),
-            "robust": int(ok.sum()),
-            "n": len(y),
-            "settings": _jsonable(params),
-            "max_linf": dist,
-            "seconds": round(seconds, 3),
-        }
-        log.info(
-            "%s: robust accuracy %.4f (%.1fs)", name, result["attacks"][name]["accuracy"], seconds
+        ok, entry = _scored_attack(
+            name, model, x, y, ok_clean, params, seed=seed, batch_size=batch_size, progress=progress
         )
+        robust_all &= ok
+        result["attacks"][name] = entry
         if callback is not None:
             callback(name, result)
     if attacks:
@@ -284,6 +318,146 @@ def evaluate(
             min_over_attacks=accs[worst],
             worst_attack=worst,
         )
+    return result
+
+
+#: How the adaptive worst case is computed, for JSON outputs and cards.
+A_ROB_ADAPTIVE_DEFINITION = (
+    "worst case over standard PGD (App. D.1 settings), the adaptive attacks and the transfer "
+    "from the ReLU twin, on the adaptive subset: the smallest per-attack robust accuracy; "
+    "A_rob_adaptive_per_image counts the images that survive every one of them"
+)
+
+
+def evaluate_adaptive(
+    model: nn.Module,
+    data: CIFAR10Tensors,
+    *,
+    attacks: Sequence[str] | None = None,
+    n: int = 100,
+    twin: nn.Module | None = None,
+    twin_name: str | None = None,
+    batch_size: int = 256,
+    eps: float = 0.031,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+    progress: bool = False,
+    callback: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Standard PGD against adaptive attacks on one subset (beyond the paper).
+
+    On a fixed, class-balanced, seeded subset of ``n`` test images, runs the
+    paper's PGD (App. D.1 settings), then each adaptive attack of
+    :data:`kwta.suite.ADAPTIVE_SETTINGS` (Auto-PGD CE/DLR, Square,
+    finite-difference and EOT PGD) and, when a ``twin`` is given, PGD on that
+    ReLU twin transferred to ``model`` (App. D.3's black-box setting). If the
+    defence's robustness is gradient masking, the adaptive attacks' robust
+    accuracy falls far below standard PGD's (Tramèr et al., NeurIPS 2020, Sec. 5.1).
+
+    Args:
+        model: Classifier taking pixels in [0, 1] (put in eval mode here).
+        data: Test split.
+        attacks: Adaptive attack names (default :data:`kwta.suite.DEFAULT_ADAPTIVE`).
+        n: Subset size (``data.balanced_indices(n, seed=seed)``).
+        twin: A ReLU model trained the same way, for the transfer attack, or ``None``.
+        twin_name: Its name, for the result.
+        batch_size: Images per attack batch.
+        eps: L∞ radius for every attack.
+        seed: Seed of the subset and of every attack.
+        device: Where to run (default: CUDA when present).
+        overrides: Per-attack settings replacing the defaults.
+        progress: Show a tqdm bar per attack.
+        callback: ``callback(attack, partial_result)`` after each attack.
+
+    Returns:
+        A JSON-able dict: ``n``, ``seed``, ``rule``, ``indices_sha256``,
+        ``clean_accuracy``, ``eps``, ``attacks`` (per attack: accuracy, robust
+        count, kind ``standard``/``adaptive``/``transfer``, settings, the query
+        budget per image, max ℓ∞ distance, seconds), ``standard_pgd``,
+        ``A_rob_adaptive`` (worst attack), ``worst_attack``,
+        ``A_rob_adaptive_per_image`` and ``twin``.
+
+    Raises:
+        ValueError: Unknown attack, bad ``n`` or ``eps``.
+        RuntimeError: An attack returned points outside the ε-ball or [0, 1].
+    """
+    from .attacks import PAPER_SETTINGS
+    from .suite import ADAPTIVE_ATTACKS, ADAPTIVE_SETTINGS, DEFAULT_ADAPTIVE, max_queries
+
+    names = list(DEFAULT_ADAPTIVE if attacks is None else attacks)
+    unknown = [a for a in names if a not in ADAPTIVE_ATTACKS]
+    if unknown:
+        raise ValueError(
+            f"unknown adaptive attack(s) {unknown}; choose from {sorted(ADAPTIVE_ATTACKS)}"
+        )
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    overrides = overrides or {}
+    dev = default_device(device)
+    model = model.to(dev).eval()
+    if twin is not None:
+        twin = twin.to(dev).eval()
+    idx = data.balanced_indices(min(n, len(data)), seed=seed)
+    x, y = data.tensors(idx, device=dev)
+    ok_clean = _correct(model, x, y, batch_size)
+    idx_list = [int(i) for i in idx]
+    result: dict[str, Any] = {
+        "n": len(idx_list),
+        "seed": seed,
+        "rule": f"CIFAR10Tensors.balanced_indices({n}, seed={seed}) of the test split",
+        "indices_sha256": hashlib.sha256(json.dumps(idx_list).encode()).hexdigest(),
+        "clean_accuracy": int(ok_clean.sum()) / len(idx_list),
+        "eps": eps,
+        "attacks": {},
+        "standard_pgd": None,
+        "A_rob_adaptive": None,
+        "A_rob_adaptive_per_image": None,
+        "A_rob_adaptive_definition": A_ROB_ADAPTIVE_DEFINITION,
+        "worst_attack": None,
+        "twin": twin_name if twin is not None else None,
+    }
+    plan: list[tuple[str, str, dict[str, Any]]] = [
+        ("pgd", "standard", {**PAPER_SETTINGS["pgd"], "eps": eps, **overrides.get("pgd", {})})
+    ]
+    plan += [
+        (a, "adaptive", {**ADAPTIVE_SETTINGS[a], "eps": eps, **overrides.get(a, {})}) for a in names
+    ]
+    if twin is not None:
+        settings = {**PAPER_SETTINGS["pgd"], "eps": eps, **overrides.get("transfer", {})}
+        plan.append(("transfer", "transfer", settings))
+    robust_all = ok_clean.clone()
+    for name, kind, params in plan:
+        ok, entry = _scored_attack(
+            "pgd" if kind == "transfer" else name,
+            model,
+            x,
+            y,
+            ok_clean,
+            params,
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+            source=twin if kind == "transfer" else None,
+        )
+        entry["kind"] = kind
+        entry["max_queries_per_image"] = 0 if kind == "transfer" else max_queries(name, params)
+        if kind == "transfer":
+            entry["source"] = twin_name
+        robust_all &= ok
+        result["attacks"][name] = entry
+        if callback is not None:
+            callback(name, result)
+    accs = {k: v["accuracy"] for k, v in result["attacks"].items()}
+    worst = min(accs, key=lambda k: accs[k])
+    result.update(
+        standard_pgd=accs["pgd"],
+        A_rob_adaptive=accs[worst],
+        A_rob_adaptive_per_image=int(robust_all.sum()) / len(y),
+        worst_attack=worst,
+    )
     return result
 
 
@@ -317,6 +491,27 @@ def format_table(result: dict[str, Any], title: str | None = None) -> str:
         lines.append(
             f"{'per image, every attack':<28}{result['A_rob_per_image']:>10.2%}{sub['n']:>9}"
         )
+    adaptive = result.get("adaptive")
+    if adaptive:
+        lines.append("")
+        lines.append(
+            f"adaptive attacks (beyond the paper), {adaptive['n']} images, "
+            f"clean {adaptive['clean_accuracy']:.2%}"
+        )
+        lines.append(f"{'attack':<28}{'accuracy':>10}{'queries/img':>13}")
+        lines.append("-" * 51)
+        for name, r in adaptive["attacks"].items():
+            label = name if r.get("kind") != "transfer" else f"transfer from {r.get('source')}"
+            queries = r.get("max_queries_per_image") or "-"
+            lines.append(f"{label:<28}{r['accuracy']:>10.2%}{queries:>13}")
+        lines.append("-" * 51)
+        lines.append(
+            f"{'worst (' + str(adaptive['worst_attack']) + ')':<28}"
+            f"{adaptive['A_rob_adaptive']:>10.2%}"
+        )
+        lines.append(
+            f"{'per image, every attack':<28}{adaptive['A_rob_adaptive_per_image']:>10.2%}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -331,9 +526,12 @@ def update_card(
     ``metrics`` gains ``clean_accuracy``, ``clean_n``, ``robust_accuracy``
     (per attack), ``A_rob``, ``robust_n`` and ``eps``; ``evaluation`` holds the
     details (subset rule and indices' sha256, attack settings, data source,
-    device, date, command). Only the JSON card is rewritten (atomically); the
-    weights file and the card's ``weights``/``sha256`` fields are not changed,
-    and the weights' sha256 is checked before and after.
+    device, date, command). A run without standard attacks keeps the card's
+    standard numbers. With ``result["adaptive"]`` (:func:`evaluate_adaptive`),
+    ``metrics.adaptive`` and ``evaluation_adaptive`` are written too. Only the
+    JSON card is rewritten (atomically); the weights file and the card's
+    ``weights``/``sha256`` fields are not changed, and the weights' sha256 is
+    checked before and after.
 
     Returns:
         The card as written.
@@ -347,33 +545,56 @@ def update_card(
     if not weights.is_file() or sha256_of(weights) != card["sha256"]:
         raise WeightsError(f"{weights} is missing or does not match {path.name}; not updating it")
     metrics = dict(card.get("metrics") or {})
-    metrics.update(
-        clean_accuracy=result["clean"]["accuracy"],
-        clean_n=result["clean"]["n"],
-        robust_accuracy={k: v["accuracy"] for k, v in result["attacks"].items()},
-        A_rob=result.get("A_rob"),
-        A_rob_per_image=result.get("A_rob_per_image"),
-        worst_attack=result.get("worst_attack"),
-        robust_n=result["subset"]["n"],
-        eps=result.get("eps"),
-    )
-    card["metrics"] = metrics
-    card["evaluation"] = {
-        "clean": result["clean"],
-        "subset": {k: v for k, v in result["subset"].items() if k != "indices"},
-        "attacks": result["attacks"],
-        "A_rob": result.get("A_rob"),
-        "A_rob_per_image": result.get("A_rob_per_image"),
-        "A_rob_definition": result.get("A_rob_definition", A_ROB_DEFINITION),
-        "min_over_attacks": result.get("min_over_attacks"),
-        "worst_attack": result.get("worst_attack"),
-        "eps": result.get("eps"),
+    metrics.update(clean_accuracy=result["clean"]["accuracy"], clean_n=result["clean"]["n"])
+    common = {
         "data": result.get("data"),
         "device": result.get("device"),
         "device_name": result.get("device_name"),
         "date": result.get("date"),
         "command": command,
     }
+    if result["attacks"]:  # an adaptive-only run keeps the card's standard attacks
+        metrics.update(
+            robust_accuracy={k: v["accuracy"] for k, v in result["attacks"].items()},
+            A_rob=result.get("A_rob"),
+            A_rob_per_image=result.get("A_rob_per_image"),
+            worst_attack=result.get("worst_attack"),
+            robust_n=result["subset"]["n"],
+            eps=result.get("eps"),
+        )
+        card["evaluation"] = {
+            "clean": result["clean"],
+            "subset": {k: v for k, v in result["subset"].items() if k != "indices"},
+            "attacks": result["attacks"],
+            "A_rob": result.get("A_rob"),
+            "A_rob_per_image": result.get("A_rob_per_image"),
+            "A_rob_definition": result.get("A_rob_definition", A_ROB_DEFINITION),
+            "min_over_attacks": result.get("min_over_attacks"),
+            "worst_attack": result.get("worst_attack"),
+            "eps": result.get("eps"),
+        } | common
+    else:
+        evaluation = dict(card.get("evaluation") or {})
+        evaluation["clean"] = result["clean"]
+        card["evaluation"] = evaluation
+    adaptive = result.get("adaptive")
+    if adaptive:
+        metrics["adaptive"] = {
+            "n": adaptive["n"],
+            "clean_accuracy": adaptive["clean_accuracy"],
+            "robust_accuracy": {k: v["accuracy"] for k, v in adaptive["attacks"].items()},
+            "max_queries_per_image": {
+                k: v["max_queries_per_image"] for k, v in adaptive["attacks"].items()
+            },
+            "standard_pgd": adaptive["standard_pgd"],
+            "A_rob_adaptive": adaptive["A_rob_adaptive"],
+            "A_rob_adaptive_per_image": adaptive["A_rob_adaptive_per_image"],
+            "worst_attack": adaptive["worst_attack"],
+            "twin": adaptive.get("twin"),
+            "eps": adaptive["eps"],
+        }
+        card["evaluation_adaptive"] = dict(adaptive) | common
+    card["metrics"] = metrics
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(card, indent=2) + "\n")
     os.replace(tmp, path)

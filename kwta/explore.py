@@ -67,6 +67,7 @@ __all__ = [
     "split_at_jumps",
     "summarize_card",
     "to_uint8",
+    "twin_of",
     "winner_map",
 ]
 
@@ -241,7 +242,10 @@ class AttackRun:
         steps: Number of steps.
         loss: ``"ce"`` or ``"margin"``.
         random_start: Whether PGD started at a random point of the ε-ball.
-        seed: Seed of the random start.
+        seed: Seed of the random start (and of the gradient estimator's noise).
+        attack: The attack function's name (``"pgd_linf"``, ``"fd_pgd_linf"``, …).
+        queries: Model evaluations the attack spent on the image, where counted.
+        settings: Further hyper-parameters of the attack (estimator samples, σ, …).
     """
 
     x: Tensor
@@ -256,6 +260,9 @@ class AttackRun:
     loss: str
     random_start: bool
     seed: int
+    attack: str = "pgd_linf"
+    queries: int | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def clean_pred(self) -> int:
@@ -280,7 +287,9 @@ class AttackRun:
     def to_dict(self, *, classes: Sequence[str] | None = None) -> dict[str, Any]:
         """Settings, predictions, the trace (one record per step) and ``x_adv`` as lists."""
         out: dict[str, Any] = {
-            "attack": "pgd_linf",
+            "attack": self.attack,
+            "queries": self.queries,
+            "settings": dict(self.settings),
             "eps": self.eps,
             "alpha": self.alpha,
             "steps": self.steps,
@@ -741,6 +750,8 @@ _METHOD_LABEL = {
     "free": "free adversarial training (FAT)",
 }
 _ATTACKS = ("pgd", "mim", "cw", "deepfool")
+#: Adversarial training methods, in the order the app prefers them for "AT" panels.
+ADVERSARIAL_METHODS: tuple[str, ...] = ("pgd", "free", "trades")
 
 
 def _num(v: Any) -> float | None:
@@ -897,15 +908,36 @@ def default_pair(cards: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, st
     return _pick(cards, "relu", "natural", None), _pick(cards, "kwta", "natural", 0.1)
 
 
+def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+    """The ReLU model trained the same way as ``name``: the source of its transfer attack.
+
+    Tramèr et al. (NeurIPS 2020) and the paper's App. D.3 transfer adversarial
+    examples from an undefended twin. ``None`` for a ReLU model, an unknown
+    name, or when the zoo has no ReLU model with the same training method.
+    """
+    if name not in cards:
+        return None
+    s = summarize_card(cards[name])
+    if s.act == "relu":
+        return None
+    same = {k: v for k, v in cards.items() if summarize_card(v).method == s.method}
+    return _pick(same, "relu", s.method, None)
+
+
 def landscape_selection(cards: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """Fig. 5's four panels where available: ReLU and k-WTA(-0.1), natural and PGD-trained.
+    """Fig. 5's panels where available: ReLU and k-WTA(-0.1), natural and adversarially trained.
+
+    The adversarial panels take PGD-AT models, else free-AT, else TRADES ones
+    (the first method for which the zoo has a model).
 
     Returns:
         Up to four distinct names; if no adversarially trained model exists, the
         natural pair (or whatever :func:`default_pair` finds).
     """
+    methods = {summarize_card(v).method for v in cards.values()}
+    adversarial = next((m for m in ADVERSARIAL_METHODS if m in methods), "pgd")
     out: list[str] = []
-    for method in ("natural", "pgd"):
+    for method in ("natural", adversarial):
         for act, ratio in (("relu", None), ("kwta", 0.1)):
             same = {k: v for k, v in cards.items() if summarize_card(v).method == method}
             n = _pick(same, act, method, ratio)

@@ -95,7 +95,7 @@ def load(zoo: Path, name: str) -> nn.Module:
 # --------------------------------------------------------------------------- every page
 
 
-PAGES = ["overview", "attack", "landscape", "toy_fit", "patterns", "zoo"]
+PAGES = ["overview", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"]
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -114,7 +114,7 @@ def test_pages_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("KWTA_DATA", raising=False)
     at = start()
     assert "ov_chart" in charts(at)
-    for page in ("attack", "landscape", "patterns", "zoo"):
+    for page in ("attack", "landscape", "patterns", "adaptive", "zoo"):
         open_page(at, page)
         warning = texts(at.warning)
         assert "No pretrained models" in warning and "python -m kwta train" in warning, page
@@ -239,9 +239,11 @@ URL_KEYS = {
     "toy_fit": ["toy_n", "toy_width", "toy_depth", "toy_gamma", "toy_seed", "toy_steps"],
     "patterns": ["pat_t1gamma", "pat_model", "pat_layer", "pat_eps", "pat_gammas", "pat_relu",
                  "pat_dirs", "pat_seed", "pat_scope"],
+    "adaptive": ["adv_m", "adv_eps", "adv_pgd_steps", "adv_est", "adv_steps", "adv_alpha",
+                 "adv_sigma", "adv_budget", "adv_seed", "adv_n"],
     "zoo": ["zoo_filter"],
 }  # fmt: skip
-PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat"}
+PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat", "adaptive": "adv"}
 
 
 @pytest.mark.parametrize("value", ["-7", "1e9", "abc", "", "0.5,x,relu-nat,a,b,c,d"])
@@ -466,6 +468,71 @@ def test_zoo_page(app_env: Path) -> None:
     at.radio(key="zoo_filter").set_value("kwta").run()
     ok(at)
     assert len(at.dataframe) == 1
+
+
+# --------------------------------------------------------------------------- adaptive attacks
+
+
+def test_adaptive_page_runs_both_attacks(app_env: Path) -> None:
+    from kwta import explore_adaptive as xa
+
+    idx, budget, steps = 11, 600, 5
+    at = open_page(
+        start(),
+        "adaptive",
+        adv_img="index",
+        adv_idx=idx,
+        adv_pgd_steps=10,
+        adv_steps=steps,
+        adv_budget=budget,
+    )
+    assert at.selectbox(key="adv_m").value == KWTA_NAME  # the k-WTA model by default
+    at.button(key="adv_run").click().run()
+    ok(at)
+    figs = charts(at)
+    assert {"adv_logits_standard", "adv_logits_adaptive", "adv_margins"} <= set(figs)
+    assert len(figs["adv_logits_standard"]["data"]) == 10
+    margins = figs["adv_margins"]["data"]
+    assert [t["name"] for t in margins] == ["standard PGD", "adaptive (fd)"]
+    assert len(margins[0]["x"]) == 10 + 1
+    # the page's adaptive run is the library's, with the schedule fitted to the budget
+    samples = xa.budget_schedule(budget, steps)
+    x, y = cifar10_sample("test").tensors([idx])
+    run = xa.adaptive_attack_with_trace(
+        load(app_env, KWTA_NAME), x, int(y), eps=0.031, alpha=0.005, steps=steps,
+        sigma=8 / 255, samples=samples, seed=0,
+    )  # fmt: skip
+    res = at.session_state["adv_results"]["adaptive"]
+    assert res["success"] == run.success and res["queries"] == run.queries
+    assert 0 < res["queries"] <= budget
+    assert np.allclose(margins[1]["y"], xa.margin_curve(run.trace), atol=1e-4)
+    # the zoo-wide table lists every model; the published results are quoted
+    table = at.dataframe[0].value
+    assert list(table["model"]) == list(kwta.list_pretrained(app_env))
+    assert "0.16%" in at.dataframe[1].value.to_string()
+    # the link reproduces the view
+    assert at.query_params["adv_budget"] == str(budget) and at.query_params["run"] == "1"
+
+
+def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
+    from kwta.masking import masking_indicators
+
+    at = open_page(start(), "adaptive", adv_n=8, adv_budget=10**9)
+    assert f"capped at {20_000:,}".replace(",", "") in texts(at.warning).replace(",", "")
+    at.button(key="adv_check").click().run()
+    ok(at)
+    reports = at.session_state["adv_reports"]
+    assert set(reports) == {KWTA_NAME, RELU_NAME}  # the model and its ReLU twin
+    data = cifar10_sample("test")
+    x, y = data.tensors(data.balanced_indices(8, seed=0))
+    direct = masking_indicators(
+        load(app_env, KWTA_NAME), x, y, generator=torch.Generator().manual_seed(0)
+    )
+    assert reports[KWTA_NAME] == direct.to_dict()
+    assert len(at.metric) == 8  # four indicators per model
+    # a budget too small for the steps is a message, not a crash
+    at2 = open_page(start(), "adaptive", adv_steps=50, adv_budget=10)
+    assert "too small" in texts(at2.error)
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -228,6 +228,35 @@ def test_activation_patterns(server: str, page: Any, demo_index: int) -> None:
     assert not page.errors, page.errors
 
 
+def test_is_kwta_really_robust(
+    server: str, page: Any, demo_index: int, pair: tuple[str, str]
+) -> None:
+    open_page(
+        page,
+        f"{server}/adaptive?adv_img=index&adv_idx={demo_index}&adv_budget=3000&adv_n=16",
+    )
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert "paper-reported vs standard PGD vs adaptive" in body and "0.16%" in body
+    click(page, "Run both attacks")
+    assert plots(page, 3) >= 3  # two logit traces and the margin curves
+    wait_idle(page)
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    assert body.count("Broken") + body.count("Still ") + body.count("Already misclassified") >= 2
+    assert "queries" in body and pair[1] in body
+    click(page, "Check for masking")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stMetric\"]').length >= 8",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_idle(page)
+    body = page.locator('[data-testid="stMain"]').inner_text()
+    verdicts = body.count("Gradient masking suspected") + body.count("No sign of gradient masking")
+    assert verdicts == 2  # the k-WTA model and its ReLU twin
+    assert "run=1" in page.url and "adv_budget=3000" in page.url
+    shoot(page, "adaptive")
+    assert not page.errors, page.errors
+
+
 def test_model_zoo(server: str, page: Any, zoo: Path, pair: tuple[str, str]) -> None:
     open_page(page, f"{server}/zoo")
     plots(page, 1)

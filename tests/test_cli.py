@@ -131,6 +131,49 @@ def test_evaluate_by_name(
         assert "no pretrained model named" in capsys.readouterr().err
 
 
+def test_evaluate_adaptive_with_the_relu_twin(
+    trained: Path, relu_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    from kwta.hub import save_model
+    from kwta.suite import ADAPTIVE_SETTINGS, max_queries
+
+    shutil.copy(trained, tmp_path / "tiny.json")
+    shutil.copy(trained.with_suffix(".safetensors"), tmp_path / "tiny.safetensors")
+    twin_card = {
+        "name": "relu-twin",
+        "arch": "resnet18",
+        "arch_kwargs": {"width": 8, "act": "relu", "act_kwargs": {}},
+        "training": {"method": "natural"},
+    }
+    save_model(relu_model, tmp_path / "relu-twin.safetensors", twin_card)
+    monkeypatch.setenv("KWTA_PRETRAINED", str(tmp_path))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    before = json.loads((tmp_path / "tiny.json").read_text())["metrics"]
+    argv = [
+        "evaluate", "--model", "tiny", "--attacks", "none", "--clean-n", "50", "--adaptive",
+        "--adaptive-n", "4", "--adaptive-attacks", "square,fd-pgd", "--update-card", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    table = capsys.readouterr().out
+    assert "adaptive attacks" in table and "transfer from relu-twin" in table
+    card = json.loads((tmp_path / "tiny.json").read_text())
+    ad = card["metrics"]["adaptive"]
+    assert set(ad["robust_accuracy"]) == {"pgd", "square", "fd-pgd", "transfer"}
+    assert ad["twin"] == "relu-twin" and ad["n"] == 4
+    budget = max_queries("fd-pgd", ADAPTIVE_SETTINGS["fd-pgd"])
+    assert ad["max_queries_per_image"]["fd-pgd"] == budget > 1000
+    assert ad["A_rob_adaptive"] == min(ad["robust_accuracy"].values())
+    assert card["evaluation_adaptive"]["command"].startswith("kwta evaluate --model tiny")
+    # no standard attack ran: the card keeps what it had
+    assert card["metrics"].get("robust_accuracy") == before.get("robust_accuracy")
+    # --twin none: no transfer; an unknown twin is a usage error
+    assert main([*argv[:-2], "--twin", "none", "--quiet"]) == 0
+    assert "transfer" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main([*argv[:-2], "--twin", "../relu-twin"])
+    assert exc.value.code == 2 and "no pretrained model named" in capsys.readouterr().err
+
+
 def _bad_args(tmp: Path, card: Path) -> list[tuple[list[str], str]]:
     out = str(tmp / "out")
     return [
@@ -150,6 +193,8 @@ def _bad_args(tmp: Path, card: Path) -> list[tuple[list[str], str]]:
         (["evaluate"], "one of the arguments --model --card is required"),
         (["evaluate", "--model", "x", "--card", str(card)], "not allowed with"),
         (["evaluate", "--card", str(card), "--attacks", "pgd,nope"], "unknown attack(s) nope"),
+        (["evaluate", "--card", str(card), "--adaptive-attacks", "square,x"],
+         "unknown adaptive attack(s) x"),
         (["evaluate", "--card", str(card), "--n", "0"], "positive integer"),
         (["evaluate", "--card", str(card), "--clean-n", "-3"], "positive integer"),
         (["evaluate", "--card", str(tmp / "missing.json")], "does not exist"),

@@ -1,0 +1,172 @@
+"""The adaptive evaluation (``evaluate_adaptive``, cards, CLI) and the page's helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from kwta import explore_adaptive as xa
+from kwta.attacks import pgd_linf, robust_accuracy, run_attack
+from kwta.data import CIFAR10Tensors
+from kwta.evaluate import evaluate, evaluate_adaptive, format_table, update_card
+from kwta.hub import save_model
+from kwta.suite import ADAPTIVE_SETTINGS, max_queries
+
+FAST = {
+    "apgd-ce": {"steps": 10},
+    "square": {"queries": 50},
+    "fd-pgd": {"steps": 4, "samples": (4, 8)},
+}
+
+
+@pytest.fixture(scope="module")
+def adaptive_result(kwta_model: nn.Module, relu_model: nn.Module, test_sample: CIFAR10Tensors):
+    return evaluate_adaptive(
+        kwta_model,
+        test_sample,
+        attacks=list(FAST),
+        n=20,
+        twin=relu_model,
+        twin_name="relu-twin",
+        overrides=FAST,
+        device="cpu",
+    )
+
+
+def test_evaluate_adaptive_scores_every_attack(
+    adaptive_result, kwta_model: nn.Module, relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    r = adaptive_result
+    assert list(r["attacks"]) == ["pgd", "apgd-ce", "square", "fd-pgd", "transfer"]
+    assert [v["kind"] for v in r["attacks"].values()] == [
+        "standard",
+        "adaptive",
+        "adaptive",
+        "adaptive",
+        "transfer",
+    ]
+    accs = {k: v["accuracy"] for k, v in r["attacks"].items()}
+    assert r["A_rob_adaptive"] == min(accs.values())
+    assert accs[r["worst_attack"]] == r["A_rob_adaptive"]
+    assert r["A_rob_adaptive_per_image"] <= r["A_rob_adaptive"] <= r["clean_accuracy"]
+    assert r["standard_pgd"] == accs["pgd"]
+    assert r["attacks"]["transfer"]["source"] == "relu-twin" and r["twin"] == "relu-twin"
+    for name, v in r["attacks"].items():
+        assert v["max_linf"] <= 0.031 + 1e-6
+        assert v["n"] == 20 and 0 <= v["robust"] <= 20
+        if name != "transfer":
+            assert v["max_queries_per_image"] == max_queries(name, v["settings"])
+    assert r["attacks"]["square"]["max_queries_per_image"] == 50
+    # the standard PGD entry is the library's PGD on the same images, same seed
+    x, y = test_sample.tensors(test_sample.balanced_indices(20, seed=0))
+    x_adv = run_attack("pgd", kwta_model, x, y, generator=torch.Generator().manual_seed(0))
+    assert accs["pgd"] == pytest.approx(robust_accuracy(kwta_model, x, y, x_adv))
+    # the transfer entry: PGD on the twin, scored on the k-WTA model
+    x_tr = run_attack("pgd", relu_model, x, y, generator=torch.Generator().manual_seed(0))
+    assert accs["transfer"] == pytest.approx(robust_accuracy(kwta_model, x, y, x_tr))
+
+
+def test_cards_gain_adaptive_numbers(
+    adaptive_result, kwta_model: nn.Module, test_sample: CIFAR10Tensors, tmp_path: Path
+) -> None:
+    card = {
+        "name": "k",
+        "arch": "resnet18",
+        "arch_kwargs": {"width": 8, "act": "kwta", "act_kwargs": {"ratio": 0.2}},
+        "training": {"method": "natural"},
+    }
+    save_model(kwta_model, tmp_path / "k.safetensors", card)
+    result = evaluate(kwta_model, test_sample, attacks=["pgd"], n=20, clean_n=100, device="cpu")
+    result["adaptive"] = adaptive_result
+    written = update_card(tmp_path / "k.json", result, command="test")
+    ad = written["metrics"]["adaptive"]
+    assert ad["n"] == 20 and ad["A_rob_adaptive"] == adaptive_result["A_rob_adaptive"]
+    assert ad["robust_accuracy"]["fd-pgd"] == adaptive_result["attacks"]["fd-pgd"]["accuracy"]
+    assert ad["max_queries_per_image"]["square"] == 50
+    assert written["evaluation_adaptive"]["command"] == "test"
+    assert "adaptive attacks" in format_table(result)
+    # an adaptive-only run keeps the standard numbers of the card
+    before = written["metrics"]["robust_accuracy"]
+    only = evaluate(kwta_model, test_sample, attacks=[], n=20, clean_n=100, device="cpu")
+    only["adaptive"] = adaptive_result
+    again = update_card(tmp_path / "k.json", only)
+    assert again["metrics"]["robust_accuracy"] == before
+    assert again["metrics"]["adaptive"] == ad
+    # the zoo table reads it
+    rows = xa.robustness_rows({"k": again})
+    assert rows[0].adaptive == ad["A_rob_adaptive"] and rows[0].adaptive_n == 20
+    assert rows[0].paper_pgd == pytest.approx(0.042)  # Table 1, natural k-WTA-0.2
+    assert rows[0].masked == pytest.approx(ad["standard_pgd"] - ad["A_rob_adaptive"])
+
+
+def test_budget_schedule_fits_and_is_largest() -> None:
+    for budget, steps, est in ((4000, 20, "fd"), (1000, 10, "eot"), (20_000, 100, "fd")):
+        start, end = xa.budget_schedule(budget, steps, estimator=est)
+        name = "fd-pgd" if est == "fd" else "eot-pgd"
+        assert end == 10 * start
+        assert max_queries(name, {"steps": steps, "samples": (start, end)}) <= budget
+        bigger = (start + 1, 10 * (start + 1))
+        assert max_queries(name, {"steps": steps, "samples": bigger}) > budget
+    with pytest.raises(ValueError, match="too small"):
+        xa.budget_schedule(10, 50)
+    with pytest.raises(ValueError, match="estimator"):
+        xa.budget_schedule(1000, 10, estimator="magic")  # type: ignore[arg-type]
+
+
+def test_adaptive_attack_with_trace_on_one_image(
+    kwta_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    x, y = test_sample.tensors([3])
+    run = xa.adaptive_attack_with_trace(
+        kwta_model, x[0], int(y), eps=0.031, alpha=0.005, steps=6, sigma=8 / 255, samples=(4, 40)
+    )
+    assert run.attack == "fd_pgd_linf" and run.queries is not None and run.queries > 0
+    assert run.trace.logits.shape == (7, 1, 10)
+    assert float((run.x_adv - run.x).abs().max()) <= 0.031 + 1e-6
+    with torch.no_grad():
+        assert int(kwta_model(run.x_adv).argmax()) == run.adv_pred == int(run.trace.pred[-1, 0])
+    margin = xa.margin_curve(run.trace)
+    logits = run.trace.logits[:, 0].numpy()
+    other = np.delete(logits, int(y), axis=1).max(axis=1)
+    assert np.allclose(margin, other - logits[:, int(y)])
+    assert (margin[-1] > 0) == run.success or run.clean_pred != run.label
+    d = run.to_dict()
+    assert d["attack"] == "fd_pgd_linf" and d["queries"] == run.queries
+    assert d["settings"]["estimator"] == "fd"
+    with pytest.raises(ValueError, match="estimator"):
+        xa.adaptive_attack_with_trace(
+            kwta_model, x, int(y), estimator="x", eps=0.03, alpha=0.01, steps=1, sigma=0.03,
+            samples=2,
+        )  # type: ignore[arg-type]  # fmt: skip
+
+
+def test_run_attack_knows_the_adaptive_attacks(
+    relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    x, y = test_sample.tensors(test_sample.balanced_indices(8, seed=0))
+    seen: list[tuple[int, int]] = []
+    x_adv = run_attack(
+        "apgd-ce",
+        relu_model,
+        x,
+        y,
+        batch_size=4,
+        steps=5,
+        generator=torch.Generator().manual_seed(0),
+        callback=lambda d, t: seen.append((d, t)),
+    )
+    assert float((x_adv - x).abs().max()) <= ADAPTIVE_SETTINGS["apgd-ce"]["eps"] + 1e-6
+    assert seen[-1][0] == seen[-1][1]
+    with pytest.raises(ValueError, match="adaptive"):
+        run_attack("no-such-attack", relu_model, x, y)
+    # a plain PGD still runs through the same entry point
+    ref = pgd_linf(
+        relu_model, x, y, eps=0.031, alpha=0.003, steps=40,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    got = run_attack("pgd", relu_model, x, y, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(ref, got)
