@@ -33,7 +33,7 @@ import inspect
 import logging
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Literal, overload
 
 import numpy as np
@@ -197,6 +197,11 @@ class Trace:
         if self.labels is None:
             raise ValueError("this trace has no labels")
         return self.pred == self.labels[None, :]
+
+    def cpu(self) -> Trace:
+        """A copy with every tensor on the CPU (for caching and plotting)."""
+        moved = {f.name: getattr(self, f.name) for f in fields(self)}
+        return Trace(**{k: None if v is None else v.detach().cpu() for k, v in moved.items()})
 
     def sample(self, i: int) -> Trace:
         """The trace of sample ``i`` alone (batch dimension kept, ``B = 1``)."""

@@ -380,13 +380,7 @@ def attack_with_trace(
     with torch.no_grad():
         clean_logits = model(x1)
         adv_logits = model(x_adv)
-    cpu = Trace(
-        logits=trace.logits.cpu(),
-        loss=trace.loss.cpu(),
-        linf=trace.linf.cpu(),
-        pred=trace.pred.cpu(),
-        labels=None if trace.labels is None else trace.labels.cpu(),
-    )
+    cpu = trace.cpu()
     if callback is not None:
         callback(steps, steps, cpu.logits[:, 0], cpu.linf[:, 0])
     return AttackRun(

@@ -199,14 +199,7 @@ def adaptive_attack_with_trace(
     with torch.no_grad():
         clean_logits = model(x1)
         adv_logits = model(x_adv)
-    cpu = Trace(
-        logits=trace.logits.cpu(),
-        loss=trace.loss.cpu(),
-        linf=trace.linf.cpu(),
-        pred=trace.pred.cpu(),
-        labels=None if trace.labels is None else trace.labels.cpu(),
-        queries=None if trace.queries is None else trace.queries.cpu(),
-    )
+    cpu = trace.cpu()
     queries = int(cpu.queries[-1, 0]) if cpu.queries is not None else None
     return AttackRun(
         x=x1.cpu(),

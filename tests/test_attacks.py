@@ -191,6 +191,9 @@ def test_trace(attack: Any, relu_model: nn.Module, mixed: tuple[Tensor, Tensor])
     one = trace.sample(-1)
     assert one.logits.shape == (steps + 1, 1, 10)
     assert torch.equal(one.logits[:, 0], trace.logits[:, 7])
+    moved = trace.cpu()
+    assert moved is not trace and moved.queries is None and moved.labels is not None
+    assert torch.equal(moved.logits, trace.logits) and torch.equal(moved.labels, y)
 
 
 def test_trace_without_steps(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
