@@ -356,7 +356,7 @@ def image_picker(prefix: str) -> PickedImage:
     modes = ["class", "index", "random", "upload"]
     labels = {"class": "by class", "index": "by index", "random": "random", "upload": "upload"}
     k_mode, k_cls, k_nth, k_idx, k_seed = (
-        f"{prefix}_{s}" for s in ("img", "cls", "nth", "idx", "seed")
+        f"{prefix}_{s}" for s in ("img", "cls", "nth", "idx", "imgseed")
     )
     init_state(k_mode, "class", choices=modes)
     sb.radio("Image", modes, format_func=labels.__getitem__, key=k_mode, horizontal=True)

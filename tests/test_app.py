@@ -252,9 +252,21 @@ def test_hostile_links_never_crash(app_env: Path, page: str, value: str) -> None
     """Any value for any URL key: the page renders (values fall back or are clamped)."""
     keys = list(URL_KEYS[page])
     if page in PREFIX:
-        keys += [f"{PREFIX[page]}_{k}" for k in ("img", "cls", "nth", "idx", "seed", "label")]
+        keys += [f"{PREFIX[page]}_{k}" for k in ("img", "cls", "nth", "idx", "imgseed", "label")]
     at = open_page(start(), page, **dict.fromkeys(keys, value))
     assert at.title
+
+
+@pytest.mark.parametrize("page", sorted(PREFIX))
+def test_random_image_mode_on_every_model_page(app_env: Path, page: str) -> None:
+    """The random-image picker's seed is its own widget, apart from the page's seeds."""
+    p = PREFIX[page]
+    at = open_page(start(), page, **{f"{p}_img": "random", f"{p}_imgseed": "5"})
+    ok(at)
+    assert at.session_state[f"{p}_img"] == "random"
+    assert at.number_input(key=f"{p}_imgseed").value == 5
+    if f"{p}_seed" in URL_KEYS[page]:
+        assert at.number_input(key=f"{p}_seed").value == 0  # the attack/direction seed
 
 
 def _png(size: tuple[int, int]) -> bytes:
