@@ -527,7 +527,8 @@ def update_card(
     (per attack), ``A_rob``, ``robust_n`` and ``eps``; ``evaluation`` holds the
     details (subset rule and indices' sha256, attack settings, data source,
     device, date, command). A run without standard attacks keeps the card's
-    standard numbers. With ``result["adaptive"]`` (:func:`evaluate_adaptive`),
+    standard numbers and its clean accuracy (writing them only where the card
+    has none). With ``result["adaptive"]`` (:func:`evaluate_adaptive`),
     ``metrics.adaptive`` and ``evaluation_adaptive`` are written too. Only the
     JSON card is rewritten (atomically); the weights file and the card's
     ``weights``/``sha256`` fields are not changed, and the weights' sha256 is
@@ -545,7 +546,10 @@ def update_card(
     if not weights.is_file() or sha256_of(weights) != card["sha256"]:
         raise WeightsError(f"{weights} is missing or does not match {path.name}; not updating it")
     metrics = dict(card.get("metrics") or {})
-    metrics.update(clean_accuracy=result["clean"]["accuracy"], clean_n=result["clean"]["n"])
+    # an adaptive-only run keeps the card's standard evaluation, its clean number included
+    # (with its own provenance), unless the card has none yet
+    if result["attacks"] or "clean_accuracy" not in metrics:
+        metrics.update(clean_accuracy=result["clean"]["accuracy"], clean_n=result["clean"]["n"])
     common = {
         "data": result.get("data"),
         "device": result.get("device"),
@@ -573,10 +577,8 @@ def update_card(
             "worst_attack": result.get("worst_attack"),
             "eps": result.get("eps"),
         } | common
-    else:
-        evaluation = dict(card.get("evaluation") or {})
-        evaluation["clean"] = result["clean"]
-        card["evaluation"] = evaluation
+    elif "evaluation" not in card:
+        card["evaluation"] = {"clean": result["clean"]} | common
     adaptive = result.get("adaptive")
     if adaptive:
         metrics["adaptive"] = {

@@ -79,19 +79,20 @@ DEFAULT_ADAPTIVE: tuple[str, ...] = ("apgd-ce", "apgd-dlr", "square", "fd-pgd", 
 def max_queries(name: str, settings: Mapping[str, Any]) -> int:
     """Model evaluations the attack may spend on one image (early stopping spends fewer).
 
-    For the standard white-box attacks a gradient counts as one evaluation, as in
-    the query counts of the adaptive-attack literature. For the estimated-gradient
-    attacks the count is the one their ``Trace.queries`` records: one for the start,
-    then per step ``2n`` (``n`` finite-difference pairs, or ``n`` noisy neighbours
-    each a forward and a backward pass) plus one for the check of the new iterate.
+    One forward pass counts one, a forward and a backward pass (a gradient) two,
+    the same count the attacks' ``Trace.queries`` record: PGD and MIM spend one
+    gradient per step; APGD one at the start and one per step, per restart; Square
+    one forward pass per query; the estimated-gradient attacks one forward pass at
+    the start, then per step ``2n`` (``n`` finite-difference pairs, or ``n`` noisy
+    gradients) plus one for the check of the new iterate.
 
     Raises:
         ValueError: An attack this function has no budget rule for.
     """
     if name in ("pgd", "mim"):  # the paper's white-box sign-gradient attacks
-        return int(settings.get("steps", 40)) + 1
+        return 2 * int(settings.get("steps", 40))
     if name in ("apgd-ce", "apgd-dlr"):
-        return int(settings.get("steps", 100)) * int(settings.get("restarts", 1)) + 1
+        return 2 * (int(settings.get("steps", 100)) + 1) * int(settings.get("restarts", 1))
     if name == "square":
         return int(settings.get("queries", 5000))
     if name in ("fd-pgd", "eot-pgd"):

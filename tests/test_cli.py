@@ -137,7 +137,11 @@ def test_evaluate_adaptive_with_the_relu_twin(
     from kwta.hub import save_model
     from kwta.suite import ADAPTIVE_SETTINGS, max_queries
 
-    shutil.copy(trained, tmp_path / "tiny.json")
+    tiny = json.loads(trained.read_text())
+    # as if a standard evaluation had run before: the adaptive-only run must keep it
+    tiny["metrics"] |= {"clean_accuracy": 0.5, "clean_n": 10_000, "robust_accuracy": {"pgd": 0.1}}
+    tiny["evaluation"] = {"clean": {"accuracy": 0.5, "n": 10_000}, "command": "earlier"}
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny))
     shutil.copy(trained.with_suffix(".safetensors"), tmp_path / "tiny.safetensors")
     twin_card = {
         "name": "relu-twin",
@@ -164,8 +168,10 @@ def test_evaluate_adaptive_with_the_relu_twin(
     assert ad["max_queries_per_image"]["fd-pgd"] == budget > 1000
     assert ad["A_rob_adaptive"] == min(ad["robust_accuracy"].values())
     assert card["evaluation_adaptive"]["command"].startswith("kwta evaluate --model tiny")
-    # no standard attack ran: the card keeps what it had
-    assert card["metrics"].get("robust_accuracy") == before.get("robust_accuracy")
+    # no standard attack ran: the card keeps what it had, the clean accuracy included
+    assert card["metrics"]["robust_accuracy"] == before["robust_accuracy"] == {"pgd": 0.1}
+    assert (card["metrics"]["clean_accuracy"], card["metrics"]["clean_n"]) == (0.5, 10_000)
+    assert card["evaluation"] == tiny["evaluation"]
     # --twin none: no transfer; an unknown twin is a usage error
     assert main([*argv[:-2], "--twin", "none", "--quiet"]) == 0
     assert "transfer" not in capsys.readouterr().out

@@ -170,3 +170,33 @@ def test_run_attack_knows_the_adaptive_attacks(
     )  # fmt: skip
     got = run_attack("pgd", relu_model, x, y, generator=torch.Generator().manual_seed(0))
     assert torch.equal(ref, got)
+
+
+@pytest.mark.parametrize("name", ["apgd-ce", "square", "fd-pgd", "eot-pgd"])
+def test_max_queries_is_what_a_resisting_image_spends(
+    name: str, relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    """The card's per-image ceiling is the count the attack's own trace records for an
+    image the attack never breaks (an ε far too small to flip a confident prediction)."""
+    from kwta.suite import ADAPTIVE_ATTACKS
+
+    settings = {
+        **ADAPTIVE_SETTINGS[name],
+        **{"apgd-ce": {"steps": 6, "restarts": 2}, "square": {"queries": 30}}.get(name, {}),
+        **({"steps": 3, "samples": (2, 5)} if name in ("fd-pgd", "eot-pgd") else {}),
+        "eps": 1e-4,
+    }
+    x, y = test_sample.tensors(range(100))
+    with torch.no_grad():
+        logits = relu_model(x)
+    top2 = logits.topk(2, dim=1).values
+    margin = torch.where(logits.argmax(1) == y, top2[:, 0] - top2[:, 1], -1.0)
+    keep = margin.topk(3).indices  # the three most confidently correct images
+    assert (margin[keep] > 0).all()
+    _, trace = ADAPTIVE_ATTACKS[name](
+        relu_model, x[keep], y[keep], **settings, record=True,
+        generator=torch.Generator().manual_seed(0),
+    )  # fmt: skip
+    assert trace.queries is not None
+    assert (trace.pred[-1] == y[keep]).all()  # nothing broken: the whole budget is spent
+    assert (trace.queries[-1] == max_queries(name, settings)).all(), trace.queries[-1]
