@@ -567,12 +567,16 @@ def run_with_progress(
     return value
 
 
-def remember_run(key: str, params: Mapping[str, Any], clicked: bool) -> bool:
+def remember_run(
+    key: str, params: Mapping[str, Any], clicked: bool, *, from_link: bool = True
+) -> bool:
     """Whether to show results: the button was clicked, or these exact parameters ran before.
 
     The page's "Run" button starts a computation; afterwards the results stay on
     screen across reruns (downloads, other widgets) while the parameters are
-    unchanged, and a shared link with ``run=1`` shows them directly.
+    unchanged, and a shared link with ``run=1`` shows them directly unless
+    ``from_link`` is false (for a costly second computation on the same page, which
+    a link should not start on its own).
     """
     frozen = repr(sorted(params.items()))
     if clicked:
@@ -580,7 +584,7 @@ def remember_run(key: str, params: Mapping[str, Any], clicked: bool) -> bool:
         return True
     if st.session_state.get(key) == frozen:
         return True
-    if st.query_params.get("run") == "1" and key not in st.session_state:
+    if from_link and st.query_params.get("run") == "1" and key not in st.session_state:
         st.session_state[key] = frozen
         return True
     return False

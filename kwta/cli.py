@@ -458,6 +458,8 @@ def _twin_name(
                 f"--twin: no pretrained model named {args.twin!r} in {pretrained_dir()}; "
                 f"available: {', '.join(sorted(available)) or 'none'}"
             )
+        if args.twin == args.model:
+            parser.error("--twin: a model cannot be its own transfer source")
         return str(args.twin)
     if cards is None or args.model is None:
         return None

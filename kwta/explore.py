@@ -907,14 +907,23 @@ def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
 
     Tramèr et al. (NeurIPS 2020) and the paper's App. D.3 transfer adversarial
     examples from an undefended twin. ``None`` for a ReLU model, an unknown
-    name, or when the zoo has no ReLU model with the same training method.
+    name, or when the zoo has no ReLU model of the same architecture and width
+    trained with the same method.
     """
     if name not in cards:
         return None
     s = summarize_card(cards[name])
     if s.act == "relu":
         return None
-    same = {k: v for k, v in cards.items() if summarize_card(v).method == s.method}
+
+    def shape(card: Mapping[str, Any]) -> tuple[Any, Any]:
+        return card.get("arch"), (card.get("arch_kwargs") or {}).get("width")
+
+    same = {
+        k: v
+        for k, v in cards.items()
+        if summarize_card(v).method == s.method and shape(v) == shape(cards[name])
+    }
     return _pick(same, "relu", s.method, None)
 
 

@@ -209,6 +209,7 @@ def masking_indicators(
             raise ValueError(
                 f"blackbox_adv has shape {tuple(blackbox_adv.shape)}, expected {tuple(x.shape)}"
             )
+        blackbox_adv = blackbox_adv.detach().to(x.device)
         if float((blackbox_adv - x).abs().amax()) > eps + 1e-5:
             raise ValueError("blackbox_adv leaves the ε-ball around x")
     x = x.detach()

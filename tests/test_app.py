@@ -530,7 +530,12 @@ def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
     from kwta.masking import masking_indicators
 
     at = open_page(start(), "adaptive", adv_n=8, adv_budget=10**9)
-    assert f"capped at {20_000:,}".replace(",", "") in texts(at.warning).replace(",", "")
+    ui = sys.modules["explorer_ui"]  # the app's helper module, as the page imported it
+    assert f"capped at {ui.MAX_QUERIES}" in texts(at.warning)
+    assert f"at most {ui.MAX_QUERIES:,} queries" in texts(at.caption)  # the budget used
+    # a shared link with run=1 replays the attack run, never the costlier masking check
+    linked = open_page(start(), "adaptive", adv_n=8, run=1)
+    assert "adv_reports" not in linked.session_state and len(linked.metric) == 0
     at.button(key="adv_check").click().run()
     ok(at)
     reports = at.session_state["adv_reports"]
@@ -545,6 +550,8 @@ def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
     # a budget too small for the steps is a message, not a crash
     at2 = open_page(start(), "adaptive", adv_steps=50, adv_budget=10)
     assert "too small" in texts(at2.error)
+    assert at2.button(key="adv_run").disabled and not at2.button(key="adv_check").disabled
+    assert any("paper-reported vs standard PGD" in h.value for h in at2.header)  # page goes on
 
 
 # --------------------------------------------------------------------------- concurrency

@@ -178,6 +178,9 @@ def test_evaluate_adaptive_with_the_relu_twin(
     with pytest.raises(SystemExit) as exc:
         main([*argv[:-2], "--twin", "../relu-twin"])
     assert exc.value.code == 2 and "no pretrained model named" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main([*argv[:-2], "--twin", "tiny"])
+    assert exc.value.code == 2 and "its own transfer source" in capsys.readouterr().err
 
 
 def _bad_args(tmp: Path, card: Path) -> list[tuple[list[str], str]]:

@@ -200,3 +200,28 @@ def test_max_queries_is_what_a_resisting_image_spends(
     assert trace.queries is not None
     assert (trace.pred[-1] == y[keep]).all()  # nothing broken: the whole budget is spent
     assert (trace.queries[-1] == max_queries(name, settings)).all(), trace.queries[-1]
+
+
+def test_twin_is_the_relu_model_of_the_same_shape_and_training() -> None:
+    from kwta.explore import twin_of
+
+    def card(act: str, method: str, width: int) -> dict:
+        kw = {"ratio": 0.1} if act == "kwta" else {}
+        return {
+            "arch": "resnet18",
+            "arch_kwargs": {"width": width, "act": act, "act_kwargs": kw},
+            "training": {"method": method},
+        }
+
+    cards = {
+        "relu-wide": card("relu", "natural", 64),  # first in card order, wrong width
+        "relu-at": card("relu", "free", 16),
+        "relu-nat": card("relu", "natural", 16),
+        "kwta0.1-nat": card("kwta", "natural", 16),
+        "kwta0.1-at": card("kwta", "free", 16),
+        "kwta-wide-at": card("kwta", "free", 64),
+    }
+    assert twin_of(cards, "kwta0.1-nat") == "relu-nat"
+    assert twin_of(cards, "kwta0.1-at") == "relu-at"
+    assert twin_of(cards, "kwta-wide-at") is None  # no width-64 free-AT ReLU model
+    assert twin_of(cards, "relu-nat") is None and twin_of(cards, "nope") is None

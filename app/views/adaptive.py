@@ -199,11 +199,12 @@ seed = int(st.session_state[f"{P}_seed"])
 n_check = int(st.session_state[f"{P}_n"])
 sha = str(cards[name].get("sha256", ""))
 
+samples: tuple[int, int] | None
 try:
     samples = xa.budget_schedule(budget, steps, estimator="eot" if estimator == "eot" else "fd")
-except ValueError as err:
-    st.error(f"{err}.", icon=":material/error:")
-    st.stop()
+except ValueError as err:  # the rest of the page (masking check, zoo table) still renders
+    samples = None
+    budget_error = f"{err}."
 
 # ------------------------------------------------------------------ one image, two attacks
 st.header("One image, two attacks")
@@ -211,7 +212,8 @@ st.caption(
     f"Image: {image.caption}. Standard PGD: {pgd_steps} steps of {PGD_ALPHA}, random start, "
     f"cross-entropy (the paper's App. D.1). Adaptive: {steps} steps of {alpha:g} on the margin "
     f"loss, gradient from {xa.ESTIMATORS[estimator]}, σ = {sigma * 255:g}/255, "
-    f"{samples[0]} → {samples[1]} samples per step, at most {budget:,} queries; it stops as "
+    + (f"{samples[0]} → {samples[1]} samples per step, " if samples else "")
+    + f"at most {budget:,} queries; it stops as "
     f"soon as the image is misclassified. ε = {eps:g} for both."
 )
 params = {
@@ -227,10 +229,16 @@ params = {
     "budget": budget,
     "seed": seed,
 }
+if samples is None:
+    st.error(budget_error, icon=":material/error:")
 clicked = st.button(
-    "Run both attacks", type="primary", key=f"{P}_run", icon=":material/play_arrow:"
+    "Run both attacks",
+    type="primary",
+    key=f"{P}_run",
+    icon=":material/play_arrow:",
+    disabled=samples is None,
 )
-show = ui.remember_run(f"{P}_ran", params, clicked)
+show = samples is not None and ui.remember_run(f"{P}_ran", params, clicked)
 model = ui.get_model(name) if show else None
 results: dict[str, explore.AttackRun] = {}
 if show and model is not None:
@@ -350,7 +358,7 @@ st.caption(
 )
 check_clicked = st.button("Check for masking", key=f"{P}_check", icon=":material/troubleshoot:")
 check_params = {"models": tuple(check), "n": n_check, "eps": eps, "seed": seed}
-if ui.remember_run(f"{P}_checked", check_params, check_clicked):
+if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False):
     reports: dict[str, dict[str, Any]] = {}
     for col, m_name in zip(st.columns(len(check)), check, strict=True):
         with col:
