@@ -200,8 +200,11 @@ class Trace:
 
     def cpu(self) -> Trace:
         """A copy with every tensor on the CPU (for caching and plotting)."""
-        moved = {f.name: getattr(self, f.name) for f in fields(self)}
-        return Trace(**{k: None if v is None else v.detach().cpu() for k, v in moved.items()})
+        moved: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            moved[f.name] = None if value is None else value.detach().cpu()
+        return Trace(**moved)
 
     def sample(self, i: int) -> Trace:
         """The trace of sample ``i`` alone (batch dimension kept, ``B = 1``)."""
