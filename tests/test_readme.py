@@ -25,3 +25,50 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     cmd = re.search(r"TEST_CMD='([^']+)'", ci)
     assert cmd is not None and cmd.group(1) in README.read_text()
+
+
+# ------------------------------------------------------------ README tables vs cards
+STANDARD = ("pgd", "mim", "cw", "deepfool")
+ADAPTIVE = ("pgd", "apgd-ce", "apgd-dlr", "square", "fd-pgd", "eot-pgd", "transfer")
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f} %"
+
+
+def zoo_cells(card: dict) -> str:
+    """The measured cells of a model's row in the README's Model zoo table."""
+    m = card["metrics"]
+    cells = [f"{100 * m['clean_accuracy']:.2f} %"]
+    cells += [_pct(m["robust_accuracy"].get(a)) for a in STANDARD]
+    robust_n = f"{m['robust_n']:,}".replace(",", " ")
+    cells += [f"**{_pct(m['A_rob'])}** ({m['worst_attack']})", robust_n]
+    return "| " + " | ".join(cells) + " |"
+
+
+def adaptive_cells(card: dict) -> str:
+    """The measured cells of a model's row in the README's adaptive-attack table."""
+    a = card["metrics"]["adaptive"]
+    cells = [f"{a['n']} ({_pct(a['clean_accuracy'])})"]
+    cells += [_pct(a["robust_accuracy"].get(k)) for k in ADAPTIVE]
+    cells += [f"**{_pct(a['A_rob_adaptive'])}** ({a['worst_attack']})"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def _rows(name: str) -> list[str]:
+    return [ln for ln in README.read_text().splitlines() if ln.startswith(f"| `{name}` |")]
+
+
+def test_readme_tables_match_the_cards() -> None:
+    """Every shipped model has a row in the zoo table (and, once evaluated adaptively,
+    in the adaptive table) whose numbers are the ones on its card."""
+    from kwta.hub import list_pretrained
+
+    cards = list_pretrained(README.parent / "pretrained")
+    assert cards
+    for name, card in cards.items():
+        rows = _rows(name)
+        assert any(zoo_cells(card) in r for r in rows), (name, zoo_cells(card), rows)
+        if "adaptive" in card["metrics"]:
+            want = adaptive_cells(card)
+            assert any(want in r for r in rows), (name, want, rows)
