@@ -55,6 +55,7 @@ __all__ = [
     "amplify_perturbation",
     "attack_with_trace",
     "default_pair",
+    "finish_run",
     "from_uint8",
     "jump_segments",
     "landscape_selection",
@@ -377,25 +378,40 @@ def attack_with_trace(
         generator=gen,
         callback=on_step,
     )
-    with torch.no_grad():
-        clean_logits = model(x1)
-        adv_logits = model(x_adv)
-    cpu = trace.cpu()
-    if callback is not None:
-        callback(steps, steps, cpu.logits[:, 0], cpu.linf[:, 0])
-    return AttackRun(
-        x=x1.cpu(),
-        x_adv=x_adv.detach().cpu(),
-        trace=cpu,
-        label=int(label),
-        clean_probs=F.softmax(clean_logits.float(), dim=1)[0].cpu(),
-        adv_probs=F.softmax(adv_logits.float(), dim=1)[0].cpu(),
+    run = finish_run(
+        model,
+        x1,
+        x_adv,
+        trace,
+        label,
         eps=float(eps),
         alpha=float(alpha),
         steps=int(steps),
         loss=loss,
         random_start=bool(random_start),
         seed=int(seed),
+    )
+    if callback is not None:
+        callback(steps, steps, run.trace.logits[:, 0], run.trace.linf[:, 0])
+    return run
+
+
+def finish_run(
+    model: nn.Module, x1: Tensor, x_adv: Tensor, trace: Trace, label: int, **meta: Any
+) -> AttackRun:
+    """An :class:`AttackRun` of CPU tensors from one image's attack: the clean and final
+    class probabilities, the trace, and ``meta`` (the run's settings, as fields)."""
+    with torch.no_grad():
+        clean_logits = model(x1)
+        adv_logits = model(x_adv)
+    return AttackRun(
+        x=x1.cpu(),
+        x_adv=x_adv.detach().cpu(),
+        trace=trace.cpu(),
+        label=int(label),
+        clean_probs=F.softmax(clean_logits.float(), dim=1)[0].cpu(),
+        adv_probs=F.softmax(adv_logits.float(), dim=1)[0].cpu(),
+        **meta,
     )
 
 

@@ -24,12 +24,11 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .adaptive import eot_pgd_linf, fd_pgd_linf
 from .attacks import ProgressCallback, Trace
-from .explore import AttackRun, _num, paper_reference, summarize_card
+from .explore import AttackRun, _num, finish_run, paper_reference, summarize_card
 from .suite import max_queries
 
 __all__ = [
@@ -196,18 +195,13 @@ def adaptive_attack_with_trace(
         generator=torch.Generator().manual_seed(int(seed)),
         callback=callback,
     )
-    with torch.no_grad():
-        clean_logits = model(x1)
-        adv_logits = model(x_adv)
-    cpu = trace.cpu()
-    queries = int(cpu.queries[-1, 0]) if cpu.queries is not None else None
-    return AttackRun(
-        x=x1.cpu(),
-        x_adv=x_adv.detach().cpu(),
-        trace=cpu,
-        label=int(label),
-        clean_probs=F.softmax(clean_logits.float(), dim=1)[0].cpu(),
-        adv_probs=F.softmax(adv_logits.float(), dim=1)[0].cpu(),
+    queries = int(trace.queries[-1, 0]) if trace.queries is not None else None
+    return finish_run(
+        model,
+        x1,
+        x_adv,
+        trace,
+        label,
         eps=float(eps),
         alpha=float(alpha),
         steps=int(steps),
