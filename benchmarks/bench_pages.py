@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
 
     def add(what: str, model: str, fn: Callable[[], object], repeats: int = args.repeats) -> None:
         rows.append(f"| {what} | {model} | {timed(fn, repeats, device):.2f} |")
-        print(rows[-1], flush=True)
+        print(rows[-1], file=sys.stderr, flush=True)  # progress; the table goes to stdout
 
     for name in names:
         m = load_pretrained(name, device)
