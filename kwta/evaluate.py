@@ -528,7 +528,9 @@ def update_card(
     details (subset rule and indices' sha256, attack settings, data source,
     device, date, command). A run without standard attacks keeps the card's
     standard numbers and its clean accuracy (writing them only where the card
-    has none). With ``result["adaptive"]`` (:func:`evaluate_adaptive`),
+    has none). The paper's numbers for the same setting, where it has them, go
+    into ``published`` (:func:`kwta.explore.published_metrics`). With
+    ``result["adaptive"]`` (:func:`evaluate_adaptive`),
     ``metrics.adaptive`` and ``evaluation_adaptive`` are written too. Only the
     JSON card is rewritten (atomically); the weights file and the card's
     ``weights``/``sha256`` fields are not changed, and the weights' sha256 is
@@ -579,6 +581,11 @@ def update_card(
         } | common
     elif "evaluation" not in card:
         card["evaluation"] = {"clean": result["clean"]} | common
+    from .explore import published_metrics  # the paper's numbers beside ours
+
+    published = published_metrics(card)
+    if published is not None:
+        card["published"] = published
     adaptive = result.get("adaptive")
     if adaptive:
         metrics["adaptive"] = {

@@ -63,6 +63,7 @@ __all__ = [
     "paper_reference",
     "parse_vector",
     "pattern_change_by_ratio",
+    "published_metrics",
     "random_vector",
     "records_to_csv",
     "split_at_jumps",
@@ -893,6 +894,39 @@ def paper_reference(summary: ModelSummary) -> PaperRow | None:
         if row.training == training and row.activation == summary.activation_label:
             return row
     return None
+
+
+def published_metrics(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The paper's numbers for a card's setting, in the card's own metric names.
+
+    What :func:`kwta.evaluate.update_card` stores as the card's ``published``
+    block, beside the measured ``metrics`` (fractions; ``None``: not reported).
+    ``None`` when the paper has no row for the setting.
+    """
+    row = paper_reference(summarize_card(card))
+    if row is None:
+        return None
+
+    def r(v: float | None) -> float | None:  # the paper's one decimal, as a fraction
+        return None if v is None else round(v, 4)
+
+    return {
+        "source": (
+            f"Xiao, Zhong, Zheng (ICLR 2020), {row.table}: CIFAR-10, {row.model} at width 64, "
+            f"ε = 0.031, {row.training} training, {row.activation} (quoted, not reproduced)"
+        ),
+        "training": row.training,
+        "activation": row.activation,
+        "clean_accuracy": r(row.clean),
+        "robust_accuracy": {
+            "pgd": r(row.pgd),
+            "mim": r(row.mim),
+            "cw": r(row.cw),
+            "deepfool": r(row.deepfool),
+        },
+        "black_box": r(row.bb),
+        "A_rob": r(row.a_rob),
+    }
 
 
 def _pick(

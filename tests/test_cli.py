@@ -172,6 +172,8 @@ def test_evaluate_adaptive_with_the_relu_twin(
     assert card["metrics"]["robust_accuracy"] == before["robust_accuracy"] == {"pgd": 0.1}
     assert (card["metrics"]["clean_accuracy"], card["metrics"]["clean_n"]) == (0.5, 10_000)
     assert card["evaluation"] == tiny["evaluation"]
+    # the paper's Table 1 row for natural k-WTA-0.2 is stored beside ours
+    assert card["published"]["clean_accuracy"] == 0.917 and "Table 1" in card["published"]["source"]
     # --twin none: no transfer; an unknown twin is a usage error
     assert main([*argv[:-2], "--twin", "none", "--quiet"]) == 0
     assert "transfer" not in capsys.readouterr().out

@@ -51,3 +51,38 @@ def test_card_clean_accuracy_on_full_test_set(name: str, full_tarball: Path) -> 
             correct += int(is_correct(model, x, y).sum())
     # the card's number came from the same fp16 weights and the same images
     assert correct / len(test) == pytest.approx(_clean(card), abs=2e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_pgd_robust_accuracy_reproduces(name: str, full_tarball: Path) -> None:
+    """``kwta evaluate`` reproduces the card's PGD-40 number on the card's own subset
+    (same seeded indices; a few images of slack for another machine's float rounding)."""
+    from kwta.evaluate import evaluate
+
+    card = CARDS[name]
+    subset = card["evaluation"]["subset"]
+    result = evaluate(
+        load_pretrained(name),
+        cifar10("test", full_tarball),
+        attacks=["pgd"],
+        n=subset["n"],
+        clean_n=100,
+        seed=subset["seed"],
+        eps=card["metrics"]["eps"],
+        device="cpu",
+    )
+    assert result["subset"]["indices_sha256"] == subset["indices_sha256"]
+    want = card["metrics"]["robust_accuracy"]["pgd"]
+    assert result["attacks"]["pgd"]["accuracy"] == pytest.approx(want, abs=3 / subset["n"])
+
+
+@pytest.mark.parametrize("name", sorted(CARDS))
+def test_card_carries_the_papers_numbers_for_its_setting(name: str) -> None:
+    from kwta.explore import published_metrics
+
+    card = CARDS[name]
+    published = published_metrics(card)
+    assert published is not None, "every zoo model has a row in the paper's Table 1"
+    assert card["published"] == published
+    assert card["status"].startswith("CPU stand-in") or card["training"]["device"] != "cpu"
