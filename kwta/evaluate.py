@@ -39,6 +39,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .data import CIFAR10Tensors
+from .explore import published_metrics
 from .hub import WeightsError, load_card, sha256_of
 from .utils import batches, default_device, seed_all
 
@@ -581,9 +582,7 @@ def update_card(
         } | common
     elif "evaluation" not in card:
         card["evaluation"] = {"clean": result["clean"]} | common
-    from .explore import published_metrics  # the paper's numbers beside ours
-
-    published = published_metrics(card)
+    published = published_metrics(card)  # the paper's numbers beside ours
     if published is not None:
         card["published"] = published
     adaptive = result.get("adaptive")

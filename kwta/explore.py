@@ -965,14 +965,10 @@ def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
     s = summarize_card(cards[name])
     if s.act == "relu":
         return None
-
-    def shape(card: Mapping[str, Any]) -> tuple[Any, Any]:
-        return card.get("arch"), (card.get("arch_kwargs") or {}).get("width")
-
     same = {
         k: v
         for k, v in cards.items()
-        if summarize_card(v).method == s.method and shape(v) == shape(cards[name])
+        if (o := summarize_card(v)).method == s.method and (o.arch, o.width) == (s.arch, s.width)
     }
     return _pick(same, "relu", s.method, None)
 
