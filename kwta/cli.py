@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             "k-WTA Explorer: train and evaluate the networks of Xiao, Zhong, Zheng (ICLR 2020)."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo}")
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
@@ -178,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--method",
         default="natural",
         choices=list(METHODS),
-        help="natural | pgd (Madry AT) | trades | free (free AT)",
+        help="natural | pgd (Madry AT) | trades | free (free AT) | fgsm (fast AT, Wong et al.)",
     )
     t.add_argument(
         "--epochs",
@@ -246,12 +246,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--no-eval", action="store_true", help="skip the held-out clean accuracy")
     t.add_argument(
-        "--amp",
+        "--precision",
         default="auto",
-        choices=["auto", "bf16", "fp16", "off"],
-        help="autocast on CUDA (auto: bf16 where supported)",
+        choices=["auto", "bf16", "fp16", "fp32"],
+        help="autocast precision (auto: bf16 on CUDA and on CPUs with native bf16, else fp32)",
     )
-    t.add_argument("--no-channels-last", action="store_true", help="keep NCHW on CUDA")
+    t.add_argument("--no-channels-last", action="store_true", help="keep the NCHW layout")
+    t.add_argument(
+        "--schedule",
+        default="step",
+        choices=["step", "onecycle"],
+        help="learning-rate schedule: the paper's step drop, or one-cycle with peak --lr",
+    )
+    t.add_argument(
+        "--warmup", type=_positive_float, default=0.25, help="one-cycle warm-up fraction (0.25)"
+    )
+    t.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    t.add_argument("--label-smoothing", type=_nonneg_float, default=0.0, help="label smoothing (0)")
+    t.add_argument(
+        "--init-from",
+        type=_existing_path,
+        default=None,
+        metavar="PATH.safetensors",
+        help="start from these weights (e.g. a k-WTA-0.2 model to fine-tune down to 0.1)",
+    )
     t.add_argument("--out", required=True, metavar="DIR", help="output folder")
     t.add_argument(
         "--name",
@@ -267,6 +285,60 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
 
     t.set_defaults(sub_parser=t)
+
+    z = sub.add_parser(
+        "zoo",
+        help="rebuild the model zoo (train, evaluate, publish; resumable)",
+        description="The model zoo: `kwta zoo build` trains, evaluates and writes every model.",
+    )
+    zsub = z.add_subparsers(dest="zoo_command", metavar="{build}")
+    zsub.required = True
+    zb = zsub.add_parser(
+        "build",
+        parents=[common],
+        help="train + evaluate + write the zoo's models (resumes from checkpoints)",
+        description=(
+            "Train each zoo model with its recipe (kwta.zoo.ZOO), evaluate it with the paper's "
+            "attacks and write weights + card. Resumable: a checkpoint per pass in --work; "
+            "re-running continues where it stopped and skips finished models."
+        ),
+    )
+    from .zoo import CPU_WIDTH, ZOO
+
+    zb.add_argument(
+        "--only",
+        type=lambda text: _names(text, list(ZOO), "zoo model"),
+        default=None,
+        metavar="NAME[,NAME]",
+        help=f"build only these ({', '.join(ZOO)})",
+    )
+    zb.add_argument("--width", type=_positive_int, default=CPU_WIDTH, help="ResNet-18 width (16)")
+    zb.add_argument(
+        "--minutes",
+        type=_positive_float,
+        default=None,
+        help="training time budget for all listed models; epochs sized from timed first steps",
+    )
+    zb.add_argument(
+        "--epochs", type=_positive_int, default=None, help="main-phase passes (default: recipes)"
+    )
+    zb.add_argument("--subset", type=_positive_int, default=None, help="train on N images (smoke)")
+    zb.add_argument(
+        "--eval-n", type=_nonneg_int, default=1000, help="attack images (1000; 0: no evaluation)"
+    )
+    zb.add_argument(
+        "--clean-n", type=_int_or_all, default=None, metavar="N|all", help="clean images (all)"
+    )
+    zb.add_argument(
+        "--restarts", type=_nonneg_int, default=5, help="extra PGD-40 random starts (5)"
+    )
+    zb.add_argument(
+        "--out", default="pretrained", metavar="DIR", help="weights + cards (pretrained)"
+    )
+    zb.add_argument(
+        "--work", default="runs/zoo", metavar="DIR", help="checkpoints (runs/zoo, git-ignored)"
+    )
+    zb.set_defaults(sub_parser=zb)
 
     e = sub.add_parser(
         "evaluate",
@@ -400,8 +472,13 @@ def _cmd_train(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         subset=args.subset,
         seed=args.seed,
         device=args.device,
-        amp=args.amp,
+        amp=args.precision,
         channels_last=not args.no_channels_last,
+        schedule=args.schedule,
+        warmup=args.warmup,
+        nesterov=args.nesterov,
+        label_smoothing=args.label_smoothing,
+        init_from=args.init_from,
         eval_n=0 if args.no_eval else args.eval_n,
         out_dir=args.out,
         name=args.name,
@@ -554,6 +631,52 @@ def _cmd_evaluate(
     return 0
 
 
+def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .data import DataSourceError
+    from .hub import WeightsError
+    from .zoo import build
+
+    def report(name: str, card: dict[str, Any]) -> None:
+        m = card.get("metrics", {})
+        clean = m.get("clean_accuracy", m.get("test_clean_accuracy"))
+        pgd = (m.get("robust_accuracy") or {}).get("pgd")
+        restarts = (m.get("pgd_restarts") or {}).get("accuracy")
+        sys.stdout.write(
+            f"{name}: clean {clean if clean is None else f'{clean:.2%}'}"
+            + (f", PGD-40 {pgd:.1%}" if pgd is not None else "")
+            + (
+                f", PGD-40 x{m['pgd_restarts']['starts']} {restarts:.1%}"
+                if restarts is not None
+                else ""
+            )
+            + f", trained {card['training']['wall_time_s'] / 60:.1f} min\n"
+        )
+        sys.stdout.flush()
+
+    try:
+        build(
+            args.only,
+            data=args.data,
+            out_dir=args.out,
+            work_dir=args.work,
+            device=args.device,
+            width=args.width,
+            minutes=args.minutes,
+            epochs=args.epochs,
+            subset=args.subset,
+            eval_n=args.eval_n,
+            clean_n=args.clean_n,
+            restarts=args.restarts,
+            seed=args.seed,
+            progress=_progress(args.quiet),
+            on_model=report,
+        )
+    except (DataSourceError, FileNotFoundError, ValueError, WeightsError) as err:
+        log.error("%s", err)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kwta`` / ``python -m kwta``.
 
@@ -568,4 +691,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     with _logging_to_stderr(args.quiet, args.verbose):
         if args.command == "train":
             return _cmd_train(args, sub)
+        if args.command == "zoo":
+            return _cmd_zoo(args, sub)
         return _cmd_evaluate(args, sub, args_list)

@@ -192,6 +192,67 @@ def _scored_attack(
     return ok, entry
 
 
+def _pgd_restarts(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    ok_clean: Tensor,
+    first: dict[str, Any] | None,
+    *,
+    restarts: int,
+    eps: float,
+    overrides: dict[str, Any],
+    seed: int,
+    batch_size: int,
+    progress: bool,
+) -> dict[str, Any]:
+    """PGD from several random starts; an image is robust only if it survives every start."""
+    from .attacks import PAPER_SETTINGS
+
+    params = {**PAPER_SETTINGS["pgd"], "eps": eps, **overrides}
+    robust = ok_clean.clone()
+    per_start: list[float] = []
+    seeds: list[int] = []
+    seconds = 0.0
+    if first is not None:  # the seeded single start of the standard evaluation, reproduced
+        ok, _ = _scored_attack(
+            "pgd", model, x, y, ok_clean, params, seed=seed, batch_size=batch_size, progress=False
+        )
+        robust &= ok
+        per_start.append(first["accuracy"])
+        seeds.append(seed)
+    for r in range(1, restarts + 1):
+        ok, entry = _scored_attack(
+            "pgd",
+            model,
+            x,
+            y,
+            ok_clean,
+            params,
+            seed=seed + r,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        robust &= ok
+        per_start.append(entry["accuracy"])
+        seeds.append(seed + r)
+        seconds += entry["seconds"]
+    return {
+        "starts": len(per_start),
+        "accuracy": int(robust.sum()) / len(y) if len(y) else 0.0,
+        "robust": int(robust.sum()),
+        "n": len(y),
+        "per_start_accuracy": per_start,
+        "seeds": seeds,
+        "settings": _jsonable(params),
+        "definition": (
+            "per-image worst case over the starts: an image counts as robust only if PGD "
+            "from every start leaves it correctly classified"
+        ),
+        "seconds": round(seconds, 3),
+    }
+
+
 def evaluate(
     model: nn.Module,
     data: CIFAR10Tensors,
@@ -206,6 +267,7 @@ def evaluate(
     overrides: dict[str, dict[str, Any]] | None = None,
     progress: bool = False,
     callback: Callable[[str, dict[str, Any]], None] | None = None,
+    restarts: int = 0,
 ) -> dict[str, Any]:
     """Clean accuracy, robust accuracy per attack and A_rob (Table 1, App. D.1).
 
@@ -227,6 +289,11 @@ def evaluate(
             ``{"pgd": {"steps": 100}}``.
         progress: Show a tqdm bar per attack.
         callback: ``callback(attack, partial_result)`` after each attack.
+        restarts: Extra random starts of PGD (seeds ``seed+1 … seed+restarts``);
+            ``pgd_restarts`` then holds the per-image worst case over these and
+            the single start of ``attacks`` (or the ``restarts`` starts alone
+            when ``"pgd"`` is not among them). On k-WTA one start moves robust
+            accuracy by a few images in 200; the paper reports one start.
 
     Returns:
         A JSON-able dict: ``clean`` (accuracy, correct, n), ``subset`` (n,
@@ -310,6 +377,22 @@ def evaluate(
         result["attacks"][name] = entry
         if callback is not None:
             callback(name, result)
+    if restarts > 0:
+        result["pgd_restarts"] = _pgd_restarts(
+            model,
+            x,
+            y,
+            ok_clean,
+            result["attacks"].get("pgd"),
+            restarts=restarts,
+            eps=eps,
+            overrides=overrides.get("pgd", {}),
+            seed=seed,
+            batch_size=batch_size,
+            progress=progress,
+        )
+        if callback is not None:
+            callback("pgd_restarts", result)
     if attacks:
         accs = {k: v["accuracy"] for k, v in result["attacks"].items()}
         worst = min(accs, key=lambda k: accs[k])
@@ -569,6 +652,10 @@ def update_card(
             robust_n=result["subset"]["n"],
             eps=result.get("eps"),
         )
+        if result.get("pgd_restarts"):
+            metrics["pgd_restarts"] = {
+                k: result["pgd_restarts"][k] for k in ("starts", "accuracy", "per_start_accuracy")
+            }
         card["evaluation"] = {
             "clean": result["clean"],
             "subset": {k: v for k, v in result["subset"].items() if k != "indices"},
@@ -579,6 +666,7 @@ def update_card(
             "min_over_attacks": result.get("min_over_attacks"),
             "worst_attack": result.get("worst_attack"),
             "eps": result.get("eps"),
+            "pgd_restarts": result.get("pgd_restarts"),
         } | common
     elif "evaluation" not in card:
         card["evaluation"] = {"clean": result["clean"]} | common
