@@ -8,11 +8,28 @@ baseline of App. D.3. The modules in :mod:`kwta.activations` are thin wrappers.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["k_from_ratio", "kwta", "kwta_mask", "kwta_reference", "lwta", "lwta_mask"]
+from . import native
+
+__all__ = [
+    "BACKENDS",
+    "k_from_ratio",
+    "kwta",
+    "kwta_mask",
+    "kwta_reference",
+    "lwta",
+    "lwta_mask",
+]
+
+#: Implementations of :func:`kwta`: the compiled CPU kernel where available, or PyTorch.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "native")
+
+CL = torch.channels_last
+_NATIVE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 def k_from_ratio(ratio: float, n: int) -> int:
@@ -41,51 +58,128 @@ def check_ratio(ratio: float) -> float:
     return float(ratio)
 
 
-def _flat_mask(flat: Tensor, k: int) -> Tensor:
-    """Boolean mask of exactly ``k`` winners in each row of a 2-D tensor.
+def _threshold(x: Tensor, k: int) -> Tensor:
+    """The k-th largest value of each sample, shaped ``(B, 1, …)`` for broadcasting.
 
-    The threshold is the k-th largest value of each row, found by an unsorted
-    top-k; it is broadcast, never materialised at full size. Ties at the
-    threshold are broken in favour of the lower index (Sec. 2.1), which needs
-    a cumulative count only for rows that actually have surplus ties.
+    Selected by an unsorted top-k over the sample's values in *memory* order
+    (the value does not depend on the order), so a channels-last tensor is
+    never copied to NCHW. When k is past the middle, the smaller side is
+    selected instead.
     """
+    b = x.shape[0]
+    if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=CL):
+        flat = x.permute(0, 2, 3, 1).reshape(b, -1)  # a view: memory order of channels-last
+    else:
+        flat = x.reshape(b, -1)
     n = flat.shape[1]
+    if k <= n // 2:
+        t = flat.topk(k, dim=1, sorted=False).values.amin(dim=1)
+    else:  # the k-th largest is the (n-k+1)-th smallest: select the smaller side
+        t = flat.topk(n - k + 1, dim=1, largest=False, sorted=False).values.amax(dim=1)
+    return t.view(b, *([1] * (x.dim() - 1)))
+
+
+def _mask_torch(x: Tensor, k: int) -> Tensor:
+    """Exactly ``k`` winners per sample of ``x`` (``(B, N)`` or ``(B, C, *spatial)``), in
+    ``x``'s own memory layout, with ties at the threshold kept in flat-index order (Sec. 2.1).
+
+    The tie rule works per channel — ties in earlier channels first, then in
+    spatial order inside the channel — which is flat ``C·H·W`` order in any
+    memory layout. On the CPU it runs only when a sample has surplus ties; on
+    CUDA it always runs, branch-free, so no layer waits for the host.
+    """
+    n = x[0].numel()
     if k >= n:
-        return torch.ones_like(flat, dtype=torch.bool)
+        return torch.ones_like(x, dtype=torch.bool)
     with torch.no_grad():
-        if k <= n // 2:
-            thresh = flat.topk(k, dim=1, sorted=False).values.amin(dim=1, keepdim=True)
-        else:  # the k-th largest is the (n-k+1)-th smallest: select the smaller side
-            thresh = flat.topk(n - k + 1, dim=1, largest=False, sorted=False).values.amax(
-                dim=1, keepdim=True
+        t = _threshold(x, k)
+        mask = x >= t
+        dims = tuple(range(1, x.dim()))
+        if x.device.type == "cpu":
+            surplus = mask.sum(dim=dims) > k
+            if not bool(surplus.any()):
+                return mask
+        v = x if x.dim() > 2 else x.unsqueeze(1)  # (B, C, S…): channels, then space
+        tv = t if x.dim() > 2 else t.unsqueeze(1)
+        greater = v > tv
+        tied = v == tv
+        need = k - greater.sum(dim=tuple(range(1, v.dim())))  # ties to keep per sample
+        per_channel = tied.flatten(2).sum(dim=2)  # (B, C)
+        before = per_channel.cumsum(dim=1) - per_channel  # ties in earlier channels
+        quota = (need[:, None] - before).clamp_(min=0)  # ties to keep in each channel
+        rank = tied.flatten(2).cumsum(dim=2)  # 1-based rank of each tie inside its channel
+        keep = tied.flatten(2) & (rank <= quota[:, :, None])
+        out = greater | keep.view_as(v)
+        return out if x.dim() > 2 else out.squeeze(1)
+
+
+def _native_layout(x: Tensor) -> bool | None:
+    """For the compiled kernel: ``False`` (contiguous), ``True`` (channels-last) or ``None``."""
+    if x.device.type != "cpu" or x.dtype not in _NATIVE_DTYPES or x.dim() < 2:
+        return None
+    if x.is_contiguous():
+        return False
+    if x.dim() == 4 and x.is_contiguous(memory_format=CL):
+        return True
+    return None
+
+
+class _NativeKWTA(torch.autograd.Function):
+    """The compiled CPU kernel as an autograd function (gradient to the winners only)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, k: int, channels_last: bool) -> Tensor:
+        y, mask = _kernel().forward(x, k, channels_last)
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (mask,) = ctx.saved_tensors
+        return _kernel().backward(grad, mask), None, None
+
+
+def _kernel() -> Any:
+    ext = native.cpu_kernel()
+    assert ext is not None
+    return ext
+
+
+def _use_native(x: Tensor, backend: str) -> bool | None:
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if backend == "torch":
+        return None
+    layout = _native_layout(x)
+    if layout is None or native.cpu_kernel() is None:
+        if backend == "native":
+            raise RuntimeError(
+                "the compiled k-WTA kernel is unavailable for this input or machine "
+                f"(device {x.device}, dtype {x.dtype}, KWTA_NATIVE={native.native_enabled()})"
             )
-        mask = flat >= thresh
-        surplus = mask.sum(dim=1) - k
-        if bool((surplus > 0).any()):
-            rows = (surplus > 0).nonzero().squeeze(1)
-            sub = flat[rows]
-            sub_t = thresh[rows]
-            tied = sub == sub_t
-            # Keep the first (k - #strictly greater) tied entries, in flat-index order.
-            need = k - (sub > sub_t).sum(dim=1, keepdim=True)
-            keep_tied = tied & (tied.cumsum(dim=1) <= need)
-            mask[rows] = (sub > sub_t) | keep_tied
-    return mask
+        return None
+    return layout
 
 
-def kwta_mask(x: Tensor, ratio: float, *, per_channel: bool = False) -> Tensor:
+def kwta_mask(
+    x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "auto"
+) -> Tensor:
     """Boolean mask of the k-WTA winners of ``x`` (the activation pattern, Sec. 3, Eq. 2).
 
     Args:
-        x: Input of shape ``(B, N)`` or ``(B, C, *spatial)``.
+        x: Input of shape ``(B, N)`` or ``(B, C, *spatial)``, in any memory layout.
         ratio: Sparsity ratio γ in (0, 1]; ``k = max(1, floor(γ·N))``.
         per_channel: If ``True``, select winners inside each channel's spatial
             map (``N = H·W``) instead of over all non-batch dims (``N = C·H·W``,
             the paper's choice).
+        backend: ``"auto"`` (the compiled CPU kernel where available, else
+            PyTorch), ``"torch"`` or ``"native"`` (raise if unavailable).
+            Results are identical.
 
     Returns:
-        A ``bool`` tensor shaped like ``x`` with exactly ``k`` ``True`` entries
-        per sample (per channel in per-channel mode).
+        A ``bool`` tensor shaped like ``x`` (same memory layout) with exactly
+        ``k`` ``True`` entries per sample (per channel in per-channel mode);
+        ties at the k-th value go to the lower flat index.
     """
     if x.dim() < 2:
         raise ValueError(f"k-WTA needs a batch dimension; got shape {tuple(x.shape)}")
@@ -93,29 +187,41 @@ def kwta_mask(x: Tensor, ratio: float, *, per_channel: bool = False) -> Tensor:
         if x.dim() < 3:
             raise ValueError("per-channel k-WTA needs an input of shape (B, C, H, W)")
         flat = x.reshape(x.shape[0] * x.shape[1], -1)
-    else:
-        flat = x.reshape(x.shape[0], -1)
-    k = k_from_ratio(ratio, flat.shape[1])
-    return _flat_mask(flat, k).view(x.shape)
+        k = k_from_ratio(ratio, flat.shape[1])
+        return _mask_torch(flat, k).view(x.shape)
+    k = k_from_ratio(ratio, x[0].numel())
+    layout = _use_native(x, backend)
+    if layout is not None:
+        return _kernel().forward(x.detach(), k, layout)[1]
+    return _mask_torch(x, k)
 
 
-def kwta(x: Tensor, ratio: float, *, per_channel: bool = False) -> Tensor:
+def kwta(x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "auto") -> Tensor:
     """k-Winners-Take-All activation, Eq. 1 (Sec. 2.1).
 
     Keeps the ``k = max(1, floor(ratio·N))`` largest values of every sample and
     sets the rest to zero. Exactly ``k`` values survive: ties at the k-th value
     go to the lower flat index. Winners keep their sign (k-WTA is not ReLU).
-    The gradient flows to the winners only.
+    The gradient flows to the winners only. The output keeps ``x``'s memory
+    layout (channels-last stays channels-last).
 
     Args:
         x: Input of shape ``(B, N)`` or ``(B, C, *spatial)``.
         ratio: Sparsity ratio γ in (0, 1].
         per_channel: Winners inside each channel instead of over ``C·H·W``.
+        backend: ``"auto"``, ``"torch"`` or ``"native"`` (see :func:`kwta_mask`).
 
     Returns:
         Tensor shaped like ``x``.
     """
-    return x * kwta_mask(x, ratio, per_channel=per_channel)
+    if not per_channel and x.dim() >= 2:
+        layout = _use_native(x, backend)
+        if layout is not None:
+            k = k_from_ratio(ratio, x[0].numel())
+            out: Tensor = _NativeKWTA.apply(x, k, layout)
+            return out
+    mask = kwta_mask(x, ratio, per_channel=per_channel, backend="torch")
+    return torch.where(mask, x, x.new_zeros(()))
 
 
 def kwta_reference(x: Tensor, ratio: float) -> Tensor:
