@@ -1184,6 +1184,8 @@ def train(
     if config.act == "kwta" and get_ratio(model) != config.ratio:  # e.g. resuming a finished run
         set_ratio(model, config.ratio)
     model.eval()
+    if channels_last:  # hand back the layout a loaded model has: same logits, bit for bit
+        model = model.to(memory_format=torch.contiguous_format)
     wdtype = _DTYPES[config.weights_dtype]
     if wdtype is not None and wdtype != torch.float32:
         with torch.no_grad():  # what is measured and returned is exactly what is saved

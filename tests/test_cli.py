@@ -231,5 +231,7 @@ def test_python_m_kwta() -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    for flag in ("--incremental-from", "--method", "--resume", "--subset", "--amp"):
+    for flag in ("--incremental-from", "--method", "--resume", "--subset", "--precision"):
+        assert flag in proc.stdout
+    for flag in ("--schedule", "--label-smoothing", "--nesterov", "--init-from"):
         assert flag in proc.stdout
