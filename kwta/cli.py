@@ -333,6 +333,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--restarts", type=_nonneg_int, default=5, help="extra PGD-40 random starts (5)"
     )
     zb.add_argument(
+        "--attacks",
+        type=_attack_list,
+        default=None,
+        metavar="NAME[,NAME]",
+        help="standard attacks of the evaluation (default: pgd,mim,cw,deepfool)",
+    )
+    zb.add_argument(
         "--out", default="pretrained", metavar="DIR", help="weights + cards (pretrained)"
     )
     zb.add_argument(
@@ -667,6 +674,7 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             eval_n=args.eval_n,
             clean_n=args.clean_n,
             restarts=args.restarts,
+            attacks=args.attacks,
             seed=args.seed,
             progress=_progress(args.quiet),
             on_model=report,

@@ -48,11 +48,11 @@ __all__ = [
     "A_ROB_ADAPTIVE_DEFINITION",
     "A_ROB_DEFINITION",
     "DEFAULT_ATTACKS",
-    "predict",
     "clean_accuracy",
     "evaluate",
     "evaluate_adaptive",
     "format_table",
+    "predict",
     "update_card",
 ]
 

@@ -361,7 +361,7 @@ def build(
             result = evaluate(
                 model,
                 test_data,
-                attacks=tuple(attacks or DEFAULT_ATTACKS),
+                attacks=tuple(DEFAULT_ATTACKS if attacks is None else attacks),
                 n=eval_n,
                 clean_n=clean_n,
                 device=device,

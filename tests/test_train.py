@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 import math
+from pathlib import Path
 
 import pytest
 import torch

@@ -1,0 +1,160 @@
+"""`kwta zoo build`: the whole zoo from one command, resumable, sized to a time budget; the
+GPU script in smoke mode; torch.hub loading. Real (bundled) CIFAR-10 images throughout."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import torch
+
+from kwta.cli import main
+from kwta.data import CIFAR10Tensors
+from kwta.hub import list_pretrained, load_pretrained, sha256_of
+from kwta.train import train
+from kwta.zoo import ZOO, build, measure_pass_seconds, recipe_config, size_epochs
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {
+    "width": 8,
+    "epochs": 1,
+    "subset": 128,
+    "eval_n": 10,
+    "clean_n": 100,
+    "attacks": ("pgd",),
+    "restarts": 1,
+}
+
+
+@pytest.fixture(autouse=True)
+def _bundled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KWTA_DATA", raising=False)  # the bundled real images
+
+
+def test_recipes_follow_the_paper_structure() -> None:
+    assert list(ZOO) == ["relu-nat", "kwta0.2-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at"]
+    assert ZOO["kwta0.1-nat"].parent == "kwta0.2-nat"  # incremental fine-tuning, Sec. 2.2
+    assert ZOO["kwta0.1-nat"].incremental_from == 0.2 and ZOO["kwta0.1-nat"].ratio == 0.1
+    assert {ZOO[n].method for n in ("relu-at", "kwta0.1-at")} == {"fgsm"}
+    order = list(ZOO)
+    assert all(order.index(r.parent) < order.index(r.name) for r in ZOO.values() if r.parent)
+
+
+def test_build_trains_evaluates_and_skips_what_is_done(tmp_path: Path) -> None:
+    out, work = tmp_path / "pretrained", tmp_path / "runs"
+    names = ["relu-nat", "kwta0.2-nat", "kwta0.1-nat"]
+    seen: list[str] = []
+    cards = build(names, out_dir=out, work_dir=work, on_model=lambda n, c: seen.append(n), **SMALL)
+    assert seen == names and set(list_pretrained(out)) == set(names)
+    for name, card in cards.items():
+        assert card["zoo"]["fingerprint"] and card["zoo"]["recipe"]["name"] == name
+        assert "width 8" in card["status"] and "Not the paper's" in card["status"]
+        m = card["metrics"]
+        assert m["clean_n"] == 100 and m["robust_n"] == 10 and "pgd" in m["robust_accuracy"]
+        assert (
+            m["pgd_restarts"]["starts"] == 2 and len(m["pgd_restarts"]["per_start_accuracy"]) == 2
+        )
+        assert m["pgd_restarts"]["accuracy"] <= m["robust_accuracy"]["pgd"]
+        text = (out / f"{name}.json").read_text()
+        assert str(tmp_path) not in text and "/work/" not in text  # no machine paths
+        model = load_pretrained(name, directory=out)
+        assert not model.training
+    fine = cards["kwta0.1-nat"]["training"]
+    assert fine["init_from"] == {
+        "file": "kwta0.2-nat.safetensors",
+        "sha256": cards["kwta0.2-nat"]["sha256"],
+    }
+    ratios = [r["ratio"] for r in fine["schedule"]["ratio"]]
+    assert ratios[0] == 0.2 and ratios[-1] == 0.1 and ratios == sorted(ratios, reverse=True)
+    assert cards["kwta0.1-nat"]["arch_kwargs"]["act_kwargs"] == {"ratio": 0.1}
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = build(names, out_dir=out, work_dir=work, **SMALL)  # nothing left to do
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+    assert {n: c["sha256"] for n, c in again.items()} == {n: c["sha256"] for n, c in cards.items()}
+
+
+def test_build_resumes_an_interrupted_run(tmp_path: Path, train_sample: CIFAR10Tensors) -> None:
+    out, work = tmp_path / "pretrained", tmp_path / "runs"
+    cfg = recipe_config(ZOO["relu-nat"], width=8, epochs=2, work_dir=work, out_dir=out)
+    cfg.subset = 128
+
+    def stop(record: object) -> None:
+        raise KeyboardInterrupt  # the session ends after the first pass
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, train_data=train_sample, callback=stop)
+    assert (work / "relu-nat.ckpt" / "checkpoint.json").is_file()
+    cards = build(["relu-nat"], out_dir=out, work_dir=work, **(SMALL | {"epochs": 2}))
+    tr = cards["relu-nat"]["training"]
+    assert tr["resumed"] is True and [h["epoch"] for h in tr["history"]] == [0, 1]
+
+
+def test_missing_parent_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"kwta zoo build --only kwta0\.2-nat"):
+        build(["kwta0.1-nat"], out_dir=tmp_path / "p", work_dir=tmp_path / "w", **SMALL)
+
+
+def test_time_budget_sizes_the_schedule(train_sample: CIFAR10Tensors, tmp_path: Path) -> None:
+    cfg = recipe_config(ZOO["relu-nat"], width=8, work_dir=tmp_path, out_dir=tmp_path)
+    pass_s = measure_pass_seconds(cfg, train_sample, steps=2, images=1000)
+    assert 0 < pass_s < 60
+    assert size_epochs(cfg, 10 * pass_s, pass_s) == 10
+    assert size_epochs(cfg, 0.1 * pass_s, pass_s) == 1  # at least one pass
+    fine = recipe_config(ZOO["kwta0.1-nat"], width=8, epochs=1, work_dir=tmp_path, out_dir=tmp_path)
+    assert size_epochs(fine, 12 * pass_s, pass_s) == 12 - 8  # its 8 fine-tuning passes are fixed
+
+
+def test_cli_zoo_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = [
+        "zoo", "build", "--only", "relu-nat", "--width", "8", "--epochs", "1", "--subset", "64",
+        "--eval-n", "10", "--clean-n", "50", "--attacks", "pgd", "--restarts", "0",
+        "--out", str(tmp_path / "p"), "--work", str(tmp_path / "w"), "-q",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("relu-nat: clean ") and "PGD-40" in out
+    with pytest.raises(SystemExit) as err:
+        main(["zoo", "build", "--only", "nope", "--out", str(tmp_path)])
+    assert err.value.code == 2
+
+
+def test_device_script_smoke(tmp_path: Path) -> None:
+    """scripts/device_zoo.sh --smoke: the GPU script's whole path, on the CPU, in seconds."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["bash", "scripts/device_zoo.sh", str(out), "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["bench.md", "kwta0.2-nat-w8.tar.gz", "relu-nat-w8.tar.gz", "report.txt"]
+    assert len(files) <= 8  # what the device tool brings back
+    with tarfile.open(out / "relu-nat-w8.tar.gz") as tar:
+        assert sorted(tar.getnames()) == ["relu-nat.json", "relu-nat.safetensors"]
+        card = json.load(tar.extractfile("relu-nat.json"))  # type: ignore[arg-type]
+    assert card["arch_kwargs"]["width"] == 8 and card["metrics"]["robust_n"] == 10
+    report = (out / "report.txt").read_text()
+    assert "zoo build exit 0" in report and "torch" in report
+    assert "| fast path" in (out / "bench.md").read_text()
+
+
+def test_torch_hub_loads_a_zoo_model(test_sample: CIFAR10Tensors) -> None:
+    model = torch.hub.load(str(REPO), "kwta_resnet18", name="relu-nat", source="local")
+    ref = load_pretrained("relu-nat")
+    x, _ = test_sample.tensors(slice(0, 8))
+    assert not model.training
+    with torch.no_grad():
+        assert torch.equal(model(x), ref(x))
+    with pytest.raises(KeyError, match="available"):
+        torch.hub.load(str(REPO), "kwta_resnet18", name="../etc/passwd", source="local")
+    assert (
+        sha256_of(REPO / "pretrained" / "relu-nat.safetensors")
+        == json.loads((REPO / "pretrained" / "relu-nat.json").read_text())["sha256"]
+    )
