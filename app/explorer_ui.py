@@ -119,7 +119,7 @@ def sidebar_device_info() -> None:
         )
     cards = model_cards()
     st.sidebar.caption(
-        f"torch {torch.__version__} · {len(cards)} pretrained model(s) in `{pretrained_dir()}` · "
+        f"torch {torch.__version__} · {len(cards)} pretrained model(s) in `{display_dir()}` · "
         f"[paper]({PAPER_URL})"
     )
 
@@ -203,7 +203,7 @@ def init_state(
             try:
                 value = _parse(raw, default, item)
             except ValueError:
-                _notice(f"Ignored the link's value {raw[-1]!r} for `{key}`.")
+                _notice(f"Ignored the link's value {literal(raw[-1])} for `{key}`.")
     if choices is not None:
         if isinstance(value, list):
             value = list(dict.fromkeys(v for v in value if v in choices))[:max_items]
@@ -227,6 +227,25 @@ def sync_url(keys: Sequence[str], **extra: Any) -> None:
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != params:
         st.query_params.from_dict(params)
+
+
+def literal(value: object, limit: int = 60) -> str:
+    """User-supplied text as an inline code span: never Markdown or HTML, one line, short.
+
+    Backticks (which could close the span) become ``'``, line breaks and other
+    control characters become spaces, and anything past ``limit`` characters is
+    cut with an ellipsis, so a link or a file name can neither inject a link, an
+    image or markup into a message nor flood it.
+    """
+    text = "".join(ch if ch.isprintable() else " " for ch in str(value)).replace("`", "'")
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return f"`{text}`" if text.strip() else "`(empty)`"
+
+
+def display_dir() -> str:
+    """The model folder as a visitor may see it: never this server's absolute path."""
+    return "$KWTA_PRETRAINED" if os.environ.get("KWTA_PRETRAINED") else "pretrained/"
 
 
 def _notice(msg: str) -> None:
@@ -271,14 +290,14 @@ def get_model(name: str | None) -> nn.Module | None:
         return None
     cards = model_cards()
     if name not in cards:
-        st.error(f"No pretrained model named `{name}` in `{pretrained_dir()}`.")
+        st.error(f"No pretrained model named {literal(name)} in {display_dir()}.")
         return None
     try:
         return _load_model(
             name, str(cards[name].get("sha256", "")), str(pretrained_dir()), str(DEVICE)
         )
     except (WeightsError, KeyError, ValueError, TypeError, RuntimeError) as err:
-        st.error(f"Cannot load model `{name}`: {err}", icon=":material/error:")
+        st.error(f"Cannot load model {literal(name)}: {literal(err, 200)}", icon=":material/error:")
         return None
 
 
@@ -295,7 +314,7 @@ def require_models() -> dict[str, dict[str, Any]] | None:
     """The model cards, or ``None`` after explaining how to train models."""
     cards = model_cards()
     if not cards:
-        st.warning(TRAIN_HINT.format(directory=pretrained_dir()), icon=":material/model_training:")
+        st.warning(TRAIN_HINT.format(directory=display_dir()), icon=":material/model_training:")
         return None
     return cards
 
@@ -427,17 +446,18 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
         img = decode_user_image(up.getvalue())
     except ImageError as err:
         st.error(
-            f"Cannot use **{up.name}**: {err}. Showing bundled test image #0 instead.",
+            f"Cannot use {literal(up.name)}: {literal(err, 200)}. "
+            "Showing bundled test image #0 instead.",
             icon=":material/broken_image:",
         )
         return fallback
     for note in img.notices:
-        st.info(f"**{up.name}**: {note}.", icon=":material/photo_size_select_large:")
+        st.info(f"{literal(up.name)}: {note}.", icon=":material/photo_size_select_large:")
     lab = CIFAR10_CLASSES.index(st.session_state[k_lab])
     return PickedImage(
         pixels=explore.to_uint8(img.x),
         label=lab,
-        caption=f"upload {up.name} · labelled {CIFAR10_CLASSES[lab]}",
+        caption=f"upload {literal(up.name)} · labelled {CIFAR10_CLASSES[lab]}",
         source=f"upload {up.name}",
     )
 

@@ -85,6 +85,40 @@ def decode_user_image(
     return UserImage(x=x, notices=notices, original_size=original)
 
 
+#: Pillow modes with more than 8 bits per sample: 16-bit and 32-bit integers, 32-bit floats.
+#: Pillow's own ``convert("RGB")`` clips them at 255 (a 16-bit PNG turns almost white).
+_HIGH_DEPTH = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def _high_depth_to_rgb(im: Any, notices: list[str]) -> Any:
+    """A greyscale image of more than 8 bits, scaled by its real range to 8-bit RGB.
+
+    16-bit images (and 32-bit integer ones whose values fit 16 bits) are divided
+    by 65 535, their full scale; float images already in [0, 1] (or [0, 255]) are
+    taken as they are; anything else is stretched from its minimum to its maximum,
+    and the notice says so. Non-finite values are refused.
+    """
+    from PIL import Image
+
+    arr = np.asarray(im, dtype=np.float64)
+    if arr.size == 0 or not np.isfinite(arr).all():
+        raise ImageError(f"the {im.mode} image holds non-finite values; cannot convert it")
+    lo, hi = float(arr.min()), float(arr.max())
+    if im.mode.startswith("I;16") or (im.mode == "I" and lo >= 0 and hi <= 65535):
+        unit, how = arr / 65535.0, "16-bit greyscale scaled from 0–65535"
+    elif im.mode == "F" and lo >= 0 and hi <= 1:
+        unit, how = arr, "float greyscale in [0, 1] taken as is"
+    elif im.mode == "F" and lo >= 0 and hi <= 255:
+        unit, how = arr / 255.0, "float greyscale in [0, 255] scaled"
+    else:
+        span = hi - lo if hi > lo else 1.0
+        unit = (arr - lo) / span
+        how = f"{im.mode} greyscale stretched from its range [{lo:g}, {hi:g}] to [0, 1]"
+    notices.append(f"converted to RGB ({how})")
+    grey = np.clip(np.rint(unit * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(grey).convert("RGB")
+
+
 def _decode(data: bytes, notices: list[str]) -> tuple[Any, tuple[int, int]]:
     """Decode under a temporary pixel limit; returns the RGB image and its original size."""
     from PIL import Image, UnidentifiedImageError
@@ -99,9 +133,12 @@ def _decode(data: bytes, notices: list[str]) -> tuple[Any, tuple[int, int]]:
                     raise ImageError(f"unsupported image format {im.format}; use PNG or JPEG")
                 im.load()  # decode now: truncated or corrupt data fails here
                 original = im.size
-                if im.mode not in ("RGB", "L"):
-                    notices.append(f"converted from {im.mode} to RGB")
-                rgb = im.convert("RGB")
+                if im.mode in _HIGH_DEPTH:
+                    rgb = _high_depth_to_rgb(im, notices)
+                else:
+                    if im.mode not in ("RGB", "L"):
+                        notices.append(f"converted from {im.mode} to RGB")
+                    rgb = im.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"the image is too large to decode safely: {err}") from err
     except UnidentifiedImageError as err:

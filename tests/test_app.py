@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import threading
 from pathlib import Path
@@ -607,3 +608,39 @@ def test_png_bytes_helper_roundtrip() -> None:
     img = Image.open(io.BytesIO(to_png_bytes(x)))
     assert img.size == (32, 32)
     assert np.array_equal(np.asarray(img).transpose(2, 0, 1), explore.to_uint8(x))
+
+
+# --------------------------------------------------------------------------- user text is inert
+
+EVIL = "[log in here](http://evil.example/login) ![pixel](http://evil.example/p.png) <b>x</b>"
+
+
+def outside_code(markdown: str) -> str:
+    """The Markdown with its inline code spans removed: what would be *rendered* as markup."""
+    return re.sub(r"`[^`\n]*`", "", markdown)
+
+
+def test_link_values_are_echoed_as_inert_short_code(app_env: Path) -> None:
+    at = open_page(start(), "attack", atk_eps=EVIL + "x" * 10_000, atk_steps=2)
+    shown = texts(at.warning)
+    assert "Ignored the link's value" in shown and "evil.example" in shown
+    assert "evil.example" not in outside_code(shown)  # only inside a code span: inert
+    assert "<b>" not in outside_code(shown)
+    assert max(len(span) for span in re.findall(r"`[^`\n]*`", shown)) <= 62  # truncated
+
+
+def test_upload_names_are_echoed_as_inert_code(app_env: Path) -> None:
+    at = open_page(start(), "attack", atk_img="upload", atk_steps=2, atk_b="(none)")
+    name = "**bold**" + EVIL + ".png"
+    at.sidebar.get("file_uploader")[0].set_value((name, _png((64, 48)), "image/png")).run()
+    ok(at)
+    shown = texts(at.info) + texts(at.caption)
+    assert "resized from 64×48" in shown and "evil.example" in shown
+    assert "evil.example" not in outside_code(shown) and "**bold**" not in outside_code(shown)
+
+
+def test_no_server_path_is_shown(app_env: Path) -> None:
+    at = open_page(start(), "zoo")
+    everything = texts(at.sidebar.caption) + texts(at.markdown) + texts(at.caption)
+    assert str(app_env) not in everything and "/tmp" not in everything
+    assert "$KWTA_PRETRAINED" in texts(at.sidebar.caption)

@@ -82,3 +82,42 @@ def test_bomb_guard_restored() -> None:
     with pytest.raises(ImageError):
         decode_user_image(_bomb_png(50_000, 50_000))
     assert before == Image.MAX_IMAGE_PIXELS
+
+
+def _encoded(arr, mode: str, fmt: str) -> bytes:
+    import numpy as np
+
+    buf = io.BytesIO()
+    im = Image.fromarray(np.asarray(arr))
+    assert im.mode == mode
+    im.save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def test_high_depth_greyscale_is_scaled_by_its_real_range() -> None:
+    """16-bit PNG, 32-bit integer and float TIFFs: a left-to-right ramp stays a ramp
+    (Pillow's own conversion clips them to white), with a notice saying how."""
+    import numpy as np
+
+    ramp = np.tile(np.linspace(0.0, 1.0, 32), (32, 1))
+    cases = [
+        ((ramp * 65535).astype(np.uint16), "I;16", "PNG", "0–65535"),
+        ((ramp * 65535).astype(np.int32), "I", "TIFF", "0–65535"),
+        ((ramp * 4e6 - 1e6).astype(np.int32), "I", "TIFF", "stretched"),
+        (ramp.astype(np.float32), "F", "TIFF", "[0, 1]"),
+        ((ramp * 255).astype(np.float32), "F", "TIFF", "[0, 255]"),
+    ]
+    for arr, mode, fmt, how in cases:
+        img = decode_user_image(_encoded(arr, mode, fmt))
+        grey = img.x[0, 0]
+        assert torch.allclose(grey[0], torch.linspace(0, 1, 32), atol=1 / 255 + 1e-6), mode
+        assert torch.equal(img.x[0, 0], img.x[0, 1]) and any(how in n for n in img.notices)
+
+
+def test_non_finite_float_images_are_refused() -> None:
+    import numpy as np
+
+    arr = np.zeros((32, 32), dtype=np.float32)
+    arr[3, 3] = np.nan
+    with pytest.raises(ImageError, match="non-finite"):
+        decode_user_image(_encoded(arr, "F", "TIFF"))

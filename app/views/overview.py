@@ -44,7 +44,9 @@ if st.session_state[f"{P}_custom"]:
     try:
         vector = explore.parse_vector(st.session_state[f"{P}_vec"])
     except ValueError as err:
-        st.error(f"Cannot read the vector: {err}. Showing a random vector instead.")
+        st.error(
+            f"Cannot read the vector: {ui.literal(err, 120)}. Showing a random vector instead."
+        )
         vector = explore.random_vector(12, 0)
 else:
     sb.slider("Vector length N", 2, 32, key=f"{P}_n")
