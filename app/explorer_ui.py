@@ -435,7 +435,8 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
         f"PNG or JPEG, ≤ {MAX_UPLOAD_BYTES // 2**20} MB (resized to 32×32)",
         type=UPLOAD_TYPES,
         key=f"{prefix}_upload",
-        max_upload_size=2 * MAX_UPLOAD_BYTES // 2**20,
+        # the same limit as the server's maxUploadSize: the browser refuses a larger file itself
+        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
     )
     init_state(k_lab, "cat", choices=list(CIFAR10_CLASSES))
     sb.selectbox("True class of the upload", list(CIFAR10_CLASSES), key=k_lab)

@@ -644,3 +644,15 @@ def test_no_server_path_is_shown(app_env: Path) -> None:
     everything = texts(at.sidebar.caption) + texts(at.markdown) + texts(at.caption)
     assert str(app_env) not in everything and "/tmp" not in everything
     assert "$KWTA_PRETRAINED" in texts(at.sidebar.caption)
+
+
+def test_one_upload_limit(app_env: Path) -> None:
+    """Label, widget and server agree: the browser refuses a larger file before sending it."""
+    import tomllib
+
+    at = open_page(start(), "attack", atk_img="upload")
+    up = at.sidebar.get("file_uploader")[0]
+    mb = MAX_UPLOAD_BYTES // 2**20
+    server = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text())
+    assert up.proto.max_upload_size_mb == mb == server["server"]["maxUploadSize"]
+    assert f"≤ {mb} MB" in up.proto.label
