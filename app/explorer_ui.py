@@ -194,6 +194,7 @@ def init_state(
     ``item`` is the type of list items (multiselects), ``max_items`` their most.
     """
     state = st.session_state
+    from_link = False
     if key in state:
         value = state[key]
     else:
@@ -202,11 +203,15 @@ def init_state(
         if raw:
             try:
                 value = _parse(raw, default, item)
+                from_link = True
             except ValueError:
                 _notice(f"Ignored the link's value {literal(raw[-1])} for `{key}`.")
+    asked = value
     if choices is not None:
         if isinstance(value, list):
             value = list(dict.fromkeys(v for v in value if v in choices))[:max_items]
+            if not value and asked and isinstance(default, list):
+                value = [v for v in default if v in choices]  # none known: the default selection
         elif value not in choices:
             value = default if default in choices else (choices[0] if choices else None)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -214,6 +219,13 @@ def init_state(
             value = type(value)(lo)
         if hi is not None and value > hi:
             value = type(value)(hi)
+    if from_link and value != asked:
+        what = "not among the choices" if choices is not None else "outside the allowed range"
+        shown = value if not isinstance(value, list) else ", ".join(map(str, value)) or "none"
+        _notice(
+            f"The link's value {literal(_fmt(asked))} for `{key}` is {what}; "
+            f"using {literal(shown)} instead."
+        )
     state[key] = value
 
 

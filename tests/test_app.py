@@ -656,3 +656,16 @@ def test_one_upload_limit(app_env: Path) -> None:
     server = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text())
     assert up.proto.max_upload_size_mb == mb == server["server"]["maxUploadSize"]
     assert f"≤ {mb} MB" in up.proto.label
+
+
+def test_replaced_and_clamped_link_values_are_reported(app_env: Path) -> None:
+    """Unknown choices and out-of-range numbers from a link are replaced *with a message*
+    quoting what was asked; a link whose models are all unknown keeps the default pair."""
+    at = open_page(start(), "attack", atk_a="no-such-model", atk_eps=5, atk_steps=3)
+    shown = texts(at.warning)
+    assert "`no-such-model`" in shown and "not among the choices" in shown
+    assert at.selectbox(key="atk_a").value == RELU_NAME
+    assert "`5`" in shown and "outside the allowed range" in shown
+    at = open_page(start(), "landscape", ls_models="nope,also-nope")
+    assert at.multiselect(key="ls_models").value  # the default selection, not an empty one
+    assert "`nope,also-nope`" in texts(at.warning)
