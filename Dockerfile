@@ -1,5 +1,6 @@
 # k-WTA Explorer: the Streamlit app with the library and pretrained/ baked in.
 # GPU box: docker run --gpus all -p 8501:8501 IMAGE   (works without a GPU too)
+# Check it there: docker run --rm --gpus all IMAGE python -m kwta doctor
 FROM python:3.11.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -14,8 +15,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN useradd --create-home --uid 10001 explorer
 WORKDIR /home/explorer/app
 
+# PyTorch's CUDA variant, for the driver the GPU box has (`nvidia-smi` shows it):
+#   cu130 (default, PyPI's wheels) needs driver 580+; cu128 needs 570+; cu126 needs 560+.
+#   docker build --build-arg TORCH_CUDA=cu126 -t kwta-explorer .
+ARG TORCH_CUDA=cu130
 COPY requirements.txt pyproject.toml README.md ./
-RUN pip install -r requirements.txt
+RUN if [ "$TORCH_CUDA" != "cu130" ]; then \
+        pip install "torch==2.14.1" "torchvision==0.29.1" \
+            --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}"; \
+    fi \
+    && pip install -r requirements.txt
 
 COPY kwta/ kwta/
 COPY models/ models/

@@ -32,7 +32,7 @@ import streamlit as st
 import torch
 from torch import Tensor, nn
 
-from kwta import explore, jobs
+from kwta import doctor, explore, jobs
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
 from kwta.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
@@ -117,11 +117,26 @@ def sidebar_device_info() -> None:
             f"**Device:** CPU ({torch.get_num_threads()} threads) — no CUDA GPU found",
             icon=":material/memory:",
         )
+    status, summary = self_check()
+    if status == "ok":
+        st.sidebar.caption(":material/check_circle: Self-check: all checks passed")
+    else:
+        show = st.sidebar.error if status == "fail" else st.sidebar.warning
+        show(f"**Self-check:** {summary} (details: `python -m kwta doctor`)")
     cards = model_cards()
     st.sidebar.caption(
         f"torch {torch.__version__} · {len(cards)} pretrained model(s) in `{display_dir()}` · "
         f"[paper]({PAPER_URL})"
     )
+
+
+@st.cache_resource(show_spinner=False)
+def self_check() -> tuple[str, str]:
+    """:mod:`kwta.doctor`'s verdict, computed once per server process (and logged in full)."""
+    checks = doctor.run_checks()
+    report = doctor.format_report(checks)
+    logging.getLogger("kwta.app").info("self-check at server start:\n%s", report)
+    return doctor.verdict(checks)
 
 
 def pct(v: float | None, digits: int = 1) -> str:

@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             "k-WTA Explorer: train and evaluate the networks of Xiao, Zhong, Zheng (ICLR 2020)."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo,doctor}")
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
@@ -285,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from <out>/<name>.ckpt")
 
     t.set_defaults(sub_parser=t)
+
+    d = sub.add_parser(
+        "doctor",
+        help="self-check: PyTorch/CUDA, GPU usability, models' sha256, data, job limits",
+        description="Check what the explorer runs on; exit 1 if anything is broken.",
+    )
+    d.add_argument("-q", "--quiet", action="store_true", help=argparse.SUPPRESS)
+    d.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
+    d.set_defaults(sub_parser=d)
 
     z = sub.add_parser(
         "zoo",
@@ -701,4 +710,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_train(args, sub)
         if args.command == "zoo":
             return _cmd_zoo(args, sub)
+        if args.command == "doctor":
+            from .doctor import format_report, run_checks
+
+            checks = run_checks()
+            sys.stdout.write(format_report(checks) + "\n")
+            return 1 if any(c.status == "fail" for c in checks) else 0
         return _cmd_evaluate(args, sub, args_list)

@@ -4,6 +4,7 @@ would contain, as the image would start it, and ask its health endpoint."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -139,3 +140,15 @@ def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) 
         proc.terminate()
         proc.wait(timeout=20)
     assert "Traceback" not in log.read_text()
+
+
+def test_dockerfile_builds_for_older_drivers_by_argument() -> None:
+    """ARG TORCH_CUDA picks PyTorch's CUDA variant; its pins are requirements.txt's."""
+    ops = _instructions()
+    assert ("ARG", "TORCH_CUDA=cu130") in ops
+    run = next(args for op, args in ops if op == "RUN" and "TORCH_CUDA" in args)
+    reqs = (REPO / "requirements.txt").read_text()
+    for pin in re.findall(r'"(torch(?:vision)?==[\d.]+)"', run):
+        assert pin in reqs.split()
+    assert len(re.findall(r'"(torch(?:vision)?==[\d.]+)"', run)) == 2
+    assert "whl/${TORCH_CUDA}" in run and "pip install -r requirements.txt" in run
