@@ -342,6 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--restarts", type=_nonneg_int, default=5, help="extra PGD-40 random starts (5)"
     )
     zb.add_argument(
+        "--adaptive-n",
+        type=_nonneg_int,
+        default=0,
+        help="images for the adaptive attacks (0: skip; ~1 h per 500 images on 2 CPU cores)",
+    )
+    zb.add_argument(
         "--attacks",
         type=_attack_list,
         default=None,
@@ -683,6 +689,7 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             eval_n=args.eval_n,
             clean_n=args.clean_n,
             restarts=args.restarts,
+            adaptive_n=args.adaptive_n,
             attacks=args.attacks,
             seed=args.seed,
             progress=_progress(args.quiet),

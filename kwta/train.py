@@ -165,9 +165,11 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 #: Fields of :class:`TrainConfig` that do not change what is trained (where
 #: outputs go, how progress is shown); a checkpoint may be resumed with other values.
-#: ``init_from`` is pinned by ``init_sha256`` where it matters, not by its path.
+#: ``init_from`` is pinned by ``init_sha256`` where it matters, not by its path; ``data``
+#: names where the images are, which may move between sessions (``../shared/…`` or an
+#: absolute path to the same file).
 RUN_FIELDS = frozenset(
-    {"out_dir", "name", "device", "weights_dtype", "eval_n", "progress", "init_from"}
+    {"out_dir", "name", "device", "weights_dtype", "eval_n", "progress", "init_from", "data"}
 )
 
 

@@ -158,3 +158,15 @@ def test_torch_hub_loads_a_zoo_model(test_sample: CIFAR10Tensors) -> None:
         sha256_of(REPO / "pretrained" / "relu-nat.safetensors")
         == json.loads((REPO / "pretrained" / "relu-nat.json").read_text())["sha256"]
     )
+
+
+def test_build_adds_adaptive_attacks_with_the_relu_twin(tmp_path: Path) -> None:
+    out, work = tmp_path / "pretrained", tmp_path / "runs"
+    small = SMALL | {"eval_n": 4, "restarts": 0}
+    build(["relu-nat", "kwta0.2-nat"], out_dir=out, work_dir=work, **small)
+    cards = build(["kwta0.2-nat"], out_dir=out, work_dir=work, adaptive_n=4, **small)
+    a = cards["kwta0.2-nat"]["metrics"]["adaptive"]
+    assert a["n"] == 4 and a["twin"] == "relu-nat" and "transfer" in a["robust_accuracy"]
+    assert {"apgd-ce", "square", "fd-pgd"} <= set(a["robust_accuracy"])
+    assert a["A_rob_adaptive"] <= min(v for v in a["robust_accuracy"].values())
+    assert cards["kwta0.2-nat"]["metrics"]["robust_n"] == 4  # the standard evaluation is kept

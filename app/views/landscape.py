@@ -19,7 +19,7 @@ P = "ls"
 DEFAULT_GRID = 50 if ui.ON_GPU else 21
 #: Grid points per forward pass; halved on a GPU out-of-memory error (down to 8).
 BATCH_SIZE = 256
-_ORDER = {"natural": 0, "pgd": 1, "trades": 2, "free": 3}
+_ORDER = {"natural": 0, "pgd": 1, "fgsm": 2, "trades": 3, "free": 4}
 _ACT_ORDER = {"relu": 0, "lwta": 1, "kwta": 2}
 
 
