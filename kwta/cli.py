@@ -114,6 +114,24 @@ def _device(text: str) -> str:
     return text
 
 
+#: Options whose value is a path: cards record only its last name (no machine's folders).
+PATH_OPTIONS = frozenset({"--data", "--json", "--card", "--out", "--work", "--init-from"})
+
+
+def portable_command(argv: Sequence[str]) -> str:
+    """The command line for a card, each path option's value reduced to its last name."""
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if eq and flag in PATH_OPTIONS:
+            out.append(f"{flag}={Path(value).name or value}")
+        elif i > 0 and argv[i - 1] in PATH_OPTIONS and arg != "-":
+            out.append(Path(arg).name or arg)
+        else:
+            out.append(arg)
+    return shlex.join(out)
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -634,7 +652,7 @@ def _cmd_evaluate(
             device=device,
             progress=_progress(args.quiet),
         )
-    command = shlex.join(["kwta", *argv])
+    command = portable_command(["kwta", *argv])
     result["model"] = {"name": args.model, "card": str(card_path)}
     result["command"] = command
     if args.update_card:

@@ -235,3 +235,14 @@ def test_python_m_kwta() -> None:
         assert flag in proc.stdout
     for flag in ("--schedule", "--label-smoothing", "--nesterov", "--init-from"):
         assert flag in proc.stdout
+
+
+def test_portable_command_drops_machine_folders() -> None:
+    from kwta.cli import portable_command
+
+    argv = ["kwta", "evaluate", "--data", "/srv/data/cifar10-jpeg.tar.gz", "--json=/tmp/x/r.json",
+            "--model", "relu-nat", "--json", "-", "--card", "/home/u/runs/m.json"]  # fmt: skip
+    assert portable_command(argv) == (
+        "kwta evaluate --data cifar10-jpeg.tar.gz --json=r.json --model relu-nat --json - "
+        "--card m.json"
+    )

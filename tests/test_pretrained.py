@@ -86,3 +86,30 @@ def test_card_carries_the_papers_numbers_for_its_setting(name: str) -> None:
     assert published is not None, "every zoo model has a row in the paper's Table 1"
     assert card["published"] == published
     assert card["status"].startswith("CPU stand-in") or card["training"]["device"] != "cpu"
+
+
+def test_no_card_holds_a_machine_path() -> None:
+    """Cards name data and outputs by kind and file name, never by a machine's folders."""
+    import json
+    import re
+
+    from kwta.hub import pretrained_dir
+
+    absolute = re.compile(r"(^|[\s:=])(/|~/|[A-Za-z]:\\)[\w.-]")
+    for path in sorted(Path(pretrained_dir()).glob("*.json")):
+        strings: list[str] = []
+
+        def walk(o: object, strings: list[str] = strings) -> None:
+            if isinstance(o, str):
+                strings.append(o)
+            elif isinstance(o, dict):
+                for v in o.values():
+                    walk(v)
+            elif isinstance(o, list):
+                for v in o:
+                    walk(v)
+
+        walk(json.loads(path.read_text()))
+        assert strings
+        bad = [s for s in strings if absolute.search(s)]
+        assert not bad, (path.name, bad[:3])
