@@ -508,8 +508,20 @@ class ProgressSink:
         self._total = 0
         self._payload: Any = None
         self._ahead: int | None = None
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """The page that waits for this job has gone: stop at the next progress report."""
+        self._cancelled.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled.is_set()
 
     def __call__(self, done: int, total: int, payload: Any = None) -> None:
+        """Report progress; raise :class:`kwta.jobs.JobCancelled` once the page has gone away,
+        which stops the library's loop at its next step."""
+        if self._cancelled.is_set():
+            raise jobs.JobCancelled("the session that started this job is gone")
         with self._lock:
             self._done, self._total = int(done), int(total)
             if payload is not None:
@@ -546,7 +558,10 @@ def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
         Whatever ``fn`` raised (the slot is released).
     """
     queue = jobs.default_queue()
-    with queue.slot(on_wait=progress.queued if progress is not None else None):
+    with queue.slot(
+        on_wait=progress.queued if progress is not None else None,
+        cancelled=progress.is_cancelled if progress is not None else None,
+    ):
         if progress is not None:
             progress.queued(None)
         return fn()
@@ -560,6 +575,28 @@ def progress_text(label: str, done: int, total: int, ahead: int | None, max_jobs
             f"{max_jobs} at once"
         )
     return f"{label} — {done}/{total}" if total else label
+
+
+def _session_watch() -> Callable[[], bool]:
+    """``gone()``: whether this script run's browser session has disconnected."""
+    try:
+        from streamlit.runtime import Runtime
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+        if ctx is None or not Runtime.exists():
+            return lambda: False
+        runtime, session_id = Runtime.instance(), ctx.session_id
+    except Exception:  # an older or newer Streamlit without these: never cancel on disconnect
+        return lambda: False
+
+    def gone() -> bool:
+        try:
+            return not runtime.is_active_session(session_id)
+        except Exception:
+            return False
+
+    return gone
 
 
 def run_with_progress(
@@ -593,21 +630,31 @@ def run_with_progress(
 
     thread = threading.Thread(target=target, name="kwta-explorer-work", daemon=True)
     thread.start()
+    session_gone = _session_watch()
     bar = st.progress(0.0, text=label)
     seen = 0
-    while True:
-        thread.join(poll_s)
-        version, done, total, payload = sink.snapshot()
-        if version != seen:
-            seen = version
-            frac = min(1.0, done / total) if total else 0.0
-            ahead = sink.queue_position()
-            max_jobs = jobs.default_queue().max_jobs if ahead is not None else 0
-            bar.progress(frac, text=progress_text(label, done, total, ahead, max_jobs))
-            if on_update is not None and payload is not None:
-                on_update(payload)
-        if not thread.is_alive():
-            break
+    try:
+        while True:
+            thread.join(poll_s)
+            if session_gone():  # the tab was closed: nobody waits for this any more
+                sink.cancel()
+                raise jobs.JobCancelled("the session disconnected")
+            version, done, total, payload = sink.snapshot()
+            if version != seen:
+                seen = version
+                frac = min(1.0, done / total) if total else 0.0
+                ahead = sink.queue_position()
+                max_jobs = jobs.default_queue().max_jobs if ahead is not None else 0
+                bar.progress(frac, text=progress_text(label, done, total, ahead, max_jobs))
+                if on_update is not None and payload is not None:
+                    on_update(payload)
+            if not thread.is_alive():
+                break
+    except BaseException:
+        # A rerun, a page switch or a stop interrupts this loop (Streamlit raises here):
+        # the work it started is abandoned, so it leaves the queue or stops at its next step.
+        sink.cancel()
+        raise
     bar.empty()
     if "error" in box:
         raise box["error"]

@@ -29,6 +29,7 @@ import torch
 
 __all__ = [
     "ENV_MAX_JOBS",
+    "JobCancelled",
     "JobError",
     "JobMemoryError",
     "JobQueue",
@@ -40,6 +41,9 @@ __all__ = [
 
 T = TypeVar("T")
 
+#: How often a waiting job checks whether it was cancelled (seconds).
+POLL_S = 0.25
+
 #: Environment variable holding the number of jobs the default queue runs at once.
 ENV_MAX_JOBS = "KWTA_MAX_JOBS"
 
@@ -48,6 +52,10 @@ log = logging.getLogger(__name__)
 
 class JobError(RuntimeError):
     """A heavy job could not run; the message is meant for the user."""
+
+
+class JobCancelled(JobError):
+    """The session that asked for the job is gone (closed, reloaded, moved on): stop it."""
 
 
 class JobMemoryError(JobError, MemoryError):
@@ -107,7 +115,11 @@ class JobQueue:
             self._peak = self._running
             log.info("jobs: peak running %d (at most %d at once)", self._peak, self.max_jobs)
 
-    def acquire(self, on_wait: Callable[[int], None] | None = None) -> None:
+    def acquire(
+        self,
+        on_wait: Callable[[int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> None:
         """Take a slot, waiting in line if none is free.
 
         Args:
@@ -116,6 +128,11 @@ class JobQueue:
                 ahead of it — those running plus those waiting in front (≥ 1). Not
                 called when a slot is free at once. If it raises, the job leaves
                 the line and the error propagates.
+            cancelled: Polled (every :data:`POLL_S` seconds) while the job waits;
+                when it returns ``True`` the job leaves the line.
+
+        Raises:
+            JobCancelled: ``cancelled()`` became true while waiting.
         """
         with self._cond:
             if self._running < self.max_jobs and not self._line:
@@ -140,7 +157,9 @@ class JobQueue:
                         finally:
                             self._cond.acquire()
                         continue  # the state may have changed meanwhile
-                    self._cond.wait()
+                    if cancelled is not None and cancelled():
+                        raise JobCancelled("the job was cancelled while it waited")
+                    self._cond.wait(POLL_S if cancelled is not None else None)
             except BaseException:
                 if ticket in self._line:
                     self._line.remove(ticket)
@@ -160,13 +179,18 @@ class JobQueue:
             self._cond.notify_all()
 
     @contextmanager
-    def slot(self, on_wait: Callable[[int], None] | None = None) -> Iterator[None]:
+    def slot(
+        self,
+        on_wait: Callable[[int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Iterator[None]:
         """``with queue.slot(on_wait=...):`` holds a slot for the block, released on any exit.
 
         Args:
             on_wait: See :meth:`acquire`.
+            cancelled: See :meth:`acquire`.
         """
-        self.acquire(on_wait)
+        self.acquire(on_wait, cancelled)
         try:
             yield
         finally:

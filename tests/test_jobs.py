@@ -182,3 +182,61 @@ def test_retry_on_oom_gives_up_at_min_batch() -> None:
         jobs.retry_on_oom(never, 4, min_batch=8)
     with pytest.raises(ValueError, match="batch_size"):
         jobs.retry_on_oom(never, 0)
+
+
+def test_a_cancelled_waiting_job_leaves_the_line() -> None:
+    """A queued job whose session is gone leaves the queue: the next job runs promptly."""
+    queue = jobs.JobQueue(1)
+    gone = threading.Event()
+    queue.acquire()  # someone else's long job holds the only slot
+    errors: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            queue.acquire(cancelled=gone.is_set)
+        except BaseException as err:
+            errors.append(err)
+
+    t = threading.Thread(target=waiter)
+    t.start()
+    deadline = time.monotonic() + 5
+    while queue.waiting != 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert queue.waiting == 1
+    gone.set()
+    t.join(5)
+    assert not t.is_alive() and isinstance(errors[0], jobs.JobCancelled)
+    assert queue.waiting == 0 and queue.running == 1
+    queue.release()
+    with queue.slot():  # a fresh light job runs at once
+        assert queue.running == 1
+
+
+def test_a_cancelled_running_job_stops_at_its_next_step(
+    relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    """A real attack whose progress callback raises JobCancelled stops at once."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
+    from explorer_ui import ProgressSink, queued_job
+
+    from kwta.attacks import pgd_linf
+
+    x, y = test_sample.tensors(slice(0, 8))
+    sink = ProgressSink()
+    steps: list[int] = []
+
+    def work() -> object:
+        def on_step(done: int, total: int) -> None:
+            steps.append(done)
+            if done == 3:
+                sink.cancel()  # the page went away after three steps
+            sink(done, total)
+
+        return pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, callback=on_step)
+
+    with pytest.raises(jobs.JobCancelled):
+        queued_job(work, sink)
+    assert max(steps) == 3 and jobs.default_queue().running == 0
