@@ -168,9 +168,7 @@ def recipe_config(
 
 def fingerprint(config: TrainConfig) -> str:
     """sha256 (16 hex digits) of everything that determines a model's weights."""
-    fields = config.training_fields()
-    fields["data"] = Path(fields["data"]).name if fields.get("data") else None
-    fields.pop("progress", None)
+    fields = config.training_fields()  # run-only fields (paths, device, progress) excluded
     blob = json.dumps(fields, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -237,11 +235,9 @@ def _evaluate_adaptive(
     n: int,
     device: str | None,
     progress: bool | None,
-    evaluate: Callable[..., dict[str, Any]],
-    evaluate_adaptive: Callable[..., dict[str, Any]],
-    update_card: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
     """The adaptive attacks on ``n`` images, the zoo's ReLU twin as transfer source."""
+    from .evaluate import evaluate, evaluate_adaptive, update_card
     from .explore import twin_of
     from .hub import list_pretrained
 
@@ -317,7 +313,7 @@ def build(
     Returns:
         ``{name: card}`` of the listed models as written.
     """
-    from .evaluate import DEFAULT_ATTACKS, evaluate, evaluate_adaptive, update_card
+    from .evaluate import DEFAULT_ATTACKS, evaluate, update_card
 
     wanted = list(ZOO) if not names else list(names)
     unknown = [n for n in wanted if n not in ZOO]
@@ -417,9 +413,6 @@ def build(
                 adaptive_n,
                 device,
                 progress,
-                evaluate,
-                evaluate_adaptive,
-                update_card,
             )
         cards[name] = existing
         if on_model is not None:
