@@ -9,7 +9,43 @@ from __future__ import annotations
 
 dependencies = ["torch", "torchvision", "numpy", "safetensors"]
 
+import importlib.abc  # noqa: E402
+import importlib.machinery  # noqa: E402
+import importlib.util  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 from torch import nn  # noqa: E402
+
+_HERE = Path(__file__).resolve().parent
+
+
+class _ModelsFinder(importlib.abc.MetaPathFinder):
+    """Finds ``kwta.models`` in the top-level ``models/`` folder.
+
+    In a checkout ``kwta/models`` is a symbolic link to ``models/`` (an installed
+    package has it in place), but the zip torch.hub downloads has no links.
+    """
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "kwta.models":
+            return None
+        init = _HERE / "models" / "__init__.py"
+        return importlib.util.spec_from_file_location(
+            fullname, init, submodule_search_locations=[str(init.parent)]
+        )
+
+
+def _import_path() -> None:
+    """Make the package beside this file importable (torch.hub imports this file alone)."""
+    if str(_HERE) not in sys.path:
+        sys.path.insert(0, str(_HERE))
+    if not (_HERE / "kwta" / "models").is_dir() and not any(
+        isinstance(f, _ModelsFinder) for f in sys.meta_path
+    ):
+        sys.meta_path.insert(0, _ModelsFinder())
 
 
 def kwta_resnet18(name: str = "kwta0.1-nat", **kwargs: object) -> nn.Module:
@@ -24,12 +60,7 @@ def kwta_resnet18(name: str = "kwta0.1-nat", **kwargs: object) -> nn.Module:
     Returns:
         The model in eval mode; it takes images in [0, 1] and normalises inside.
     """
-    import sys
-    from pathlib import Path
-
-    here = str(Path(__file__).resolve().parent)
-    if here not in sys.path:  # torch.hub imports this file alone; the package sits beside it
-        sys.path.insert(0, here)
+    _import_path()
     from kwta import load_pretrained
 
     model: nn.Module = load_pretrained(name, **kwargs)  # type: ignore[arg-type]

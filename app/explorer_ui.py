@@ -3,13 +3,13 @@
 - models: :func:`model_cards`, :func:`get_model` (``st.cache_resource``, shared by every
   session and never mutated), :func:`model_picker`, :func:`require_models`;
 - images: :func:`image_picker` (bundled CIFAR-10 test image by class or index, a
-  random one, or an upload decoded by :func:`kwta.images.decode_user_image`);
+  random one, or an upload decoded by :func:`kwta.explorer.images.decode_user_image`);
 - URL state: :func:`init_state` / :func:`sync_url` keep every selection in
   ``st.query_params`` so a link reproduces the exact view;
 - long work: :func:`run_with_progress` runs a cached computation in a worker
   thread and shows its progress (and live partial results, or its place in the
   job queue); :func:`queued_job` is how a cached function takes a slot of the
-  process-wide :func:`kwta.jobs.default_queue` (so cache hits never queue);
+  process-wide :func:`kwta.explorer.jobs.default_queue` (so cache hits never queue);
 - :func:`capped` limits extreme parameters with a visible message; downloads.
 
 The pages import this module as ``explorer_ui``: ``app/`` is the script folder,
@@ -32,11 +32,14 @@ import streamlit as st
 import torch
 from torch import Tensor, nn
 
-from kwta import doctor, explore, jobs
+from kwta import doctor
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
-from kwta.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
-from kwta.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
+from kwta.explorer import jobs
+from kwta.explorer.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.runs import from_uint8, to_uint8
 from kwta.utils import default_device
+from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
+from kwta.zoo.summary import summarize_card
 
 T = TypeVar("T")
 
@@ -90,7 +93,7 @@ or point `KWTA_PRETRAINED` at a folder of model cards. The **Overview** and
 
 
 def setup_logging() -> None:
-    """Send the library's INFO messages (e.g. ``kwta.jobs``' queue peaks) to the server log.
+    """Send the library's INFO messages (e.g. the job queue's peaks) to the server log.
 
     Idempotent: the entry script calls it on every run.
     """
@@ -181,7 +184,8 @@ def _parse(raw: Any, default: Any, item: type | None = None) -> Any:
     return text
 
 
-def _fmt(value: Any) -> str:
+def url_value(value: Any) -> str:
+    """A widget value as it is written into the URL (and read back by :func:`init_state`)."""
     if isinstance(value, bool):
         return "1" if value else "0"
     if isinstance(value, float):
@@ -238,7 +242,7 @@ def init_state(
         what = "not among the choices" if choices is not None else "outside the allowed range"
         shown = value if not isinstance(value, list) else ", ".join(map(str, value)) or "none"
         _notice(
-            f"The link's value {literal(_fmt(asked))} for `{key}` is {what}; "
+            f"The link's value {literal(url_value(asked))} for `{key}` is {what}; "
             f"using {literal(shown)} instead."
         )
     state[key] = value
@@ -249,8 +253,8 @@ def sync_url(keys: Sequence[str], **extra: Any) -> None:
     params: dict[str, str] = {}
     for k in keys:
         if k in st.session_state and st.session_state[k] is not None:
-            params[k] = _fmt(st.session_state[k])
-    params.update({k: _fmt(v) for k, v in extra.items() if v is not None})
+            params[k] = url_value(st.session_state[k])
+    params.update({k: url_value(v) for k, v in extra.items() if v is not None})
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != params:
         st.query_params.from_dict(params)
@@ -332,7 +336,7 @@ def model_label(cards: Mapping[str, Mapping[str, Any]], name: str) -> str:
     """``"kwta0.1-nat — k-WTA-0.1 · natural · w64"`` for pickers."""
     if name not in cards:
         return name
-    s = explore.summarize_card(cards[name])
+    s = summarize_card(cards[name])
     width = f" · w{s.width}" if s.width else ""
     return f"{name} — {s.activation_label} · {s.method or '?'}{width}"
 
@@ -368,7 +372,7 @@ class PickedImage:
     @property
     def x(self) -> Tensor:
         """``(1, 3, 32, 32)`` float in [0, 1]."""
-        return explore.from_uint8(self.pixels)
+        return from_uint8(self.pixels)
 
 
 @st.cache_resource(show_spinner="Loading CIFAR-10 test images…")
@@ -413,7 +417,7 @@ def image_picker(prefix: str) -> PickedImage:
         x, y = data.tensors([index])
         lab = int(y[0])
         return PickedImage(
-            pixels=explore.to_uint8(x),
+            pixels=to_uint8(x),
             label=lab,
             caption=f"test image #{index} · {CIFAR10_CLASSES[lab]}",
             source=f"test #{index}",
@@ -483,7 +487,7 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
         st.info(f"{literal(up.name)}: {note}.", icon=":material/photo_size_select_large:")
     lab = CIFAR10_CLASSES.index(st.session_state[k_lab])
     return PickedImage(
-        pixels=explore.to_uint8(img.x),
+        pixels=to_uint8(img.x),
         label=lab,
         caption=f"upload {literal(up.name)} · labelled {CIFAR10_CLASSES[lab]}",
         source=f"upload {up.name}",
@@ -518,8 +522,8 @@ class ProgressSink:
         return self._cancelled.is_set()
 
     def __call__(self, done: int, total: int, payload: Any = None) -> None:
-        """Report progress; raise :class:`kwta.jobs.JobCancelled` once the page has gone away,
-        which stops the library's loop at its next step."""
+        """Report progress; raise :class:`kwta.explorer.jobs.JobCancelled` once the page
+        has gone away, which stops the library's loop at its next step."""
         if self._cancelled.is_set():
             raise jobs.JobCancelled("the session that started this job is gone")
         with self._lock:
@@ -547,7 +551,7 @@ class ProgressSink:
 
 
 def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
-    """``fn()`` holding a slot of the process-wide job queue (:func:`kwta.jobs.default_queue`).
+    """``fn()`` holding a slot of the process-wide job queue (``jobs.default_queue``).
 
     Call it inside an ``st.cache_data`` function, around the heavy library call:
     a cache hit then returns at once, and only real computations queue. While

@@ -14,7 +14,10 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from kwta.data import CIFAR10_CLASSES
-from kwta.explore import ActivationDemo, ModelSummary, PaperRow, jump_segments, split_at_jumps
+from kwta.explorer.demo import ActivationDemo
+from kwta.explorer.toy import jump_segments, split_at_jumps
+from kwta.zoo.published import PaperRow
+from kwta.zoo.summary import ModelSummary
 
 #: One colour per CIFAR-10 class (plotly's qualitative "D3" palette).
 CLASS_COLORS: tuple[str, ...] = (
@@ -182,7 +185,7 @@ def toy_fit_figure(fit: Any) -> go.Figure:
     """Target, training points, both fits and the k-WTA fit's jumps (the paper's Fig. 1).
 
     Args:
-        fit: A :class:`kwta.analysis.ToyFit`.
+        fit: A :class:`kwta.analysis.toy.ToyFit`.
     """
     fig = go.Figure()
     fig.add_trace(
@@ -415,5 +418,69 @@ def margin_figure(curves: Mapping[str, np.ndarray], *, title: str = "") -> go.Fi
         height=340,
         margin=_MARGIN,
         hovermode="x unified",
+    )
+    return fig
+
+
+def weight_line_figure(lines: Mapping[str, Mapping[str, Sequence[float]]]) -> go.Figure:
+    """Batch loss along a direction in weight space, one line per model (the paper's Fig. 3c).
+
+    Args:
+        lines: Model label → ``{"alphas": [...], "loss": [...]}`` (a
+            :meth:`kwta.analysis.weights.WeightLine.to_dict`).
+    """
+    fig = go.Figure()
+    for i, (name, line) in enumerate(lines.items()):
+        color = RELU_COLOR if "relu" in name.lower() else KWTA_COLOR
+        fig.add_trace(
+            go.Scatter(
+                x=list(line["alphas"]),
+                y=list(line["loss"]),
+                mode="lines+markers",
+                name=name,
+                line={"width": 3, "color": color, "dash": "solid" if i == 0 else "dash"},
+                hovertemplate=f"<b>{name}</b><br>α %{{x:.2f}}<br>loss %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        xaxis_title="α (step along the normalised gradient direction in weight space)",
+        yaxis_title="mean loss over the batch",
+        height=360,
+        margin=_MARGIN,
+        hovermode="x unified",
+    )
+    return fig
+
+
+def robustness_bars(rows: Sequence[Any]) -> go.Figure:
+    """Robust accuracy per model: the paper's PGD, our PGD and our adaptive worst case.
+
+    Args:
+        rows: :class:`kwta.explorer.adaptive.RobustnessRow` objects.
+    """
+    bars = (
+        ("paper: PGD", "paper_pgd", "#bbbbbb"),
+        ("ours: PGD", "adaptive_pgd", "#1f77b4"),
+        ("ours: adaptive (worst)", "adaptive", "#d62728"),
+    )
+    fig = go.Figure()
+    for label, attr, color in bars:
+        values = [getattr(r, attr) for r in rows]
+        fig.add_trace(
+            go.Bar(
+                x=[f"{r.name} ({r.label})" for r in rows],
+                y=[None if v is None else 100 * v for v in values],
+                name=label,
+                marker_color=color,
+                text=["—" if v is None else f"{100 * v:.1f}%" for v in values],
+                textposition="outside",
+            )
+        )
+    fig.update_layout(
+        barmode="group",
+        yaxis_title="robust accuracy at ε = 0.031 (%)",
+        yaxis_range=[0, 100],
+        height=380,
+        margin=_MARGIN,
     )
     return fig

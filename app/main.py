@@ -28,6 +28,7 @@ st.set_page_config(
 
 PAGES = [
     st.Page("views/overview.py", title="Overview", icon=":material/home:", default=True),
+    st.Page("views/lesson.py", title="Lesson", icon=":material/school:"),
     st.Page("views/attack.py", title="Live attack", icon=":material/bolt:"),
     st.Page("views/landscape.py", title="Loss landscape", icon=":material/landscape:"),
     st.Page("views/toy_fit.py", title="1-D toy fit", icon=":material/show_chart:"),

@@ -6,11 +6,11 @@ Usage:
 
 Prints Markdown tables of median times and ratios, each with an fp32-NCHW row
 and a fast-path row (channels-last + the autocast precision ``"auto"`` picks:
-bf16 on CUDA and on CPUs with native bf16, else fp32; see kwta.precision):
+bf16 on CUDA and on CPUs with native bf16, else fp32; see kwta.nn.precision):
 
 1. the activation alone, forward+backward, at ResNet-18's four feature-map
    shapes (batch 128, width 16 → 16/32/64/128 channels): ReLU, ours
-   (kwta.functional.kwta, γ = 0.1, default backend) and the reference
+   (kwta.nn.functional.kwta, γ = 0.1, default backend) and the reference
    (sorted topk + repeat + >= + multiply, the authors' code);
 2. one whole ResNet-18 SGD training step at each width (batch 128);
 3. an eval forward at batch 2 500 (the loss landscape's batch), width 16.
@@ -33,11 +33,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import models
-from kwta import functional as F
-from kwta import native
-from kwta.activations import register_act
-from kwta.precision import autocast, channels_last_safe, resolve_precision
+from kwta import models
+from kwta.nn import functional as F
+from kwta.nn import native
+from kwta.nn.precision import autocast, channels_last_safe, resolve_precision
+from kwta.nn.registry import register_act
 from kwta.utils import default_device
 
 RATIO = 0.1

@@ -22,13 +22,17 @@ from collections.abc import Callable
 
 import torch
 
-from kwta import explore
-from kwta import explore_adaptive as xa
-from kwta.analysis import loss_landscape, pattern_change, toy_fit
+from kwta.analysis.landscape import loss_landscape
+from kwta.analysis.masking import masking_indicators
+from kwta.analysis.patterns import pattern_change
+from kwta.analysis.toy import toy_fit
 from kwta.data import cifar10_sample
-from kwta.hub import list_pretrained, load_pretrained
-from kwta.masking import masking_indicators
+from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
+from kwta.explorer.demo import activation_demo, random_vector
+from kwta.explorer.patterns import activation_layers, winner_map
+from kwta.explorer.runs import attack_with_trace
 from kwta.utils import default_device
+from kwta.zoo.hub import list_pretrained, load_pretrained
 
 
 def timed(fn: Callable[[], object], repeats: int, device: torch.device) -> float:
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
     x, y = sample.tensors([2], device=device)
     xs, ys = sample.tensors(sample.balanced_indices(32, seed=0), device=device)
     budget = 4000
-    samples = xa.budget_schedule(budget, 20)
+    samples = budget_schedule(budget, 20)
     label = int(y)
     eps_values = [float(v) for v in torch.logspace(-5, -1.5, 10)]
     rows = ["| page: main action | model | seconds |", "|---|---|---:|"]
@@ -74,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         add(
             "Live attack: PGD-40 + trace, 1 image",
             name,
-            lambda m=m: explore.attack_with_trace(m, x, label, eps=0.031, alpha=0.001, steps=40),
+            lambda m=m: attack_with_trace(m, x, label, eps=0.031, alpha=0.001, steps=40),
         )
         add(
             "Loss landscape 21×21 (CPU default)",
@@ -87,19 +91,19 @@ def main(argv: list[str] | None = None) -> None:
             lambda m=m: loss_landscape(m, x, label, grid=50),
             repeats=1,
         )
-        layer = next(iter(explore.activation_layers(m, x)))
+        layer = next(iter(activation_layers(m, x)))
         add(
             "Activation patterns: winner map + change vs ε",
             name,
             lambda m=m, layer=layer: (
-                explore.winner_map(m, x, layer, eps=0.002),
+                winner_map(m, x, layer, eps=0.002),
                 pattern_change(m, x, eps_values, n_dirs=2),
             ),
         )
         add(
             f"Is k-WTA robust?: adaptive PGD, 20 steps, ≤ {budget} queries, 1 image",
             name,
-            lambda m=m: xa.adaptive_attack_with_trace(
+            lambda m=m: adaptive_attack_with_trace(
                 m, x, label, eps=0.031, alpha=0.005, steps=20, sigma=8 / 255, samples=samples
             ),
         )
@@ -118,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
     add(
         "Overview: Fig. 2 demo",
         "—",
-        lambda: explore.activation_demo(explore.random_vector(12), ratio=0.25, group_size=2),
+        lambda: activation_demo(random_vector(12), ratio=0.25, group_size=2),
     )
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\ndevice: {dev}, {torch.get_num_threads()} threads, median of {args.repeats}\n")

@@ -2,7 +2,7 @@
 
 Public API (see README):
 
-- activations: :func:`kwta.functional.kwta`, :class:`KWTA`, :class:`LWTA`, :func:`create_act`,
+- activations: :func:`kwta.nn.functional.kwta`, :class:`KWTA`, :class:`LWTA`, :func:`create_act`,
   :func:`set_ratio`;
 - data: :func:`kwta.data.cifar10`;
 - weights: :func:`load_pretrained`, :func:`list_pretrained`;
@@ -11,17 +11,18 @@ Public API (see README):
 
 from __future__ import annotations
 
-from . import functional
-from .activations import KWTA, LWTA, ReLU, create_act, get_ratio, register_act, set_ratio
-from .hub import WeightsError, list_pretrained, load_pretrained
-
-__version__ = "0.1.0"
+from kwta._version import __version__
+from kwta.nn import functional
+from kwta.nn.activations import KWTA, LWTA, ReLU, get_ratio, set_ratio
+from kwta.nn.registry import create_act, register_act
+from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained
 
 __all__ = [
     "KWTA",
     "LWTA",
     "ReLU",
     "WeightsError",
+    "__version__",
     "create_act",
     "functional",
     "get_ratio",

@@ -25,7 +25,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -309,3 +309,33 @@ def cifar10(
             what = "does not exist" if not path.exists() else "holds no CIFAR-10 copy"
             tried.append(f"{label}={path}: {what}")
     raise DataSourceError("no usable CIFAR-10 source. Tried:\n  " + "\n  ".join(tried))
+
+
+def portable_source(source: str) -> str:
+    """``kind:file-name`` of a data source: no machine's folder ever goes into a card."""
+    kind, _, where = source.partition(":")
+    if not where:
+        return source
+    return f"{kind}:{Path(where.rstrip('/')).name}"
+
+
+def data_provenance(source: str) -> dict[str, Any]:
+    """Card entry for a data source (:attr:`CIFAR10Tensors.source`), saying plainly whether
+    it is the JPEG copy. The location is reduced to its last name (:func:`portable_source`)."""
+    kind = source.split(":", 1)[0]
+    source = portable_source(source)
+    if kind in ("jpeg-tarball", "bundled-sample"):
+        note = (
+            "JPEG copy of CIFAR-10 (quality 75): pixels differ slightly from the canonical "
+            "binary batches, so accuracies are not exactly comparable with the paper's"
+        )
+        if kind == "bundled-sample":
+            note = "small bundled sample of real CIFAR-10 images; " + note
+        return {"source": source, "jpeg_copy": True, "note": note}
+    if kind == "image-folder":
+        return {
+            "source": source,
+            "jpeg_copy": None,
+            "note": "image-folder copy of CIFAR-10 (JPEG-compressed if its files are .jpg)",
+        }
+    return {"source": source, "jpeg_copy": False, "note": "canonical CIFAR-10 binary batches"}

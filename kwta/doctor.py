@@ -161,7 +161,7 @@ def check_gpu(
 
 def check_models(directory: str | os.PathLike[str] | None = None) -> list[Check]:
     """Every pretrained model's weights against its card's sha256."""
-    from .hub import list_pretrained, pretrained_dir, sha256_of
+    from kwta.zoo.hub import list_pretrained, pretrained_dir, sha256_of
 
     d = Path(directory) if directory is not None else pretrained_dir()
     cards = list_pretrained(d)
@@ -210,7 +210,7 @@ def check_data() -> list[Check]:
 
 
 def check_jobs() -> list[Check]:
-    from .jobs import ENV_MAX_JOBS, default_max_jobs
+    from kwta.explorer.jobs import ENV_MAX_JOBS, default_max_jobs
 
     n = default_max_jobs()
     src = f"${ENV_MAX_JOBS}" if os.environ.get(ENV_MAX_JOBS) else "default"
@@ -218,7 +218,7 @@ def check_jobs() -> list[Check]:
 
 
 def check_kernel() -> list[Check]:
-    from . import native
+    from kwta.nn import native
 
     if not native.native_enabled():
         return [Check("k-WTA kernel", "ok", "PyTorch path ($KWTA_NATIVE=0)")]

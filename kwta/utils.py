@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import random
 from collections.abc import Iterator
 
@@ -37,3 +38,11 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
 def accuracy(logits: Tensor, labels: Tensor) -> float:
     """Fraction of rows whose arg-max equals the label."""
     return float((logits.argmax(dim=1) == labels).float().mean().item()) if len(labels) else 0.0
+
+
+def device_name(device: torch.device) -> str:
+    """Human-readable name of ``device`` for cards."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine() or "unknown CPU"
+    return f"{device.type}: {cpu} ({torch.get_num_threads()} threads)"

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from kwta.activations import create_act
+from kwta.nn.registry import create_act
 
 __all__ = ["MLP"]
 

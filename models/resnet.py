@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kwta.activations import create_act
+from kwta.nn.registry import create_act
 
 from .common import Normalize
 

@@ -18,6 +18,8 @@ cd "$(dirname "$0")/.."
 OUT=${1:?usage: scripts/device_zoo.sh OUT_DIR [--smoke]}
 MODE=${2:-full}
 PY=${PYTHON:-python3}
+# kwta.models is the top-level models/ folder: a link in a checkout, which a copy may lose
+[ -d kwta/models ] || { rm -f kwta/models; ln -s ../models kwta/models; }
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 export KWTA_NATIVE=0  # CUDA work; the CPU comparisons take the (identical) PyTorch path
 mkdir -p "$OUT"

@@ -1,7 +1,7 @@
 """Helpers shared by ``test_app.py`` and ``test_browser.py``: a small, real model zoo.
 
 The zoo holds the session's two width-8 ResNet-18s of ``conftest.py`` (trained on
-real CIFAR-10 images), saved with :func:`kwta.hub.save_model` and cards like the
+real CIFAR-10 images), saved with :func:`kwta.zoo.hub.save_model` and cards like the
 CLI writes, plus metrics measured here on the bundled test images.
 """
 
@@ -16,9 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from kwta.attacks import robust_accuracy, run_attack
+from kwta.attacks._core import robust_accuracy
+from kwta.attacks.registry import run_attack
 from kwta.data import cifar10_sample
-from kwta.hub import save_model
+from kwta.zoo.hub import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 APP_MAIN = REPO / "app" / "main.py"

@@ -20,7 +20,7 @@ import pytest
 import torch
 from torch import nn
 
-import models
+from kwta import models
 from kwta.data import CIFAR10Tensors, cifar10_sample
 
 REPO = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import kwta
-import models
-from kwta import functional as F
-from kwta.activations import registered_acts
+from kwta import models
+from kwta.nn import functional as F
+from kwta.nn.registry import registered_acts
 
 
 def _k(ratio: float, n: int) -> int:

@@ -1,4 +1,4 @@
-"""PGD with estimated gradients (Tramèr et al., NeurIPS 2020, Sec. 5.1): kwta.adaptive."""
+"""PGD with estimated gradients (Tramèr et al., NeurIPS 2020, Sec. 5.1): kwta.attacks.estimated."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ import torch
 from torch import Tensor, nn
 
 import kwta
-from kwta.adaptive import (
+from kwta.attacks._core import is_correct
+from kwta.attacks.estimated import (
     CPU_SETTINGS,
     TRAMER_SETTINGS,
     eot_pgd_linf,
     fd_pgd_linf,
     sample_schedule,
 )
-from kwta.attacks import is_correct, pgd_linf
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 
 ATTACKS: dict[str, Callable[..., Any]] = {"fd": fd_pgd_linf, "eot": eot_pgd_linf}

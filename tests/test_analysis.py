@@ -12,23 +12,19 @@ import torch
 from torch import Tensor, nn
 
 from kwta import KWTA, get_ratio
-from kwta.analysis import (
-    MAX_GRID,
-    Landscape,
-    ToyFit,
-    _find_jumps,
+from kwta.analysis._common import MAX_GRID
+from kwta.analysis.landscape import Landscape, loss_landscape
+from kwta.analysis.patterns import (
     activation_patterns,
-    gamma_sweep,
-    loss_landscape,
     overlap_summary,
     pattern_change,
     pattern_overlap,
-    theorem1_width_sweep,
-    toy_fit,
-    weight_line,
 )
+from kwta.analysis.theorem1 import theorem1_width_sweep
+from kwta.analysis.toy import ToyFit, _find_jumps, toy_fit
+from kwta.analysis.weights import gamma_sweep, weight_line
 from kwta.data import CIFAR10Tensors
-from kwta.functional import k_from_ratio
+from kwta.nn.functional import k_from_ratio
 
 LANDSCAPE_IMAGES = (0, 50, 100)
 LANDSCAPE_GRID = 21

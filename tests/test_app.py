@@ -12,8 +12,10 @@ from __future__ import annotations
 import io
 import json
 import re
+import shutil
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,13 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 import kwta
-from kwta import explore, jobs
 from kwta.data import CIFAR10_CLASSES, cifar10_sample
-from kwta.images import MAX_UPLOAD_BYTES, to_png_bytes
+from kwta.explorer import jobs
+from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule, margin_curve
+from kwta.explorer.demo import activation_demo
+from kwta.explorer.images import MAX_UPLOAD_BYTES, to_png_bytes
+from kwta.explorer.runs import attack_with_trace, to_uint8
+from kwta.zoo.summary import summarize_card
 
 TIMEOUT = 180  # seconds per script run; generous for a busy 2-core CI machine
 
@@ -96,7 +102,9 @@ def load(zoo: Path, name: str) -> nn.Module:
 # --------------------------------------------------------------------------- every page
 
 
-PAGES = ["overview", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"]
+PAGES = [
+    "overview", "lesson", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -135,7 +143,7 @@ def test_overview_fig2(app_env: Path) -> None:
     assert len(bars) == 5  # input, ReLU, max-pool, LWTA, k-WTA
     x = np.array(bars[0]["y"])
     assert len(x) == 12
-    k = explore.activation_demo(x.tolist(), ratio=0.25).k
+    k = activation_demo(x.tolist(), ratio=0.25).k
     assert np.count_nonzero(bars[4]["y"]) == k == 3
     assert np.array_equal(bars[1]["y"], np.maximum(x, 0))
     at.slider(key="ov_gamma").set_value(0.5).run()
@@ -236,13 +244,14 @@ URL_KEYS = {
     "overview": ["ov_n", "ov_seed", "ov_gamma", "ov_group", "ov_custom", "ov_vec"],
     "attack": ["atk_a", "atk_b", "atk_eps", "atk_steps", "atk_alpha", "atk_loss", "atk_rs",
                "atk_seed", "atk_x"],
-    "landscape": ["ls_models", "ls_grid", "ls_span", "ls_loss", "ls_seed", "ls_sharedz"],
+    "landscape": ["ls_models", "ls_grid", "ls_span", "ls_loss", "ls_seed", "ls_sharedz", "ls_wl"],
     "toy_fit": ["toy_n", "toy_width", "toy_depth", "toy_gamma", "toy_seed", "toy_steps"],
     "patterns": ["pat_t1gamma", "pat_model", "pat_layer", "pat_eps", "pat_gammas", "pat_relu",
                  "pat_dirs", "pat_seed", "pat_scope"],
     "adaptive": ["adv_m", "adv_eps", "adv_pgd_steps", "adv_est", "adv_steps", "adv_alpha",
                  "adv_sigma", "adv_budget", "adv_seed", "adv_n"],
     "zoo": ["zoo_filter"],
+    "lesson": ["les_step"],
 }  # fmt: skip
 PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat", "adaptive": "adv"}
 
@@ -326,7 +335,9 @@ def test_landscape_page(app_env: Path) -> None:
         assert surf["type"] == "surface" and heat["type"] == "heatmap"
         z = np.array(surf["z"])
         assert z.shape == (grid, grid) and np.array_equal(z, np.array(heat["z"]))
-        ref = kwta.analysis.loss_landscape(load(app_env, name), x, int(y), grid=grid, span=0.04)
+        ref = kwta.analysis.landscape.loss_landscape(
+            load(app_env, name), x, int(y), grid=grid, span=0.04
+        )
         assert np.allclose(z, ref.loss.numpy(), atol=1e-4)
         assert z[grid // 2, grid // 2] == pytest.approx(ref.clean_loss, abs=1e-4)
     labels = [b.proto.label for b in at.get("download_button")]
@@ -337,7 +348,7 @@ def test_landscape_page(app_env: Path) -> None:
 
 def test_landscape_out_of_memory(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """GPU OOM: retried at a smaller batch; if even that fails, a clear message, no crash."""
-    real = kwta.analysis.loss_landscape
+    real = kwta.analysis.landscape.loss_landscape
     tried: list[int] = []
 
     def small_memory(*args: Any, batch_size: int, **kw: Any) -> Any:
@@ -346,7 +357,7 @@ def test_landscape_out_of_memory(app_env: Path, monkeypatch: pytest.MonkeyPatch)
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
         return real(*args, batch_size=batch_size, **kw)
 
-    monkeypatch.setattr(kwta.analysis, "loss_landscape", small_memory)
+    monkeypatch.setattr(kwta.analysis.landscape, "loss_landscape", small_memory)
     link = {"ls_grid": 5, "ls_img": "index", "ls_idx": 8, "ls_models": RELU_NAME, "run": 1}
     at = open_page(start(), "landscape", ls_seed=4243, **link)
     assert tried == [256, 128, 64, 32]
@@ -357,11 +368,11 @@ def test_landscape_out_of_memory(app_env: Path, monkeypatch: pytest.MonkeyPatch)
     def no_memory(*args: Any, **kw: Any) -> Any:
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
 
-    monkeypatch.setattr(kwta.analysis, "loss_landscape", no_memory)
+    monkeypatch.setattr(kwta.analysis.landscape, "loss_landscape", no_memory)
     at = open_page(start(), "landscape", ls_seed=4244, **link)
     assert "ran out of memory even at batch size 8" in texts(at.error)
     assert not charts(at)
-    monkeypatch.setattr(kwta.analysis, "loss_landscape", real)  # the page keeps working
+    monkeypatch.setattr(kwta.analysis.landscape, "loss_landscape", real)  # the page keeps working
     at.run()
     ok(at)
     assert not at.error and f"ls_heat_{RELU_NAME}" in charts(at)
@@ -410,7 +421,7 @@ def test_toy_fit_page(app_env: Path) -> None:
     fig = charts(at)["toy_chart"]
     by_name = {t["name"]: t for t in fig["data"]}
     assert len(by_name["training points"]["x"]) == 6
-    ref = kwta.analysis.toy_fit(n_points=6, width=32, ratio=0.1, seed=1, steps=300)
+    ref = kwta.analysis.toy.toy_fit(n_points=6, width=32, ratio=0.1, seed=1, steps=300)
     jumps = next(t for n, t in by_name.items() if n.startswith("k-WTA jumps"))
     assert len([v for v in jumps["x"] if v is None]) == len(ref.kwta_jumps) > 0
     kwta_line = by_name["k-WTA-0.1 fit"]
@@ -441,9 +452,9 @@ def test_patterns_page_and_shared_model_untouched(app_env: Path) -> None:
     res = at.session_state["pat_results"]
     model = load(app_env, KWTA_NAME)
     x, _ = cifar10_sample("test").tensors([21])
-    masks = kwta.analysis.activation_patterns(model, x)
+    masks = kwta.analysis.patterns.activation_patterns(model, x)
     assert res["winners"] == int(masks["layer1.0.act1"].sum())
-    assert res["winners"] == kwta.functional.k_from_ratio(0.2, res["units"])
+    assert res["winners"] == kwta.nn.functional.k_from_ratio(0.2, res["units"])
     names = [t["name"] for t in figs["pat_change"]["data"]]
     assert names[0].startswith("k-WTA-0.2 (as trained)")
     assert any("γ = 0.05" in n for n in names) and any("γ = 0.5" in n for n in names)
@@ -474,7 +485,7 @@ def test_zoo_page(app_env: Path) -> None:
     assert len(tables) == 2
     flat = "\n".join(t.to_string() for t in tables)
     for name in (RELU_NAME, KWTA_NAME):
-        s = explore.summarize_card(cards[name])
+        s = summarize_card(cards[name])
         assert f"{100 * s.clean:.1f}%" in flat  # measured here
     assert "92.9%" in flat and "91.7%" in flat  # Table 1: natural ReLU, natural k-WTA-0.2
     assert "zoo_chart" in charts(at)
@@ -487,7 +498,6 @@ def test_zoo_page(app_env: Path) -> None:
 
 
 def test_adaptive_page_runs_both_attacks(app_env: Path) -> None:
-    from kwta import explore_adaptive as xa
 
     idx, budget, steps = 11, 600, 5
     at = open_page(
@@ -509,16 +519,16 @@ def test_adaptive_page_runs_both_attacks(app_env: Path) -> None:
     assert [t["name"] for t in margins] == ["standard PGD", "adaptive (fd)"]
     assert len(margins[0]["x"]) == 10 + 1
     # the page's adaptive run is the library's, with the schedule fitted to the budget
-    samples = xa.budget_schedule(budget, steps)
+    samples = budget_schedule(budget, steps)
     x, y = cifar10_sample("test").tensors([idx])
-    run = xa.adaptive_attack_with_trace(
+    run = adaptive_attack_with_trace(
         load(app_env, KWTA_NAME), x, int(y), eps=0.031, alpha=0.005, steps=steps,
         sigma=8 / 255, samples=samples, seed=0,
     )  # fmt: skip
     res = at.session_state["adv_results"]["adaptive"]
     assert res["success"] == run.success and res["queries"] == run.queries
     assert 0 < res["queries"] <= budget
-    assert np.allclose(margins[1]["y"], xa.margin_curve(run.trace), atol=1e-4)
+    assert np.allclose(margins[1]["y"], margin_curve(run.trace), atol=1e-4)
     # the zoo-wide table lists every model; the published results are quoted
     table = at.dataframe[0].value
     assert list(table["model"]) == list(kwta.list_pretrained(app_env))
@@ -528,7 +538,7 @@ def test_adaptive_page_runs_both_attacks(app_env: Path) -> None:
 
 
 def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
-    from kwta.masking import masking_indicators
+    from kwta.analysis.masking import masking_indicators
 
     at = open_page(start(), "adaptive", adv_n=8, adv_budget=10**9)
     ui = sys.modules["explorer_ui"]  # the app's helper module, as the page imported it
@@ -590,7 +600,7 @@ def test_concurrent_sessions_get_their_own_results(app_env: Path) -> None:
             assert r["label"] == int(y)
             trace = figs[f"atk_trace_{j}"]["data"]
             assert all(len(t["y"]) == s["atk_steps"] + 1 for t in trace)
-            ref = explore.attack_with_trace(
+            ref = attack_with_trace(
                 load(app_env, name),
                 x,
                 int(y),
@@ -607,7 +617,7 @@ def test_png_bytes_helper_roundtrip() -> None:
     x = cifar10_sample("test").tensors([0])[0]
     img = Image.open(io.BytesIO(to_png_bytes(x)))
     assert img.size == (32, 32)
-    assert np.array_equal(np.asarray(img).transpose(2, 0, 1), explore.to_uint8(x))
+    assert np.array_equal(np.asarray(img).transpose(2, 0, 1), to_uint8(x))
 
 
 # --------------------------------------------------------------------------- user text is inert
@@ -669,3 +679,124 @@ def test_replaced_and_clamped_link_values_are_reported(app_env: Path) -> None:
     at = open_page(start(), "landscape", ls_models="nope,also-nope")
     assert at.multiselect(key="ls_models").value  # the default selection, not an empty one
     assert "`nope,also-nope`" in texts(at.warning)
+
+
+# --------------------------------------------------------------------------- Lesson
+
+
+@pytest.fixture(scope="session")
+def lesson_zoo(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test zoo plus its lesson.json, computed as ``kwta lesson`` does."""
+    from kwta.explorer.lesson import compute_lesson, write_lesson
+    from kwta.zoo.hub import list_pretrained
+
+    out = tmp_path_factory.mktemp("lesson_zoo")
+    for p in zoo.iterdir():
+        shutil.copy(p, out / p.name)
+    cards = list_pretrained(out)
+    models = {"relu": load(out, RELU_NAME), "kwta": load(out, KWTA_NAME)}
+    pair = {"relu": cards[RELU_NAME], "kwta": cards[KWTA_NAME]}
+    write_lesson(compute_lesson(pair, models, cifar10_sample("test")), out)
+    return out
+
+
+def _link(at: AppTest) -> tuple[str, dict[str, str]]:
+    """The page and query of the step's "try it yourself" button."""
+    (button,) = at.get("link_button")
+    page, _, query = button.proto.url.partition("?")
+    return page, dict(urllib.parse.parse_qsl(query))
+
+
+def test_lesson_every_step_answers_from_the_results_file(
+    lesson_zoo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the six steps: its title, one chart, a question, a link to the full page —
+    with the precomputed file nothing is computed (compute_lesson is never called)."""
+    from kwta.explorer.lesson import STEPS
+
+    monkeypatch.setenv("KWTA_PRETRAINED", str(lesson_zoo))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    monkeypatch.setattr(
+        "kwta.explorer.lesson.compute_lesson", lambda *a, **k: pytest.fail("recomputed")
+    )
+    for i, step in enumerate(STEPS, 1):
+        at = open_page(start(), "lesson", les_step=i)  # a fresh session: the link decides
+        assert at.title[0].value == step.title
+        assert charts(at), step.key
+        assert "Question for the class" in texts(at.info) and step.question in texts(at.info)
+        page, _ = _link(at)
+        assert page == step.page
+        assert at.query_params["les_step"] == str(i)
+
+
+def test_lesson_next_and_previous(lesson_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KWTA_PRETRAINED", str(lesson_zoo))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    at = open_page(start(), "lesson", les_step=6)
+    assert at.button(key="les_next").disabled
+    at.button(key="les_prev").click().run()
+    ok(at)
+    assert at.session_state["les_step"] == 5 and at.query_params["les_step"] == "5"
+    at = open_page(start(), "lesson", les_step=99)  # clamped, and said so
+    assert at.session_state["les_step"] == 6 and "les_step" in texts(at.warning)
+
+
+def test_lesson_pgd_link_reproduces_the_step(
+    lesson_zoo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Step 3's link opens the live-attack page on the same models, image and settings: its
+    trace is the lesson's, logit for logit."""
+    monkeypatch.setenv("KWTA_PRETRAINED", str(lesson_zoo))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    lesson = json.loads((lesson_zoo / "lesson.json").read_text())
+    at = open_page(start(), "lesson", les_step=3)
+    page, params = _link(at)
+    assert page == "attack" and params["run"] == "1"
+    assert (params["atk_a"], params["atk_b"]) == (RELU_NAME, KWTA_NAME)
+    fresh = open_page(start(), "attack", **params)
+    assert fresh.session_state["atk_eps"] == pytest.approx(0.031)
+    label = lesson["image"]["label"]
+    assert fresh.session_state["atk_cls"] == CIFAR10_CLASSES[label]
+    shown = [c for k, c in charts(fresh).items() if "trace" in k or "logit" in k]
+    assert shown, list(charts(fresh))
+    relu_logits = np.asarray(lesson["pgd"]["relu"]["logits"])
+    first = shown[0]["data"]
+    ys = np.array([trace["y"] for trace in first[: relu_logits.shape[1]]]).T
+    np.testing.assert_allclose(ys, relu_logits, atol=1e-4)
+
+
+def test_lesson_links_of_other_steps_open_their_pages(
+    lesson_zoo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KWTA_PRETRAINED", str(lesson_zoo))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    for step, key, value in ((2, "toy_gamma", 0.1), (4, "ls_grid", 25), (6, "adv_m", KWTA_NAME)):
+        page, params = _link(open_page(start(), "lesson", les_step=step))
+        fresh = AppTest.from_file(str(APP_MAIN), default_timeout=TIMEOUT)
+        fresh.run()
+        params = {k: v for k, v in params.items() if k != "run"}  # settings, not the run
+        open_page(fresh, page, **params)
+        assert fresh.session_state[key] == value, (step, key)
+        assert not texts(fresh.info).count("Ignored the link"), step
+
+
+def test_lesson_without_results_file_computes_once(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No lesson.json for these weights: the page computes the results once (with progress)
+    and shows them; a second session gets them from the cache."""
+    import kwta.explorer.lesson as lesson_mod
+
+    monkeypatch.setitem(lesson_mod.TOY, "steps", 100)  # a short toy fit keeps the test quick
+    calls: list[int] = []
+    real = lesson_mod.compute_lesson
+
+    def counted(*a: Any, **k: Any) -> dict[str, Any]:
+        calls.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(lesson_mod, "compute_lesson", counted)
+    at = open_page(start(), "lesson", les_step=4)
+    assert "not precomputed" in texts(at.info) and len(charts(at)) == 2
+    open_page(start(), "lesson", les_step=5)
+    assert len(calls) == 1

@@ -1,4 +1,5 @@
-"""APGD-CE/-DLR and the Square attack (kwta.autoattack) on real CIFAR-10 images and real networks.
+"""APGD-CE/-DLR and the Square attack (kwta.attacks.autoattack) on real CIFAR-10 images
+and real networks.
 
 Where ``pyautoattack`` (Croce & Hein's packaging of the official fra31/auto-attack
 code) is installed, it serves as the reference: same model, same images, same
@@ -15,8 +16,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from kwta import attacks as A
-from kwta import autoattack as AA
+from kwta.attacks import autoattack as AA
+from kwta.attacks._core import attack_loss, is_correct, robust_accuracy
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 
 EPS = 8 / 255
@@ -29,12 +31,12 @@ def _gen(seed: int = 0) -> torch.Generator:
 
 def _broken(model: nn.Module, x: Tensor, y: Tensor, x_adv: Tensor) -> int:
     """Images of ``x`` (all classified correctly) that ``x_adv`` misclassifies."""
-    return round((1.0 - A.robust_accuracy(model, x, y, x_adv)) * len(x))
+    return round((1.0 - robust_accuracy(model, x, y, x_adv)) * len(x))
 
 
 def _correct(model: nn.Module, sample: CIFAR10Tensors, n: int = 32) -> tuple[Tensor, Tensor]:
     x, y = sample.tensors(range(400))
-    ok = A.is_correct(model, x, y)
+    ok = is_correct(model, x, y)
     assert int(ok.sum()) >= n, "the fixture models get ~25-35% of the test images right"
     idx = ok.nonzero().squeeze(1)[:n]
     return x[idx], y[idx]
@@ -128,7 +130,7 @@ def test_output_in_eps_ball_and_box(
     assert x_adv.min().item() >= 0.0 and x_adv.max().item() <= 1.0
     assert torch.equal(x, x_in)
     # images misclassified to begin with come back unchanged (hence still misclassified)
-    wrong = ~A.is_correct(any_model, x, y)
+    wrong = ~is_correct(any_model, x, y)
     assert wrong.any() and (~wrong).any()
     assert torch.equal(x_adv[wrong], x[wrong])
     assert not torch.equal(x_adv[~wrong], x[~wrong]), "the correct images should be attacked"
@@ -150,23 +152,23 @@ def test_apgd_at_least_as_strong_as_pgd(
 ) -> None:
     x, y = relu_correct
     # the paper's PGD (App. D.1) and APGD-CE with 40 gradient steps as well
-    x_pgd = A.pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, generator=_gen())
+    x_pgd = pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, generator=_gen())
     x_apgd = AA.apgd_linf(relu_model, x, y, eps=0.031, steps=40, generator=_gen())
     assert _broken(relu_model, x, y, x_apgd) >= _broken(relu_model, x, y, x_pgd)
     # a smaller eps, where PGD does not break everything (measured 8/32 left by both)
-    x_pgd = A.pgd_linf(relu_model, x, y, eps=SMALL_EPS, alpha=SMALL_EPS / 10, steps=40)
+    x_pgd = pgd_linf(relu_model, x, y, eps=SMALL_EPS, alpha=SMALL_EPS / 10, steps=40)
     x_apgd = AA.apgd_linf(relu_model, x, y, eps=SMALL_EPS, steps=40, generator=_gen())
     assert _broken(relu_model, x, y, x_pgd) < len(x)
     assert _broken(relu_model, x, y, x_apgd) >= _broken(relu_model, x, y, x_pgd) - 1
     # DLR works too (measured: every image broken at eps 8/255)
     x_dlr = AA.apgd_linf(relu_model, x, y, eps=EPS, steps=40, loss="dlr", generator=_gen())
-    assert A.robust_accuracy(relu_model, x, y, x_dlr) <= 0.25
+    assert robust_accuracy(relu_model, x, y, x_dlr) <= 0.25
 
 
 def test_apgd_beats_pgd_on_kwta(kwta_model: nn.Module, kwta_correct: tuple[Tensor, Tensor]) -> None:
     """k-WTA's discontinuities stall fixed-step PGD; APGD's adaptive step does much better."""
     x, y = kwta_correct
-    x_pgd = A.pgd_linf(
+    x_pgd = pgd_linf(
         kwta_model, x, y, eps=SMALL_EPS, alpha=SMALL_EPS / 10, steps=40, generator=_gen()
     )
     pgd = _broken(kwta_model, x, y, x_pgd)
@@ -186,7 +188,7 @@ def test_square_breaks_relu_model(
         relu_model, x, y, eps=0.031, queries=300, record=True, generator=_gen()
     )
     # measured: 23 of the 32 images broken (robust accuracy 0.28)
-    assert A.robust_accuracy(relu_model, x, y, x_sq) <= 0.5
+    assert robust_accuracy(relu_model, x, y, x_sq) <= 0.5
     # median queries to break an image are far below the budget
     assert trace.queries is not None
     done = trace.queries[-1]
@@ -232,7 +234,7 @@ def test_square_matches_reference(
 def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
     x, y = mixed
     eps = 1 / 255
-    wrong = ~A.is_correct(relu_model, x, y)
+    wrong = ~is_correct(relu_model, x, y)
     one = AA.apgd_linf(relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=1)
     x_adv, trace = AA.apgd_linf(
         relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=3, record=True
@@ -242,15 +244,15 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
         assert torch.allclose(trace.logits[0], relu_model(x), atol=1e-5)
     assert torch.allclose(
         trace.loss,
-        A.attack_loss(trace.logits.flatten(0, 1), y.repeat(trace.steps + 1)).view_as(trace.loss),
+        attack_loss(trace.logits.flatten(0, 1), y.repeat(trace.steps + 1)).view_as(trace.loss),
     )
     assert torch.all(trace.linf[0] == 0) and trace.linf.max() <= eps + 1e-6
     q = trace.queries
     assert q is not None and torch.all(q[0] == 0) and torch.all(q[1:] >= q[:-1])
     assert torch.all(q[:, wrong] == 0)  # never attacked
     # the first restart is the same run as with restarts=1; later ones only add broken images
-    broken_one = ~A.is_correct(relu_model, one, y) & ~wrong
-    broken = ~A.is_correct(relu_model, x_adv, y) & ~wrong
+    broken_one = ~is_correct(relu_model, one, y) & ~wrong
+    broken = ~is_correct(relu_model, x_adv, y) & ~wrong
     assert torch.all(broken[broken_one])
     # an image stops being attacked (and counted) once broken: its row repeats
     hit = trace.correct()[:-1] & ~trace.correct()[1:]  # broken at this step
@@ -264,7 +266,7 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
     # survivors come back at their highest-loss iterate, broken images at their first adversarial
     with torch.no_grad():
         z_adv = relu_model(x_adv)
-    final = A.attack_loss(z_adv, y)
+    final = attack_loss(z_adv, y)
     for b in survivors.nonzero().squeeze(1).tolist():
         assert final[b].item() >= trace.loss[1:, b].max().item() - 1e-4, b
     assert torch.allclose(z_adv[broken], trace.logits[-1, broken], atol=1e-4)
@@ -277,7 +279,7 @@ def test_square_stops_querying_broken_images(
     relu_model: nn.Module, mixed: tuple[Tensor, Tensor]
 ) -> None:
     x, y = mixed
-    wrong = ~A.is_correct(relu_model, x, y)
+    wrong = ~is_correct(relu_model, x, y)
     x_adv, trace = AA.square_linf(
         relu_model, x, y, eps=EPS, queries=60, record=True, generator=_gen()
     )
@@ -340,7 +342,7 @@ def test_works_under_no_grad(relu_model: nn.Module, relu_correct: tuple[Tensor, 
     with torch.no_grad():
         x_adv = AA.apgd_linf(relu_model, x, y, eps=EPS, steps=10, generator=_gen())
         assert not torch.is_grad_enabled()
-    assert A.robust_accuracy(relu_model, x, y, x_adv) < 0.5
+    assert robust_accuracy(relu_model, x, y, x_adv) < 0.5
 
 
 def test_callbacks(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:

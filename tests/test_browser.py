@@ -25,8 +25,8 @@ from app_fixtures import REPO, agreeing_index, make_zoo
 from browser_helpers import RUN_TIMEOUT_MS, VIEWPORT, streamlit_server, wait_idle
 from torch import nn
 
-from kwta.explore import default_pair
-from kwta.hub import list_pretrained, load_pretrained
+from kwta.zoo.hub import list_pretrained, load_pretrained
+from kwta.zoo.summary import default_pair
 
 pytestmark = pytest.mark.browser
 
@@ -156,10 +156,53 @@ def test_overview(server: str, page: Any) -> None:
     assert plots(page, 1) >= 1
     assert page.locator(".js-plotly-plot .main-svg").first.is_visible()
     nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
-    for title in ("Overview", "Live attack", "Loss landscape", "1-D toy fit", "Model zoo"):
+    for title in (
+        "Overview",
+        "Lesson",
+        "Live attack",
+        "Loss landscape",
+        "1-D toy fit",
+        "Model zoo",
+    ):
         assert title in nav
     assert "ov_gamma=" in page.url  # the URL remembers the selections
     shoot(page, "overview")
+    assert not page.errors, page.errors
+
+
+def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str, str]) -> None:
+    """The six steps in order with the Next button: each shows its chart and question;
+    step 3's link opens the live-attack page in a new tab on the same models, and it runs."""
+    from kwta.explorer.lesson import STEPS
+
+    open_page(page, f"{server}/lesson?les_step=1")
+    for i, step in enumerate(STEPS, 1):
+        if i > 1:
+            click(page, "Next")
+        page.wait_for_function(
+            "t => document.querySelector('h1') && document.querySelector('h1').innerText === t",
+            arg=step.title,
+            timeout=RUN_TIMEOUT_MS,
+        )
+        plots(page, 1)
+        wait_idle(page)
+        body = page.locator('[data-testid="stMain"]').inner_text()
+        assert "Question for the class" in body and step.question in body, step.key
+        assert f"les_step={i}" in page.url
+        if step.key == "pgd":
+            assert plots(page, 2) == 2  # the ReLU and the k-WTA logit traces
+            shoot(page, "lesson")
+            link = page.get_by_role("link", name="Try it yourself: open the full page")
+            href = link.get_attribute("href")
+            assert href and href.startswith("attack?") and f"atk_a={pair[0]}" in href
+            with page.context.expect_page() as new_tab:
+                link.click()
+            attack = new_tab.value
+            attack.wait_for_load_state("domcontentloaded")
+            wait_idle(attack)
+            assert "run=1" in attack.url and f"atk_b={pair[1]}" in attack.url
+            assert plots(attack, 4) >= 4  # both logit traces and both confidence charts
+            attack.close()
     assert not page.errors, page.errors
 
 

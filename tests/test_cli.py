@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kwta.cli import main
-from kwta.hub import load_from_card, sha256_of
+from kwta.zoo.hub import load_from_card, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +41,7 @@ def test_train_writes_weights_card_and_checkpoint(trained: Path) -> None:
     assert card["training"]["method"] == "natural"
     assert card["training"]["data"]["train_images"] == 64
     assert card["training"]["data"]["jpeg_copy"] is True
-    assert card["metrics"]["test_clean_n"] == 100
+    assert card["metrics"]["clean_n"] == 100
     assert (trained.parent / "tiny.ckpt" / "checkpoint.safetensors").is_file()
     load_from_card(trained)
 
@@ -102,7 +102,7 @@ def test_evaluate_writes_json_and_updates_the_card(
     assert sha256_of(tmp_path / "tiny.safetensors") == before == card["sha256"]
     assert card["metrics"]["A_rob"] == res["A_rob"]
     assert card["metrics"]["robust_accuracy"].keys() == {"pgd", "mim"}
-    assert card["metrics"]["test_clean_n"] == 100  # training metrics kept
+    assert card["metrics"]["clean_n"] == 100  # training metrics kept
     ev = card["evaluation"]
     assert ev["subset"]["n"] == 20 and "indices" not in ev["subset"]
     assert ev["command"].startswith("kwta evaluate --card")
@@ -134,8 +134,8 @@ def test_evaluate_by_name(
 def test_evaluate_adaptive_with_the_relu_twin(
     trained: Path, relu_model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    from kwta.hub import save_model
-    from kwta.suite import ADAPTIVE_SETTINGS, max_queries
+    from kwta.attacks.registry import get_attack, max_queries
+    from kwta.zoo.hub import save_model
 
     tiny = json.loads(trained.read_text())
     # as if a standard evaluation had run before: the adaptive-only run must keep it
@@ -164,7 +164,7 @@ def test_evaluate_adaptive_with_the_relu_twin(
     ad = card["metrics"]["adaptive"]
     assert set(ad["robust_accuracy"]) == {"pgd", "square", "fd-pgd", "transfer"}
     assert ad["twin"] == "relu-twin" and ad["n"] == 4
-    budget = max_queries("fd-pgd", ADAPTIVE_SETTINGS["fd-pgd"])
+    budget = max_queries("fd-pgd", get_attack("fd-pgd").defaults)
     assert ad["max_queries_per_image"]["fd-pgd"] == budget > 1000
     assert ad["A_rob_adaptive"] == min(ad["robust_accuracy"].values())
     assert card["evaluation_adaptive"]["command"].startswith("kwta evaluate --model tiny")

@@ -11,10 +11,10 @@ import pytest
 import torch
 from test_fastpath import exact_mask, make
 
-from kwta import functional as F
 from kwta import load_pretrained
 from kwta.data import CIFAR10Tensors
-from kwta.evaluate import predict
+from kwta.evaluation.clean import predict
+from kwta.nn import functional as F
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

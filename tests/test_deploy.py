@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from kwta.images import MAX_UPLOAD_BYTES
+from kwta.explorer.images import MAX_UPLOAD_BYTES
 
 REPO = Path(__file__).resolve().parents[1]
 DOCKERFILE = REPO / "Dockerfile"

@@ -9,12 +9,20 @@ import pytest
 import torch
 from torch import nn
 
-from kwta import explore_adaptive as xa
-from kwta.attacks import pgd_linf, robust_accuracy, run_attack
+from kwta.attacks._core import robust_accuracy
+from kwta.attacks.registry import get_attack, max_queries, run_attack
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
-from kwta.evaluate import evaluate, evaluate_adaptive, format_table, update_card
-from kwta.hub import save_model
-from kwta.suite import ADAPTIVE_SETTINGS, max_queries
+from kwta.evaluation.adaptive import evaluate_adaptive
+from kwta.evaluation.report import format_table, update_card
+from kwta.evaluation.robust import evaluate
+from kwta.explorer.adaptive import (
+    adaptive_attack_with_trace,
+    budget_schedule,
+    margin_curve,
+    robustness_rows,
+)
+from kwta.zoo.hub import save_model
 
 FAST = {
     "apgd-ce": {"steps": 10},
@@ -97,7 +105,7 @@ def test_cards_gain_adaptive_numbers(
     assert again["metrics"]["robust_accuracy"] == before
     assert again["metrics"]["adaptive"] == ad
     # the zoo table reads it
-    rows = xa.robustness_rows({"k": again})
+    rows = robustness_rows({"k": again})
     assert rows[0].adaptive == ad["A_rob_adaptive"] and rows[0].adaptive_n == 20
     assert rows[0].paper_pgd == pytest.approx(0.042)  # Table 1, natural k-WTA-0.2
     assert rows[0].masked == pytest.approx(ad["standard_pgd"] - ad["A_rob_adaptive"])
@@ -105,23 +113,23 @@ def test_cards_gain_adaptive_numbers(
 
 def test_budget_schedule_fits_and_is_largest() -> None:
     for budget, steps, est in ((4000, 20, "fd"), (1000, 10, "eot"), (20_000, 100, "fd")):
-        start, end = xa.budget_schedule(budget, steps, estimator=est)
+        start, end = budget_schedule(budget, steps, estimator=est)
         name = "fd-pgd" if est == "fd" else "eot-pgd"
         assert end == 10 * start
         assert max_queries(name, {"steps": steps, "samples": (start, end)}) <= budget
         bigger = (start + 1, 10 * (start + 1))
         assert max_queries(name, {"steps": steps, "samples": bigger}) > budget
     with pytest.raises(ValueError, match="too small"):
-        xa.budget_schedule(10, 50)
+        budget_schedule(10, 50)
     with pytest.raises(ValueError, match="estimator"):
-        xa.budget_schedule(1000, 10, estimator="magic")  # type: ignore[arg-type]
+        budget_schedule(1000, 10, estimator="magic")  # type: ignore[arg-type]
 
 
 def test_adaptive_attack_with_trace_on_one_image(
     kwta_model: nn.Module, test_sample: CIFAR10Tensors
 ) -> None:
     x, y = test_sample.tensors([3])
-    run = xa.adaptive_attack_with_trace(
+    run = adaptive_attack_with_trace(
         kwta_model, x[0], int(y), eps=0.031, alpha=0.005, steps=6, sigma=8 / 255, samples=(4, 40)
     )
     assert run.attack == "fd_pgd_linf" and run.queries is not None and run.queries > 0
@@ -129,7 +137,7 @@ def test_adaptive_attack_with_trace_on_one_image(
     assert float((run.x_adv - run.x).abs().max()) <= 0.031 + 1e-6
     with torch.no_grad():
         assert int(kwta_model(run.x_adv).argmax()) == run.adv_pred == int(run.trace.pred[-1, 0])
-    margin = xa.margin_curve(run.trace)
+    margin = margin_curve(run.trace)
     logits = run.trace.logits[:, 0].numpy()
     other = np.delete(logits, int(y), axis=1).max(axis=1)
     assert np.allclose(margin, other - logits[:, int(y)])
@@ -138,7 +146,7 @@ def test_adaptive_attack_with_trace_on_one_image(
     assert d["attack"] == "fd_pgd_linf" and d["queries"] == run.queries
     assert d["settings"]["estimator"] == "fd"
     with pytest.raises(ValueError, match="estimator"):
-        xa.adaptive_attack_with_trace(
+        adaptive_attack_with_trace(
             kwta_model, x, int(y), estimator="x", eps=0.03, alpha=0.01, steps=1, sigma=0.03,
             samples=2,
         )  # type: ignore[arg-type]  # fmt: skip
@@ -159,7 +167,7 @@ def test_run_attack_knows_the_adaptive_attacks(
         generator=torch.Generator().manual_seed(0),
         callback=lambda d, t: seen.append((d, t)),
     )
-    assert float((x_adv - x).abs().max()) <= ADAPTIVE_SETTINGS["apgd-ce"]["eps"] + 1e-6
+    assert float((x_adv - x).abs().max()) <= get_attack("apgd-ce").defaults["eps"] + 1e-6
     assert seen[-1][0] == seen[-1][1]
     with pytest.raises(ValueError, match="adaptive"):
         run_attack("no-such-attack", relu_model, x, y)
@@ -178,10 +186,8 @@ def test_max_queries_is_what_a_resisting_image_spends(
 ) -> None:
     """The card's per-image ceiling is the count the attack's own trace records for an
     image the attack never breaks (an ε far too small to flip a confident prediction)."""
-    from kwta.suite import ADAPTIVE_ATTACKS
-
     settings = {
-        **ADAPTIVE_SETTINGS[name],
+        **get_attack(name).defaults,
         **{"apgd-ce": {"steps": 6, "restarts": 2}, "square": {"queries": 30}}.get(name, {}),
         **({"steps": 3, "samples": (2, 5)} if name in ("fd-pgd", "eot-pgd") else {}),
         "eps": 1e-4,
@@ -193,7 +199,7 @@ def test_max_queries_is_what_a_resisting_image_spends(
     margin = torch.where(logits.argmax(1) == y, top2[:, 0] - top2[:, 1], -1.0)
     keep = margin.topk(3).indices  # the three most confidently correct images
     assert (margin[keep] > 0).all()
-    _, trace = ADAPTIVE_ATTACKS[name](
+    _, trace = get_attack(name).fn(
         relu_model, x[keep], y[keep], **settings, record=True,
         generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
@@ -203,7 +209,7 @@ def test_max_queries_is_what_a_resisting_image_spends(
 
 
 def test_twin_is_the_relu_model_of_the_same_shape_and_training() -> None:
-    from kwta.explore import twin_of
+    from kwta.zoo.summary import twin_of
 
     def card(act: str, method: str, width: int) -> dict:
         kw = {"ratio": 0.1} if act == "kwta" else {}

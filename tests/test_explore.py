@@ -1,4 +1,4 @@
-"""kwta.explore: the computations behind the app's pages."""
+"""kwta.explorer: the computations behind the app's pages."""
 
 from __future__ import annotations
 
@@ -12,11 +12,24 @@ import torch
 from torch import nn
 
 import kwta
-import models
-from kwta import explore
-from kwta.analysis import loss_landscape, pattern_change
-from kwta.attacks import pgd_linf
+from kwta import models
+from kwta.analysis.landscape import loss_landscape
+from kwta.analysis.patterns import pattern_change
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
+from kwta.explorer.demo import activation_demo, parse_vector, random_vector
+from kwta.explorer.patterns import activation_layers, pattern_change_by_ratio, winner_map
+from kwta.explorer.runs import (
+    amplify_perturbation,
+    attack_with_trace,
+    from_uint8,
+    landscape_to_csv,
+    records_to_csv,
+    to_uint8,
+)
+from kwta.explorer.toy import jump_segments, split_at_jumps
+from kwta.zoo.published import PAPER_TABLE1
+from kwta.zoo.summary import default_pair, landscape_selection, paper_reference, summarize_card
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -38,7 +51,7 @@ def tiny_kwta() -> nn.Module:
 
 def test_activation_demo_matches_definitions() -> None:
     x = [1.0, -2.0, 3.0, 0.5, -1.0, 4.0, 2.0]
-    d = explore.activation_demo(x, ratio=0.3, group_size=2)
+    d = activation_demo(x, ratio=0.3, group_size=2)
     assert d.k == 2  # floor(0.3 * 7)
     assert d.relu.tolist() == [1.0, 0.0, 3.0, 0.5, 0.0, 4.0, 2.0]
     assert d.maxpool.tolist() == [1.0, 3.0, 4.0, 2.0]  # groups (1,-2) (3,.5) (-1,4) (2)
@@ -46,10 +59,10 @@ def test_activation_demo_matches_definitions() -> None:
     assert d.kwta.tolist() == [0.0, 0.0, 3.0, 0.0, 0.0, 4.0, 0.0]
     assert not any(str(v) == "-0.0" for v in d.kwta.tolist() + d.lwta.tolist())
     # winners keep their sign: an all-negative vector keeps its k largest
-    neg = explore.activation_demo([-3.0, -1.0, -2.0], ratio=0.34)
+    neg = activation_demo([-3.0, -1.0, -2.0], ratio=0.34)
     assert neg.kwta.tolist() == [0.0, -1.0, 0.0] and neg.relu.tolist() == [0.0, 0.0, 0.0]
     # ties go to the lower index (Sec. 2.1)
-    assert explore.activation_demo([1.0, 1.0, 1.0], ratio=0.34).kwta.tolist() == [1.0, 0.0, 0.0]
+    assert activation_demo([1.0, 1.0, 1.0], ratio=0.34).kwta.tolist() == [1.0, 0.0, 0.0]
     assert set(d.to_dict()) >= {"x", "relu", "maxpool", "lwta", "kwta", "k"}
 
 
@@ -60,21 +73,21 @@ def test_activation_demo_matches_definitions() -> None:
 )  # fmt: skip
 def test_activation_demo_rejects(values: list[float], kw: dict[str, float]) -> None:
     with pytest.raises(ValueError):
-        explore.activation_demo(values, **kw)  # type: ignore[arg-type]
+        activation_demo(values, **kw)  # type: ignore[arg-type]
 
 
 def test_parse_and_random_vector() -> None:
-    assert explore.parse_vector("[0.3, -1.2 2e-1; 4]") == [0.3, -1.2, 0.2, 4.0]
+    assert parse_vector("[0.3, -1.2 2e-1; 4]") == [0.3, -1.2, 0.2, 4.0]
     for bad, msg in (("", "at least one"), ("1, x", "'x' is not a number"), ("inf", "finite")):
         with pytest.raises(ValueError, match=msg):
-            explore.parse_vector(bad)
+            parse_vector(bad)
     with pytest.raises(ValueError, match="at most"):
-        explore.parse_vector(" ".join(["1"] * 65))
-    v = explore.random_vector(12, seed=3)
-    assert len(v) == 12 and v == explore.random_vector(12, seed=3) != explore.random_vector(12, 4)
+        parse_vector(" ".join(["1"] * 65))
+    v = random_vector(12, seed=3)
+    assert len(v) == 12 and v == random_vector(12, seed=3) != random_vector(12, 4)
     assert all(round(x, 2) == x for x in v)
     with pytest.raises(ValueError):
-        explore.random_vector(0)
+        random_vector(0)
 
 
 # --------------------------------------------------------------------------- Fig. 3
@@ -87,7 +100,7 @@ def test_attack_with_trace_equals_pgd_and_streams_prefixes(
     x, y = test_sample.tensors([4])
     before = _state(tiny_kwta)
     live: list[tuple[int, torch.Tensor, torch.Tensor]] = []
-    run = explore.attack_with_trace(
+    run = attack_with_trace(
         tiny_kwta,
         x[0],
         int(y),
@@ -132,35 +145,33 @@ def test_attack_with_trace_equals_pgd_and_streams_prefixes(
 
 def test_attack_with_trace_rejects_batches(tiny_kwta: nn.Module) -> None:
     with pytest.raises(ValueError, match="one image"):
-        explore.attack_with_trace(
-            tiny_kwta, torch.rand(2, 3, 32, 32), 0, eps=0.01, alpha=0.01, steps=1
-        )
+        attack_with_trace(tiny_kwta, torch.rand(2, 3, 32, 32), 0, eps=0.01, alpha=0.01, steps=1)
 
 
 def test_image_helpers() -> None:
     x = torch.rand(1, 3, 32, 32)
-    u = explore.to_uint8(x)
+    u = to_uint8(x)
     assert u.dtype == np.uint8 and u.shape == (3, 32, 32)
-    back = explore.from_uint8(u)
+    back = from_uint8(u)
     assert back.shape == (1, 3, 32, 32) and (back - x).abs().max() <= 0.5 / 255 + 1e-7
-    assert torch.equal(explore.from_uint8(explore.to_uint8(back)), back)
+    assert torch.equal(from_uint8(to_uint8(back)), back)
     with pytest.raises(ValueError):
-        explore.from_uint8(np.zeros((32, 32, 3), np.uint8))
-    a = explore.amplify_perturbation(x + 0.01, x, 0.02)
+        from_uint8(np.zeros((32, 32, 3), np.uint8))
+    a = amplify_perturbation(x + 0.01, x, 0.02)
     assert torch.allclose(a, torch.full_like(x, 0.75))
-    assert torch.equal(explore.amplify_perturbation(x, x, 0.0), torch.full_like(x, 0.5))
+    assert torch.equal(amplify_perturbation(x, x, 0.0), torch.full_like(x, 0.5))
 
 
 def test_csv_exports(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
-    assert explore.records_to_csv([]) == ""
-    text = explore.records_to_csv([{"a": 1, "b": 2.5}, {"a": 3, "b": -1.0}])
+    assert records_to_csv([]) == ""
+    text = records_to_csv([{"a": 1, "b": 2.5}, {"a": 3, "b": -1.0}])
     assert list(csv.DictReader(io.StringIO(text))) == [
         {"a": "1", "b": "2.5"},
         {"a": "3", "b": "-1.0"},
     ]
     x, y = test_sample.tensors([0])
     ls = loss_landscape(tiny_kwta, x, int(y), grid=3, span=0.01)
-    rows = list(csv.DictReader(io.StringIO(explore.landscape_to_csv(ls))))
+    rows = list(csv.DictReader(io.StringIO(landscape_to_csv(ls))))
     assert len(rows) == 9 and float(rows[4]["e1"]) == 0.0 == float(rows[4]["e2"])
     assert float(rows[4]["loss"]) == pytest.approx(ls.clean_loss, abs=1e-5)
 
@@ -171,12 +182,12 @@ def test_csv_exports(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
 def test_winner_map(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
     x, _ = test_sample.tensors([2])
     before = _state(tiny_kwta)
-    layers = explore.activation_layers(tiny_kwta, x)
+    layers = activation_layers(tiny_kwta, x)
     assert list(layers)[:2] == ["act1", "layer1.0.act1"] and layers["act1"] == (4, 32, 32)
-    wm = explore.winner_map(tiny_kwta, x, "layer1.0.act1", eps=0.0)
+    wm = winner_map(tiny_kwta, x, "layer1.0.act1", eps=0.0)
     assert wm.n_units == 4 * 32 * 32 and wm.n_winners == int(0.2 * 4096)
     assert wm.n_changed == 0 and wm.changed_fraction == 0.0
-    wm2 = explore.winner_map(tiny_kwta, x, "layer1.0.act1", eps=0.05, seed=1)
+    wm2 = winner_map(tiny_kwta, x, "layer1.0.act1", eps=0.05, seed=1)
     assert wm2.n_changed > 0 and 0 < wm2.changed_fraction <= 1
     share = wm2.spatial("clean")
     assert share.shape == (32, 32)
@@ -184,9 +195,9 @@ def test_winner_map(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
     assert int(wm2.per_channel().sum()) == wm2.n_winners
     assert float(wm2.spatial("changed").sum()) * 4 == pytest.approx(wm2.n_changed)
     with pytest.raises(KeyError, match="layers"):
-        explore.winner_map(tiny_kwta, x, "nope")
+        winner_map(tiny_kwta, x, "nope")
     with pytest.raises(ValueError):
-        explore.winner_map(tiny_kwta, x, "act1", eps=-1.0)
+        winner_map(tiny_kwta, x, "act1", eps=-1.0)
     assert _same(tiny_kwta, before)
 
 
@@ -195,7 +206,7 @@ def test_pattern_change_by_ratio_leaves_model_alone(
 ) -> None:
     x, _ = test_sample.tensors([1])
     eps = [1e-3, 1e-2]
-    got = explore.pattern_change_by_ratio(tiny_kwta, x, eps, [0.5, 0.2], n_dirs=2, seed=3)
+    got = pattern_change_by_ratio(tiny_kwta, x, eps, [0.5, 0.2], n_dirs=2, seed=3)
     assert list(got) == [0.5, 0.2]
     assert kwta.get_ratio(tiny_kwta) == 0.2  # the shared model keeps its γ
     same = pattern_change(tiny_kwta, x, eps, n_dirs=2, seed=3)
@@ -207,26 +218,26 @@ def test_pattern_change_by_ratio_leaves_model_alone(
     )
     relu = models.resnet18(width=4)
     with pytest.raises(ValueError, match="no k-WTA"):
-        explore.pattern_change_by_ratio(relu, x, eps, [0.1])
+        pattern_change_by_ratio(relu, x, eps, [0.1])
     with pytest.raises(ValueError):
-        explore.pattern_change_by_ratio(tiny_kwta, x, eps, [])
+        pattern_change_by_ratio(tiny_kwta, x, eps, [])
 
 
 # --------------------------------------------------------------------------- Fig. 1
 
 
 def test_split_at_jumps_and_segments() -> None:
-    xs, ys = explore.split_at_jumps([0, 1, 2, 3], [0, 1, 5, 6], [1.5])
+    xs, ys = split_at_jumps([0, 1, 2, 3], [0, 1, 5, 6], [1.5])
     assert xs == [0.0, 1.0, None, 2.0, 3.0] and ys == [0.0, 1.0, None, 5.0, 6.0]
-    assert explore.split_at_jumps([0, 1], [0, 1], [])[0] == [0.0, 1.0]
+    assert split_at_jumps([0, 1], [0, 1], [])[0] == [0.0, 1.0]
     # two jumps in one interval: one gap
-    assert explore.split_at_jumps([0, 1, 2], [0, 1, 2], [0.2, 0.7])[0] == [0.0, None, 1.0, 2.0]
+    assert split_at_jumps([0, 1, 2], [0, 1, 2], [0.2, 0.7])[0] == [0.0, None, 1.0, 2.0]
     with pytest.raises(ValueError):
-        explore.split_at_jumps([0, 1], [0], [])
-    jx, jy = explore.jump_segments([0, 1, 2, 3], [0, 1, 5, 6], [1.5], [3.5])
+        split_at_jumps([0, 1], [0], [])
+    jx, jy = jump_segments([0, 1, 2, 3], [0, 1, 5, 6], [1.5], [3.5])
     assert jx == [1.5, 1.5, None] and jy == [1.0, 4.5, None]
     with pytest.raises(ValueError):
-        explore.jump_segments([0, 1], [0, 1], [0.5], [])
+        jump_segments([0, 1], [0, 1], [0.5], [])
 
 
 # --------------------------------------------------------------------------- model zoo
@@ -258,7 +269,7 @@ def test_summarize_card_reads_both_metric_layouts() -> None:
             "eps": 0.031,
         },
     )
-    s = explore.summarize_card(cli)
+    s = summarize_card(cli)
     assert (s.act, s.ratio, s.activation_label, s.method, s.epochs) == (
         "kwta",
         0.1,
@@ -269,7 +280,7 @@ def test_summarize_card_reads_both_metric_layouts() -> None:
     assert s.clean == 0.88 and s.robust == {"pgd": 0.12, "cw": 0.3} and s.a_rob == 0.11
     assert (s.clean_n, s.robust_n, s.eps, s.width) == (10000, 1000, 0.031, 64)
     flat = _card("r", "relu", "pgd", metrics={"clean": 0.8, "pgd": 0.4, "a_rob": 0.39, "n": 500})
-    f = explore.summarize_card(flat)
+    f = summarize_card(flat)
     assert (f.clean, f.robust, f.a_rob, f.clean_n, f.activation_label) == (
         0.8,
         {"pgd": 0.4},
@@ -277,18 +288,18 @@ def test_summarize_card_reads_both_metric_layouts() -> None:
         500,
         "ReLU",
     )
-    trained = _card("t", "relu", "natural", metrics={"test_clean_accuracy": 0.7})
-    assert explore.summarize_card(trained).clean == 0.7
-    bare = explore.summarize_card({"arch": "resnet18", "arch_kwargs": {}})
+    trained = _card("t", "relu", "natural", metrics={"clean_accuracy": 0.7})
+    assert summarize_card(trained).clean == 0.7
+    bare = summarize_card({"arch": "resnet18", "arch_kwargs": {}})
     assert bare.act == "relu" and bare.clean is None and bare.method is None and bare.epochs is None
-    lw = explore.summarize_card(
+    lw = summarize_card(
         {"arch": "resnet18", "arch_kwargs": {"act": "lwta", "act_kwargs": {"group_size": 5}}}
     )
     assert lw.activation_label == "LWTA-0.2" and lw.group_size == 5
 
 
 def test_paper_reference() -> None:
-    row = explore.paper_reference(explore.summarize_card(_card("k", "kwta", "pgd", ratio=0.1)))
+    row = paper_reference(summarize_card(_card("k", "kwta", "pgd", ratio=0.1)))
     assert row is not None and row.table == "Table 1"
     assert (row.clean, row.pgd, row.cw, row.deepfool, row.mim, row.a_rob) == (
         pytest.approx(0.789),
@@ -298,27 +309,22 @@ def test_paper_reference() -> None:
         pytest.approx(0.507),
         pytest.approx(0.507),
     )
-    nat = explore.paper_reference(explore.summarize_card(_card("r", "relu", "natural")))
+    nat = paper_reference(summarize_card(_card("r", "relu", "natural")))
     assert nat is not None and nat.clean == pytest.approx(0.929) and nat.a_rob == 0.0
-    lw = explore.summarize_card(
+    lw = summarize_card(
         {
             "arch": "resnet18",
             "arch_kwargs": {"act": "lwta", "act_kwargs": {"group_size": 10}},
             "training": {"method": "pgd"},
         }
     )
-    lrow = explore.paper_reference(lw)
+    lrow = paper_reference(lw)
     assert lrow is not None and lrow.table == "Table 2" and lrow.a_rob == pytest.approx(0.466)
-    assert (
-        explore.paper_reference(explore.summarize_card(_card("x", "kwta", "natural", ratio=0.3)))
-        is None
-    )
-    assert (
-        explore.paper_reference(explore.summarize_card({"arch": "mlp", "arch_kwargs": {}})) is None
-    )
+    assert paper_reference(summarize_card(_card("x", "kwta", "natural", ratio=0.3))) is None
+    assert paper_reference(summarize_card({"arch": "mlp", "arch_kwargs": {}})) is None
     # Table 1 as transcribed: A_rob is one of the row's white-box numbers, the smallest one
     # except in the natural k-WTA-0.2 row, where the paper prints PGD's 4.2% (MIM: 3.9%)
-    for r in explore.PAPER_TABLE1:
+    for r in PAPER_TABLE1:
         white = [v for v in (r.pgd, r.cw, r.deepfool, r.mim) if v is not None]
         assert any(r.a_rob == pytest.approx(v) for v in white)
         if (r.training, r.activation) != ("Natural", "k-WTA-0.2"):
@@ -333,15 +339,15 @@ def test_default_pair_and_landscape_selection() -> None:
         "relu-nat": _card("relu-nat", "relu", "natural"),
         "kwta0.1-at": _card("kwta0.1-at", "kwta", "pgd", ratio=0.1),
     }
-    assert explore.default_pair(cards) == ("relu-nat", "kwta0.1-nat")
-    assert explore.landscape_selection(cards) == [
+    assert default_pair(cards) == ("relu-nat", "kwta0.1-nat")
+    assert landscape_selection(cards) == [
         "relu-nat",
         "kwta0.1-nat",
         "relu-at",
         "kwta0.1-at",
     ]
     only = {"kwta0.2-nat": cards["kwta0.2-nat"], "relu-at": cards["relu-at"]}
-    assert explore.default_pair(only) == ("relu-at", "kwta0.2-nat")
-    assert explore.default_pair({}) == (None, None)
-    assert explore.landscape_selection({}) == []
-    assert explore.landscape_selection({"relu-at": cards["relu-at"]}) == ["relu-at"]
+    assert default_pair(only) == ("relu-at", "kwta0.2-nat")
+    assert default_pair({}) == (None, None)
+    assert landscape_selection({}) == []
+    assert landscape_selection({"relu-at": cards["relu-at"]}) == ["relu-at"]

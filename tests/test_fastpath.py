@@ -8,18 +8,20 @@ import itertools
 import pytest
 import torch
 
-import models
-from kwta import functional as F
-from kwta import native
+from kwta import models
 from kwta.data import CIFAR10Tensors
-from kwta.evaluate import clean_accuracy, predict
-from kwta.precision import (
+from kwta.evaluation.clean import clean_accuracy, predict
+from kwta.nn import functional as F
+from kwta.nn import native
+from kwta.nn.precision import (
     autocast,
     channels_last_safe,
     model_is_channels_last,
     resolve_precision,
 )
-from kwta.train import TrainConfig, onecycle_lr, train
+from kwta.training.config import TrainConfig
+from kwta.training.loop import train
+from kwta.training.schedules import onecycle_lr
 
 CL = torch.channels_last
 
@@ -180,8 +182,8 @@ def test_bf16_and_fp32_training_reach_the_same_loss(
     h16 = results["bf16"]["training"]["history"]
     assert h32[-1]["loss"] < h32[0]["loss"] and h16[-1]["loss"] < h16[0]["loss"]
     assert abs(h32[-1]["loss"] - h16[-1]["loss"]) < 0.15
-    a32 = results["fp32"]["metrics"]["test_clean_accuracy"]
-    a16 = results["bf16"]["metrics"]["test_clean_accuracy"]
+    a32 = results["fp32"]["metrics"]["clean_accuracy"]
+    a16 = results["bf16"]["metrics"]["clean_accuracy"]
     assert abs(a32 - a16) < 0.08
 
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from kwta.data import cifar10_sample
-from kwta.images import ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.images import ImageError, decode_user_image, to_png_bytes
 
 
 def _real_image() -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""kwta.jobs: the bounded FIFO job queue and the out-of-memory retry."""
+"""kwta.explorer.jobs: the bounded FIFO job queue and the out-of-memory retry."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from kwta import jobs
-from kwta.analysis import loss_landscape
+from kwta.analysis.landscape import loss_landscape
 from kwta.data import CIFAR10Tensors
+from kwta.explorer import jobs
 
 JOIN_S = 30  # generous bound for every thread join (no test asserts wall time)
 
@@ -222,7 +222,7 @@ def test_a_cancelled_running_job_stops_at_its_next_step(
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
     from explorer_ui import ProgressSink, queued_job
 
-    from kwta.attacks import pgd_linf
+    from kwta.attacks.sign_gradient import pgd_linf
 
     x, y = test_sample.tensors(slice(0, 8))
     sink = ProgressSink()

@@ -5,7 +5,7 @@ then ``SESSIONS`` browser sessions open, all at once, a Live-attack link and the
 a Loss-landscape link (``run=1``), each with its own image. Every session must
 show its own, correct result (the downloaded JSON against the library), the
 server log must hold no traceback or error, the job queue's peak (logged by
-:mod:`kwta.jobs`) must stay within 2, and the server's RSS must come back near
+:mod:`kwta.explorer.jobs`) must stay within 2, and the server's RSS must come back near
 its post-warm-up baseline. Measured numbers go to ``artifacts/load_test.json``.
 
 Bounded: 8 sessions, 10 PGD steps, 9×9 grids; every wait has a timeout.
@@ -27,10 +27,10 @@ from app_fixtures import RELU_NAME, REPO, make_zoo
 from browser_helpers import RUN_TIMEOUT_MS, streamlit_server, wait_idle
 from torch import nn
 
-from kwta.analysis import loss_landscape
+from kwta.analysis.landscape import loss_landscape
 from kwta.data import cifar10_sample
-from kwta.explore import attack_with_trace
-from kwta.hub import load_pretrained
+from kwta.explorer.runs import attack_with_trace
+from kwta.zoo.hub import load_pretrained
 
 pytestmark = pytest.mark.browser
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import kwta
-from kwta.attacks import pgd_linf
+from kwta.analysis.masking import THRESHOLDS, masking_indicators
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
-from kwta.masking import THRESHOLDS, masking_indicators
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 import kwta
-import models
-from kwta.hub import WeightsError, list_pretrained, load_from_card, load_pretrained, save_model
+from kwta import models
+from kwta.zoo.hub import WeightsError, list_pretrained, load_from_card, load_pretrained, save_model
 
 
 def test_resnet18_topology() -> None:
@@ -99,7 +99,7 @@ def test_tampered_truncated_missing_weights_refused(tmp_path: Path) -> None:
     # a card whose sha256 matches a file that is not safetensors
     weights.write_bytes(b"\x80\x04not safetensors")
     card = json.loads((tmp_path / "tiny.json").read_text())
-    card["sha256"] = kwta.hub.sha256_of(weights)
+    card["sha256"] = kwta.zoo.hub.sha256_of(weights)
     (tmp_path / "tiny.json").write_text(json.dumps(card))
     with pytest.raises(WeightsError, match="not a valid safetensors"):
         load_pretrained("tiny", directory=tmp_path)

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from kwta.attacks import is_correct
+from kwta.attacks._core import is_correct
 from kwta.data import cifar10, cifar10_sample
-from kwta.hub import list_pretrained, load_pretrained, pretrained_dir
+from kwta.zoo.hub import list_pretrained, load_pretrained, pretrained_dir
 
 CARDS = list_pretrained(Path(__file__).resolve().parents[1] / "pretrained")
 # The bundled sample is 1 000 images: one binomial standard deviation is at most 1.6 points.
@@ -58,7 +58,7 @@ def test_card_clean_accuracy_on_full_test_set(name: str, full_tarball: Path) -> 
 def test_card_pgd_robust_accuracy_reproduces(name: str, full_tarball: Path) -> None:
     """``kwta evaluate`` reproduces the card's PGD-40 number on the card's own subset
     (same seeded indices; a few images of slack for another machine's float rounding)."""
-    from kwta.evaluate import evaluate
+    from kwta.evaluation.robust import evaluate
 
     card = CARDS[name]
     subset = card["evaluation"]["subset"]
@@ -79,7 +79,7 @@ def test_card_pgd_robust_accuracy_reproduces(name: str, full_tarball: Path) -> N
 
 @pytest.mark.parametrize("name", sorted(CARDS))
 def test_card_carries_the_papers_numbers_for_its_setting(name: str) -> None:
-    from kwta.explore import published_metrics
+    from kwta.zoo.summary import published_metrics
 
     card = CARDS[name]
     published = published_metrics(card)
@@ -93,7 +93,7 @@ def test_no_card_holds_a_machine_path() -> None:
     import json
     import re
 
-    from kwta.hub import pretrained_dir
+    from kwta.zoo.hub import pretrained_dir
 
     absolute = re.compile(r"(^|[\s:=])(/|~/|[A-Za-z]:\\)[\w.-]")
     for path in sorted(Path(pretrained_dir()).glob("*.json")):
@@ -113,3 +113,30 @@ def test_no_card_holds_a_machine_path() -> None:
         assert strings
         bad = [s for s in strings if absolute.search(s)]
         assert not bad, (path.name, bad[:3])
+
+
+def test_every_card_follows_the_schema() -> None:
+    """Each shipped card is exactly what ModelCard writes (no legacy or unknown keys)."""
+    import json
+
+    from kwta.explorer.lesson import LESSON_FILE
+    from kwta.zoo.card import ModelCard
+    from kwta.zoo.hub import pretrained_dir
+
+    paths = [p for p in sorted(Path(pretrained_dir()).glob("*.json")) if p.name != LESSON_FILE]
+    assert len(paths) >= 5
+    for path in paths:
+        assert ModelCard.read(path).to_dict() == json.loads(path.read_text()), path.name
+
+
+def test_lesson_results_match_the_shipped_models() -> None:
+    """pretrained/lesson.json was computed on the models shipped beside it (else the Lesson
+    page would recompute it on first use): rerun ``kwta lesson`` after changing a model."""
+    from kwta.explorer.lesson import read_lesson
+    from kwta.zoo.hub import list_pretrained, pretrained_dir
+    from kwta.zoo.summary import default_pair
+
+    cards = list_pretrained()
+    relu, kw = default_pair(cards)
+    assert relu and kw
+    assert read_lesson(pretrained_dir(), {"relu": cards[relu], "kwta": cards[kw]}) is not None

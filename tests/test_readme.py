@@ -62,7 +62,7 @@ def _rows(name: str) -> list[str]:
 def test_readme_tables_match_the_cards() -> None:
     """Every shipped model has a row in the zoo table (and, once evaluated adaptively,
     in the adaptive table) whose numbers are the ones on its card."""
-    from kwta.hub import list_pretrained
+    from kwta.zoo.hub import list_pretrained
 
     cards = list_pretrained(README.parent / "pretrained")
     assert cards

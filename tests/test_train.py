@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import math
@@ -11,22 +12,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import kwta.train as ktrain
-import models
-from kwta.activations import KWTA, get_ratio
-from kwta.data import CIFAR10Tensors
-from kwta.hub import load_from_card, sha256_of
-from kwta.train import (
-    EpochRecord,
-    TrainConfig,
-    augment,
-    data_provenance,
-    epoch_plan,
-    flatten_optimizer_state,
-    ratio_schedule,
-    train,
-    unflatten_optimizer_state,
-)
+import kwta.training.epoch as kepoch
+import kwta.training.loop as kloop
+from kwta import models
+from kwta.data import CIFAR10Tensors, data_provenance
+from kwta.nn.activations import KWTA, get_ratio
+from kwta.training.checkpoints import flatten_optimizer_state, unflatten_optimizer_state
+from kwta.training.config import TrainConfig
+from kwta.training.epoch import EpochRecord, augment
+from kwta.training.loop import train
+from kwta.training.schedules import epoch_plan, ratio_schedule
+from kwta.zoo.hub import load_from_card, sha256_of
 
 #: A tiny network on the CPU (bit-exact resumption), no held-out evaluation unless asked.
 TINY = {"width": 8, "batch_size": 32, "eval_n": 0, "progress": False, "device": "cpu"}
@@ -145,7 +141,7 @@ def test_training_pgd_attacks_within_the_ball(test_sample: CIFAR10Tensors) -> No
     torch.manual_seed(0)
     model = models.resnet18(width=8).eval()
     x, y = test_sample.tensors(test_sample.balanced_indices(32))
-    x_adv = ktrain._pgd(
+    x_adv = kepoch._pgd(
         model,
         x,
         y,
@@ -153,7 +149,7 @@ def test_training_pgd_attacks_within_the_ball(test_sample: CIFAR10Tensors) -> No
         alpha=0.007,
         steps=8,
         generator=torch.Generator().manual_seed(0),
-        amp_ctx=lambda: ktrain.contextlib.nullcontext(),
+        amp_ctx=contextlib.nullcontext,
     )
     assert float((x_adv - x).abs().max()) <= 0.031 + 1e-6
     assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
@@ -187,7 +183,7 @@ def test_natural_training_lowers_the_loss(
     assert hist[-1]["loss"] < hist[0]["loss"] - 0.05
     assert not model.training
     m = card["metrics"]
-    assert 0.0 <= m["test_clean_accuracy"] <= 1.0 and m["test_clean_n"] == 200
+    assert 0.0 <= m["clean_accuracy"] <= 1.0 and m["clean_n"] == 200
     assert card["training"]["data"]["jpeg_copy"] is True
     assert card["training"]["data"]["train_images"] == 300
     assert card["training"]["schedule"]["lr"] == [
@@ -201,13 +197,13 @@ def test_incremental_fine_tuning(
 ) -> None:
     """Sec. 2.2: train at γ0, lower γ by δ per step; the final k-WTA layers have γ1."""
     applied: list[float] = []
-    real = ktrain.set_ratio
+    real = kloop.set_ratio
 
     def spy(model: torch.nn.Module, ratio: float) -> int:
         applied.append(ratio)
         return real(model, ratio)
 
-    monkeypatch.setattr(ktrain, "set_ratio", spy)
+    monkeypatch.setattr(kloop, "set_ratio", spy)
     records: list[EpochRecord] = []
     cfg = TrainConfig(
         **TINY,
@@ -329,7 +325,7 @@ def test_saved_weights_and_card_load_back(
     assert tr["data"]["source"] == "bundled-sample:cifar10-sample.tar.gz"
     assert str(Path(train_sample.source.split(":", 1)[1]).parent) not in json.dumps(card)
     assert tr["data"]["train_images"] == 64
-    assert {"train_loss", "train_accuracy", "test_clean_accuracy"} <= card["metrics"].keys()
+    assert {"train_loss", "train_accuracy", "clean_accuracy"} <= card["metrics"].keys()
     # Checkpoints are safetensors + JSON; nothing pickled anywhere.
     assert sorted(p.name for p in (tmp_path / "tiny.ckpt").iterdir()) == [
         "checkpoint.json",

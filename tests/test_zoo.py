@@ -4,7 +4,9 @@ GPU script in smoke mode; torch.hub loading. Real (bundled) CIFAR-10 images thro
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -13,9 +15,9 @@ import torch
 
 from kwta.cli import main
 from kwta.data import CIFAR10Tensors
-from kwta.hub import list_pretrained, load_pretrained, sha256_of
-from kwta.train import train
-from kwta.zoo import ZOO, build, measure_pass_seconds, recipe_config, size_epochs
+from kwta.training.loop import train
+from kwta.training.zoo import ZOO, build, measure_pass_seconds, recipe_config, size_epochs
+from kwta.zoo.hub import list_pretrained, load_pretrained, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -170,3 +172,41 @@ def test_build_adds_adaptive_attacks_with_the_relu_twin(tmp_path: Path) -> None:
     assert {"apgd-ce", "square", "fd-pgd"} <= set(a["robust_accuracy"])
     assert a["A_rob_adaptive"] <= min(v for v in a["robust_accuracy"].values())
     assert cards["kwta0.2-nat"]["metrics"]["robust_n"] == 4  # the standard evaluation is kept
+
+
+def test_torch_hub_loads_from_a_copy_without_links(tmp_path: Path) -> None:
+    """torch.hub downloads a zip, which has no symbolic links: kwta/models is then a
+    plain file, and hubconf maps kwta.models to the models/ folder itself."""
+    import zipfile
+
+    archive = tmp_path / "repo.zip"
+    with zipfile.ZipFile(archive, "w") as z:  # what GitHub's zipball + torch.hub unpack
+        for folder in ("kwta", "models"):
+            for p in sorted((REPO / folder).rglob("*")):
+                rel = p.relative_to(REPO)
+                if (
+                    p.is_file()
+                    and "__pycache__" not in rel.parts
+                    and rel.parts[:2] != ("kwta", "models")
+                ):
+                    z.write(p, str(rel))
+        z.writestr("kwta/models", "../models")  # a link stored as a file, as unzip leaves it
+        z.write(REPO / "hubconf.py", "hubconf.py")
+        for name in ("relu-nat.json", "relu-nat.safetensors"):
+            z.write(REPO / "pretrained" / name, f"pretrained/{name}")
+    repo = tmp_path / "repo"
+    zipfile.ZipFile(archive).extractall(repo)
+    assert (repo / "kwta" / "models").is_file()
+    code = (
+        f"import torch; m = torch.hub.load({str(repo)!r}, 'kwta_resnet18', name='relu-nat', "
+        "source='local'); import kwta, kwta.models; print(kwta.__file__); "
+        "print(kwta.models.__file__); print(sum(p.numel() for p in m.parameters()))"
+    )
+    env = {**os.environ, "KWTA_PRETRAINED": str(repo / "pretrained"), "KWTA_NATIVE": "0"}
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stderr
+    kwta_file, models_file, n_params = res.stdout.split()
+    assert Path(kwta_file).is_relative_to(repo) and Path(models_file).is_relative_to(repo)
+    assert int(n_params) == sum(p.numel() for p in load_pretrained("relu-nat").parameters())

@@ -10,12 +10,22 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from kwta import explore, jobs
-from kwta import explore_adaptive as xa
+from kwta import paper
+from kwta.analysis.masking import masking_indicators
+from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
 from kwta.data import CIFAR10_CLASSES
-from kwta.images import to_png_bytes
-from kwta.masking import masking_indicators
-from kwta.suite import ADAPTIVE_DESCRIPTIONS
+from kwta.explorer import jobs
+from kwta.explorer.adaptive import (
+    ESTIMATORS,
+    adaptive_attack_with_trace,
+    budget_schedule,
+    margin_curve,
+    robustness_rows,
+)
+from kwta.explorer.images import to_png_bytes
+from kwta.explorer.runs import AttackRun, amplify_perturbation, attack_with_trace, from_uint8
+from kwta.zoo.published import PUBLISHED_ADAPTIVE
+from kwta.zoo.summary import default_pair, twin_of
 
 P = "adv"
 PGD_ALPHA = 0.003  # App. D.1
@@ -33,7 +43,7 @@ def run_standard(
     seed: int,
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
-) -> explore.AttackRun:
+) -> AttackRun:
     """The paper's PGD (App. D.1: steps of 0.003, random start, cross-entropy), traced."""
 
     def live(step: int, total: int, *_: Any) -> None:
@@ -41,9 +51,9 @@ def run_standard(
             _progress(step, total)
 
     return ui.queued_job(
-        lambda: explore.attack_with_trace(
+        lambda: attack_with_trace(
             _model,
-            explore.from_uint8(pixels),
+            from_uint8(pixels),
             label,
             eps=eps,
             alpha=PGD_ALPHA,
@@ -72,12 +82,12 @@ def run_adaptive(
     seed: int,
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
-) -> explore.AttackRun:
-    """PGD on estimated gradients (:mod:`kwta.adaptive`), traced (queued)."""
+) -> AttackRun:
+    """PGD on estimated gradients (:mod:`kwta.attacks.estimated`), traced (queued)."""
     return ui.queued_job(
-        lambda: xa.adaptive_attack_with_trace(
+        lambda: adaptive_attack_with_trace(
             _model,
-            explore.from_uint8(pixels),
+            from_uint8(pixels),
             label,
             estimator="eot" if estimator == "eot" else "fd",
             eps=eps,
@@ -137,7 +147,7 @@ cards = ui.require_models() or {}
 if not cards:
     st.stop()
 names = list(cards)
-_, kwta_default = explore.default_pair(cards)
+_, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
@@ -147,9 +157,9 @@ sb.selectbox("Model", names, key=f"{P}_m", format_func=lambda n: ui.model_label(
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("Attacks")
-ui.init_state(f"{P}_eps", 0.031, lo=0.0, hi=0.1)
+ui.init_state(f"{P}_eps", paper.EPS, lo=0.0, hi=0.1)
 ui.init_state(f"{P}_pgd_steps", 40, lo=1, hi=100_000)
-ui.init_state(f"{P}_est", "fd", choices=list(xa.ESTIMATORS))
+ui.init_state(f"{P}_est", "fd", choices=list(ESTIMATORS))
 ui.init_state(f"{P}_steps", 20, lo=1, hi=100)
 ui.init_state(f"{P}_alpha", 0.005, lo=0.0005, hi=0.05)
 ui.init_state(f"{P}_sigma", 8.0, lo=0.5, hi=32.0)
@@ -162,9 +172,9 @@ sb.number_input(
 )
 sb.radio(
     "Adaptive attack's gradient",
-    list(xa.ESTIMATORS),
+    list(ESTIMATORS),
     key=f"{P}_est",
-    format_func=xa.ESTIMATORS.__getitem__,
+    format_func=ESTIMATORS.__getitem__,
 )
 sb.number_input("Adaptive steps", 1, 100, key=f"{P}_steps")
 sb.number_input("Adaptive step size α", 0.0005, 0.05, step=0.0005, format="%.4f", key=f"{P}_alpha")
@@ -201,7 +211,7 @@ sha = str(cards[name].get("sha256", ""))
 
 samples: tuple[int, int] | None
 try:
-    samples = xa.budget_schedule(budget, steps, estimator="eot" if estimator == "eot" else "fd")
+    samples = budget_schedule(budget, steps, estimator="eot" if estimator == "eot" else "fd")
 except ValueError as err:  # the rest of the page (masking check, zoo table) still renders
     samples = None
     budget_error = f"{err}."
@@ -211,7 +221,7 @@ st.header("One image, two attacks")
 st.caption(
     f"Image: {image.caption}. Standard PGD: {pgd_steps} steps of {PGD_ALPHA}, random start, "
     f"cross-entropy (the paper's App. D.1). Adaptive: {steps} steps of {alpha:g} on the margin "
-    f"loss, gradient from {xa.ESTIMATORS[estimator]}, σ = {sigma * 255:g}/255, "
+    f"loss, gradient from {ESTIMATORS[estimator]}, σ = {sigma * 255:g}/255, "
     + (f"{samples[0]} → {samples[1]} samples per step, " if samples else "")
     + f"at most {budget:,} queries; it stops as "
     f"soon as the image is misclassified. ε = {eps:g} for both."
@@ -240,7 +250,7 @@ clicked = st.button(
 )
 show = samples is not None and ui.remember_run(f"{P}_ran", params, clicked)
 model = ui.get_model(name) if show else None
-results: dict[str, explore.AttackRun] = {}
+results: dict[str, AttackRun] = {}
 if show and model is not None:
     left, right = st.columns(2)
     jobs_to_run = [
@@ -304,9 +314,7 @@ if show and model is not None:
             c1, c2 = st.columns(2)
             c1.image(to_png_bytes(run.x_adv, scale=4), caption="adversarial", width="stretch")
             c2.image(
-                to_png_bytes(
-                    explore.amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4
-                ),
+                to_png_bytes(amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4),
                 caption="perturbation (±ε → black/white)",
                 width="stretch",
             )
@@ -331,7 +339,7 @@ if show and model is not None:
             figures.margin_figure(
                 {
                     ("standard PGD" if k == "standard" else f"adaptive ({estimator})"): (
-                        xa.margin_curve(r.trace)
+                        margin_curve(r.trace)
                     )
                     for k, r in results.items()
                 },
@@ -349,7 +357,7 @@ else:
 
 # ------------------------------------------------------------------ masking indicators
 st.header("Symptoms of gradient masking")
-twin = explore.twin_of(cards, name)
+twin = twin_of(cards, name)
 check = [name] + ([twin] if twin is not None else [])
 st.caption(
     f"Measured on {n_check} class-balanced test images (the correctly classified ones), for "
@@ -400,7 +408,7 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
 
 # ------------------------------------------------------------------ zoo-wide table
 st.header("The zoo: paper-reported vs standard PGD vs adaptive")
-rows = xa.robustness_rows(cards)
+rows = robustness_rows(cards)
 table: dict[str, list[str]] = {
     "model": [],
     "activation · training": [],
@@ -425,7 +433,10 @@ missing = [r.name for r in rows if r.adaptive is None]
 st.caption(
     "Robust accuracy at ε = 0.031 (images in brackets). 'Adaptive (worst)' is the lowest robust "
     "accuracy over standard PGD, "
-    + ", ".join(f"{k} ({v})" for k, v in ADAPTIVE_DESCRIPTIONS.items())
+    + ", ".join(
+        [f"{n} ({get_attack(n).description})" for n in attack_names("adaptive")]
+        + [f"transfer ({TRANSFER_DESCRIPTION})"]
+    )
     + " on the same subset; the paper's numbers are width-64 models, quoted."
     + (
         f" Not evaluated adaptively yet: {', '.join(missing)} "
@@ -437,11 +448,11 @@ st.caption(
 st.subheader("Published adaptive attacks on k-WTA")
 st.dataframe(
     {
-        "who": [p.source for p in xa.PUBLISHED_ADAPTIVE],
-        "model": [p.model for p in xa.PUBLISHED_ADAPTIVE],
-        "reported": [f"{ui.pct(p.reported)} ({p.reported_where})" for p in xa.PUBLISHED_ADAPTIVE],
-        "adaptive": [ui.pct(p.adaptive, 2) for p in xa.PUBLISHED_ADAPTIVE],
-        "attack": [p.attack for p in xa.PUBLISHED_ADAPTIVE],
+        "who": [p.source for p in PUBLISHED_ADAPTIVE],
+        "model": [p.model for p in PUBLISHED_ADAPTIVE],
+        "reported": [f"{ui.pct(p.reported)} ({p.reported_where})" for p in PUBLISHED_ADAPTIVE],
+        "adaptive": [ui.pct(p.adaptive, 2) for p in PUBLISHED_ADAPTIVE],
+        "attack": [p.attack for p in PUBLISHED_ADAPTIVE],
     },
     hide_index=True,
     key=f"{P}_published",

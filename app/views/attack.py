@@ -11,9 +11,18 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from kwta import explore, jobs
+from kwta import paper
 from kwta.data import CIFAR10_CLASSES
-from kwta.images import to_png_bytes
+from kwta.explorer import jobs
+from kwta.explorer.images import to_png_bytes
+from kwta.explorer.runs import (
+    AttackRun,
+    amplify_perturbation,
+    attack_with_trace,
+    from_uint8,
+    records_to_csv,
+)
+from kwta.zoo.summary import default_pair
 
 P = "atk"
 NONE = "(none)"
@@ -33,7 +42,7 @@ def run_attack(
     seed: int,
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
-) -> explore.AttackRun:
+) -> AttackRun:
     """PGD with a per-step trace, cached by model, image and every parameter (queued)."""
 
     def live(step: int, total: int, logits: Any, linf: Any) -> None:
@@ -41,9 +50,9 @@ def run_attack(
             _progress(step, total, (logits.numpy(), linf.numpy()))
 
     return ui.queued_job(
-        lambda: explore.attack_with_trace(
+        lambda: attack_with_trace(
             _model,
-            explore.from_uint8(pixels),
+            from_uint8(pixels),
             label,
             eps=eps,
             alpha=alpha,
@@ -71,7 +80,7 @@ cards = ui.require_models() or {}
 if not cards:
     st.stop()
 names = list(cards)
-relu_default, kwta_default = explore.default_pair(cards)
+relu_default, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
@@ -88,7 +97,7 @@ sb.selectbox(
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("PGD")
-ui.init_state(f"{P}_eps", 0.031, lo=0.0, hi=0.1)
+ui.init_state(f"{P}_eps", paper.EPS, lo=0.0, hi=0.1)
 ui.init_state(f"{P}_steps", 40, lo=0, hi=100_000)
 ui.init_state(f"{P}_alpha", 0.001, lo=0.0001, hi=0.05)
 ui.init_state(f"{P}_loss", "ce", choices=["ce", "margin"])
@@ -181,7 +190,7 @@ if show:
 
             def work(
                 sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
-            ) -> explore.AttackRun:
+            ) -> AttackRun:
                 return run_attack(
                     name,
                     sha,
@@ -213,9 +222,7 @@ if show:
             c1.image(to_png_bytes(run.x, scale=4), caption="clean", width="stretch")
             c2.image(to_png_bytes(run.x_adv, scale=4), caption="adversarial", width="stretch")
             c3.image(
-                to_png_bytes(
-                    explore.amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4
-                ),
+                to_png_bytes(amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4),
                 caption=f"perturbation (grey = 0, ±ε = {eps:g} → black/white)",
                 width="stretch",
             )
@@ -269,7 +276,7 @@ if show:
             ui.download(
                 d2,
                 "Trace CSV",
-                explore.records_to_csv(run.trace.to_records()),
+                records_to_csv(run.trace.to_records()),
                 f"{stem}-trace.csv",
                 key=f"{P}_dl_csv_{i}",
             )

@@ -10,8 +10,11 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
-from kwta import explore, jobs
-from kwta.analysis import Landscape, loss_landscape
+from kwta.analysis.landscape import Landscape, loss_landscape
+from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
+from kwta.explorer import jobs
+from kwta.explorer.runs import from_uint8, landscape_to_csv
+from kwta.zoo.summary import landscape_selection, summarize_card
 
 P = "ls"
 #: The paper's grid (Fig. 5). On a CPU a coarser (odd, so x itself is the centre) grid
@@ -36,16 +39,16 @@ def run_landscape(
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
 ) -> Landscape:
-    """:func:`kwta.analysis.loss_landscape`, cached by model, image and every parameter.
+    """:func:`kwta.analysis.landscape.loss_landscape`, cached by model, image and every parameter.
 
     Queued (:func:`explorer_ui.queued_job`); on out-of-memory it is retried at half
-    the batch (:func:`kwta.jobs.retry_on_oom`), which does not change the result.
+    the batch (:func:`kwta.explorer.jobs.retry_on_oom`), which does not change the result.
     """
 
     def compute(batch_size: int) -> Landscape:
         return loss_landscape(
             _model,
-            explore.from_uint8(pixels),
+            from_uint8(pixels),
             label,
             grid=grid,
             span=span,
@@ -56,6 +59,27 @@ def run_landscape(
         )
 
     return ui.queued_job(lambda: jobs.retry_on_oom(compute, BATCH_SIZE, min_batch=8), _progress)
+
+
+#: Fig. 3c: the batch loss along the weight-space gradient direction, on this many
+#: class-balanced test images.
+WEIGHT_BATCH = 128
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_weight_line(
+    name: str, sha256: str, n: int, _model: nn.Module, _progress: ui.ProgressSink | None = None
+) -> WeightLine:
+    """:func:`kwta.analysis.weights.weight_line` on ``n`` test images, cached by model (queued)."""
+    data = ui.test_images()
+    x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
+    device = next(_model.parameters()).device
+    return ui.queued_job(
+        lambda: weight_line(
+            _model, x.to(device), y.to(device), alphas=LINE_ALPHAS, callback=_progress
+        ),
+        _progress,
+    )
 
 
 st.title("Loss landscape (Fig. 5, Fig. 7)")
@@ -76,7 +100,7 @@ names = list(cards)
 sb = st.sidebar
 sb.header("Models")
 # Fig. 5's four panels on a GPU; on a CPU the naturally trained pair (add more at will).
-default_models = explore.landscape_selection(cards)
+default_models = landscape_selection(cards)
 ui.init_state(
     f"{P}_models", default_models if ui.ON_GPU else default_models[:2], choices=names, max_items=4
 )
@@ -106,6 +130,12 @@ sb.radio(
 )
 sb.number_input("Seed of the random direction", 0, 10**9, key=f"{P}_seed")
 sb.toggle("Same colour/z range for all models", key=f"{P}_sharedz")
+ui.init_state(f"{P}_wl", False)
+sb.toggle(
+    "Also: loss along weight space (Fig. 3c)",
+    key=f"{P}_wl",
+    help=f"The mean loss of {WEIGHT_BATCH} test images at w + α·d: smooth even for k-WTA",
+)
 ui.show_notices()
 
 selected = [n for n in st.session_state[f"{P}_models"] if n in cards]
@@ -179,7 +209,7 @@ if show:
             min(float(ls.loss.min()) for ls in done.values()),
             max(float(ls.loss.max()) for ls in done.values()),
         )
-    summaries = {n: explore.summarize_card(cards[n]) for n in done}
+    summaries = {n: summarize_card(cards[n]) for n in done}
     rows: dict[str, list[str]] = {}
     for n in sorted(
         done,
@@ -220,7 +250,7 @@ if show:
                 ui.download(
                     d1,
                     "Grid CSV",
-                    explore.landscape_to_csv(ls),
+                    landscape_to_csv(ls),
                     f"{stem}.csv",
                     key=f"{P}_dl_csv_{name}",
                 )
@@ -233,6 +263,34 @@ if show:
                     f"{stem}.json",
                     key=f"{P}_dl_json_{name}",
                 )
+    if st.session_state[f"{P}_wl"]:
+        st.header("Weight space (Fig. 3c): training is not harmed")
+        st.markdown(
+            "The attacker moves the *input* of one image; training moves the *weights* for a "
+            "whole batch. Along a direction in weight space the batch loss of a k-WTA network "
+            "is as smooth as a ReLU network's (Sec. 3, Theorem 2): a small weight change flips "
+            "the winners of few inputs, and the batch average smooths those jumps."
+        )
+        lines: dict[str, WeightLine] = {}
+        for name in done:
+            model = ui.get_model(name)
+            if model is None:
+                continue
+            sha = str(cards[name].get("sha256", ""))
+
+            def wl_work(
+                sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
+            ) -> WeightLine:
+                return run_weight_line(name, sha, WEIGHT_BATCH, _model=model, _progress=sink)
+
+            lines[f"{name} ({summarize_card(cards[name]).activation_label})"] = (
+                ui.run_with_progress(wl_work, label=f"{name}: loss along weight space")
+            )
+        st.plotly_chart(
+            figures.weight_line_figure({k: v.to_dict() for k, v in lines.items()}),
+            key=f"{P}_weights",
+            config={"displaylogo": False},
+        )
 elif selected:
     st.info("Press **Compute landscapes** to evaluate the grid for the chosen models.")
 
@@ -245,6 +303,7 @@ ui.sync_url(
         f"{P}_loss",
         f"{P}_seed",
         f"{P}_sharedz",
+        f"{P}_wl",
     ],
     run=1 if show else None,
 )

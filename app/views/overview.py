@@ -6,7 +6,7 @@ import explorer_ui as ui
 import figures
 import streamlit as st
 
-from kwta import explore
+from kwta.explorer.demo import activation_demo, parse_vector, random_vector
 
 P = "ov"
 KEYS = [f"{P}_n", f"{P}_seed", f"{P}_gamma", f"{P}_group", f"{P}_custom", f"{P}_vec"]
@@ -39,21 +39,19 @@ sb.toggle("Type my own vector", key=f"{P}_custom")
 
 vector: list[float]
 if st.session_state[f"{P}_custom"]:
-    ui.init_state(f"{P}_vec", ", ".join(f"{v:g}" for v in explore.random_vector(12, 0)))
+    ui.init_state(f"{P}_vec", ", ".join(f"{v:g}" for v in random_vector(12, 0)))
     sb.text_area("Activation values (comma or space separated)", key=f"{P}_vec", height=90)
     try:
-        vector = explore.parse_vector(st.session_state[f"{P}_vec"])
+        vector = parse_vector(st.session_state[f"{P}_vec"])
     except ValueError as err:
         st.error(
             f"Cannot read the vector: {ui.literal(err, 120)}. Showing a random vector instead."
         )
-        vector = explore.random_vector(12, 0)
+        vector = random_vector(12, 0)
 else:
     sb.slider("Vector length N", 2, 32, key=f"{P}_n")
     sb.number_input("Random seed", 0, 10**6, key=f"{P}_seed")
-    vector = explore.random_vector(
-        int(st.session_state[f"{P}_n"]), int(st.session_state[f"{P}_seed"])
-    )
+    vector = random_vector(int(st.session_state[f"{P}_n"]), int(st.session_state[f"{P}_seed"]))
 
 ui.show_notices()
 gamma = float(st.session_state[f"{P}_gamma"])
@@ -61,7 +59,7 @@ group = int(st.session_state[f"{P}_group"])
 
 # ------------------------------------------------------------------ Fig. 2
 st.subheader("One layer's activations through four activation functions (Fig. 2)")
-demo = explore.activation_demo(vector, ratio=gamma, group_size=group)
+demo = activation_demo(vector, ratio=gamma, group_size=group)
 st.plotly_chart(
     figures.activation_demo_figure(demo), key=f"{P}_chart", config={"displaylogo": False}
 )

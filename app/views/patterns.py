@@ -12,9 +12,18 @@ import streamlit as st
 import torch
 from torch import nn
 
-from kwta import explore, jobs
-from kwta.activations import get_ratio
-from kwta.analysis import PatternChange, Theorem1Sweep, pattern_change, theorem1_width_sweep
+from kwta.analysis.patterns import PatternChange, pattern_change
+from kwta.analysis.theorem1 import Theorem1Sweep, theorem1_width_sweep
+from kwta.explorer import jobs
+from kwta.explorer.patterns import (
+    WinnerMap,
+    activation_layers,
+    pattern_change_by_ratio,
+    winner_map,
+)
+from kwta.explorer.runs import from_uint8, records_to_csv
+from kwta.nn.activations import get_ratio
+from kwta.zoo.summary import default_pair, summarize_card
 
 P = "pat"
 NONE = "(none)"
@@ -27,15 +36,15 @@ GAMMAS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.0]
 def run_layers(name: str, sha256: str, _model: nn.Module) -> dict[str, tuple[int, ...]]:
     """Activation layers of a model and their shapes, cached by model."""
     device = next(_model.parameters()).device
-    return explore.activation_layers(_model, torch.full((1, 3, 32, 32), 0.5, device=device))
+    return activation_layers(_model, torch.full((1, 3, 32, 32), 0.5, device=device))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_winner(
     name: str, sha256: str, pixels: np.ndarray, layer: str, eps: float, seed: int, _model: nn.Module
-) -> explore.WinnerMap:
-    """:func:`kwta.explore.winner_map`, cached by model, image and parameters."""
-    return explore.winner_map(_model, explore.from_uint8(pixels), layer, eps=eps, seed=seed)
+) -> WinnerMap:
+    """:func:`kwta.explorer.patterns.winner_map`, cached by model, image and parameters."""
+    return winner_map(_model, from_uint8(pixels), layer, eps=eps, seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -51,11 +60,11 @@ def run_change(
 ) -> dict[str, PatternChange]:
     """Pattern change against ε: the model as trained, then (k-WTA only) at each γ of ``ratios``.
 
-    The γ sweep runs on a private copy (:func:`kwta.explore.pattern_change_by_ratio`):
+    The γ sweep runs on a private copy (:func:`kwta.explorer.patterns.pattern_change_by_ratio`):
     the shared model is never changed.
     """
     return ui.queued_job(
-        lambda: _change(_model, explore.from_uint8(pixels), ratios, n_dirs, seed, _progress),
+        lambda: _change(_model, from_uint8(pixels), ratios, n_dirs, seed, _progress),
         _progress,
     )
 
@@ -77,7 +86,7 @@ def _change(
             if progress is not None:
                 progress(1 + done, 1 + total)
 
-        by_ratio = explore.pattern_change_by_ratio(
+        by_ratio = pattern_change_by_ratio(
             model, x, EPS_GRID, ratios, n_dirs=n_dirs, seed=seed, callback=step
         )
         out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
@@ -86,7 +95,7 @@ def _change(
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def run_theorem1(ratio: float, n_trials: int, seed: int) -> Theorem1Sweep:
-    """:func:`kwta.analysis.theorem1_width_sweep` on one random layer, cached."""
+    """:func:`kwta.analysis.theorem1.theorem1_width_sweep` on one random layer, cached."""
     return theorem1_width_sweep(
         (16, 64, 256, 1024, 4096),
         ratio=ratio,
@@ -127,9 +136,9 @@ if not cards:
     ui.sync_url([f"{P}_t1gamma"])
     st.stop()
 names = list(cards)
-summaries = {n: explore.summarize_card(c) for n, c in cards.items()}
+summaries = {n: summarize_card(c) for n, c in cards.items()}
 relu_names = [n for n in names if summaries[n].act == "relu"]
-default_model = explore.default_pair(cards)[1] or names[0]
+default_model = default_pair(cards)[1] or names[0]
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
@@ -330,7 +339,7 @@ if show:
     ui.download(
         d1,
         "Curves CSV",
-        explore.records_to_csv(records),
+        records_to_csv(records),
         f"{stem}.csv",
         key=f"{P}_dl_csv",
     )

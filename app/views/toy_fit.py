@@ -8,9 +8,10 @@ import explorer_ui as ui
 import figures
 import streamlit as st
 
-from kwta import explore, jobs
-from kwta.analysis import ToyFit, toy_fit
-from kwta.functional import k_from_ratio
+from kwta.analysis.toy import ToyFit, toy_fit
+from kwta.explorer import jobs
+from kwta.explorer.runs import records_to_csv
+from kwta.nn.functional import k_from_ratio
 
 P = "toy"
 MAX_FIT_STEPS = 10_000
@@ -27,7 +28,7 @@ def run_fit(
     steps: int,
     _progress: ui.ProgressSink | None = None,
 ) -> ToyFit:
-    """:func:`kwta.analysis.toy_fit`, cached by every parameter (queued)."""
+    """:func:`kwta.analysis.toy.toy_fit`, cached by every parameter (queued)."""
     return ui.queued_job(
         lambda: toy_fit(
             n_points=n_points, width=width, depth=depth, ratio=ratio, seed=seed, steps=steps
@@ -122,7 +123,7 @@ when larger than 0.1 % of the fit's range.
     ui.download(
         d1,
         "Curves CSV",
-        explore.records_to_csv(rows),
+        records_to_csv(rows),
         f"{stem}.csv",
         key=f"{P}_dl_csv",
     )

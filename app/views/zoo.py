@@ -8,8 +8,8 @@ import explorer_ui as ui
 import figures
 import streamlit as st
 
-from kwta import explore
-from kwta.hub import pretrained_dir
+from kwta.zoo.hub import pretrained_dir
+from kwta.zoo.summary import paper_reference, summarize_card
 
 P = "zoo"
 ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
@@ -40,10 +40,10 @@ ui.show_notices()
 flt = st.session_state[f"{P}_filter"]
 rows = []
 for card in cards.values():
-    s = explore.summarize_card(card)
+    s = summarize_card(card)
     if flt != "all" and s.act != flt:
         continue
-    rows.append((s, explore.paper_reference(s), card))
+    rows.append((s, paper_reference(s), card))
 
 if rows:
     st.plotly_chart(

@@ -1,0 +1,649 @@
+"""AutoAttack's L∞ components: APGD-CE/-DLR and the Square attack, in plain PyTorch.
+
+Croce & Hein (ICML 2020, "Reliable evaluation of adversarial robustness with an
+ensemble of diverse parameter-free attacks") showed that many defenses whose PGD
+numbers look good fall to a step-size-free variant of PGD, *Auto-PGD* (APGD,
+Sec. 3, Alg. 1), run on the cross-entropy and on their *difference of logits
+ratio* loss (DLR, Sec. 4), together with a black-box attack that needs no
+gradients at all, the *Square attack* of Andriushchenko, Croce, Flammarion & Hein
+(ECCV 2020, "Square Attack: a query-efficient black-box adversarial attack via
+random search", Sec. 3 and Alg. 1/2). A k-WTA network is a natural target: its
+activation is discontinuous, so its gradients can mislead PGD while Square only
+ever looks at the outputs.
+
+The functions follow the conventions of :mod:`kwta.attacks`:
+
+- hyper-parameters are keyword-only and the norm is in the name
+  (:func:`apgd_linf`, :func:`square_linf`);
+- they return adversarial pixels, projected onto the L∞ ε-ball around ``x`` and
+  clamped to [0, 1];
+- images the model already misclassifies are not attacked and come back
+  unchanged; so do images once ``eps`` is 0;
+- APGD takes gradients with :func:`torch.autograd.grad` w.r.t. the input only;
+  Square only runs forward passes, under :func:`torch.no_grad`; neither touches
+  the model's parameters, their ``.grad`` or its train/eval mode;
+- all randomness comes from the optional ``generator`` (drawn on its device), so
+  the same seed gives the same result; the global RNG is used only without one;
+- ``callback(step, steps)`` reports progress, ``record=True`` also returns a
+  :class:`~kwta.attacks._core.Trace` (with per-image query counts in ``trace.queries``).
+
+Unlike the reference code (``fra31/auto-attack``), nothing here reseeds the global
+RNG or prints, so the attacks can run inside a shared server.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+from typing import Literal, overload
+
+import torch
+from torch import Tensor, nn
+
+from kwta.attacks._core import (
+    ProgressCallback,
+    Trace,
+    attack_loss,
+    best_other,
+    check_inputs,
+    check_steps,
+    project_linf,
+    uniform_start,
+)
+
+__all__ = [
+    "APGDLoss",
+    "SquareLoss",
+    "apgd_checkpoints",
+    "apgd_linf",
+    "dlr_loss",
+    "square_linf",
+    "square_p_schedule",
+]
+
+log = logging.getLogger(__name__)
+
+
+#: Losses APGD maximises: cross-entropy or the difference of logits ratio.
+APGDLoss = Literal["ce", "dlr"]
+
+
+#: Losses the Square attack maximises: the logit margin (the paper's) or cross-entropy.
+SquareLoss = Literal["margin", "ce"]
+
+
+#: APGD's momentum α (Croce & Hein 2020, Sec. 3.2, Eq. 2).
+_MOMENTUM = 0.75
+
+
+def dlr_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Difference of logits ratio (Croce & Hein, ICML 2020, Sec. 4, Eq. 5), to be maximised.
+
+    ``DLR(z, y) = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3 + 1e-12)`` with ``π`` the
+    logits sorted in decreasing order. It is invariant to shifting and rescaling
+    the logits, so a defense cannot hide behind large or saturated logits; it is
+    positive exactly when the sample is misclassified.
+
+    Args:
+        logits: ``(B, C)`` model outputs, ``C >= 3``.
+        y: ``(B,)`` true labels.
+
+    Returns:
+        ``(B,)`` losses.
+
+    Raises:
+        ValueError: Fewer than 3 classes.
+    """
+    if logits.dim() != 2 or logits.shape[1] < 3:
+        raise ValueError(
+            f"the DLR loss needs logits of shape (B, C >= 3), got {tuple(logits.shape)}"
+        )
+    top = logits.topk(3, dim=1).values
+    z_y = logits.gather(1, y[:, None]).squeeze(1)
+    return -(z_y - best_other(logits, y)) / (top[:, 0] - top[:, 2] + 1e-12)
+
+
+def _loss(logits: Tensor, y: Tensor, kind: str) -> Tensor:
+    """Per-sample loss to maximise: ``"dlr"`` or a kind of :func:`attack_loss`."""
+    if kind == "dlr":
+        return dlr_loss(logits, y)
+    return attack_loss(logits, y, kind)  # type: ignore[arg-type]
+
+
+def _loss_and_grad(
+    model: nn.Module, x_adv: Tensor, y: Tensor, kind: str
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Logits and loss at ``x_adv`` and the gradient of the summed loss w.r.t. ``x_adv`` only."""
+    with torch.enable_grad():
+        xr = x_adv.detach().requires_grad_(True)
+        logits = model(xr)
+        loss = _loss(logits, y, kind)
+        (grad,) = torch.autograd.grad(loss.sum(), xr)
+    return logits.detach(), loss.detach(), grad.detach()
+
+
+def _rand(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """Uniform ``[0, 1)`` noise on ``like``'s device and dtype, drawn on the generator's device."""
+    device = generator.device if generator is not None else like.device
+    u = torch.rand(shape, generator=generator, device=device, dtype=like.dtype)
+    return u.to(like.device)
+
+
+def _random_sign(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None) -> Tensor:
+    """``±1`` with probability 1/2 each."""
+    return torch.where(_rand(shape, like, generator) < 0.5, -1.0, 1.0).to(like.dtype)
+
+
+def _view(x: Tensor) -> tuple[int, ...]:
+    return (-1,) + (1,) * (x.dim() - 1)
+
+
+def _linf(x_adv: Tensor, x: Tensor) -> Tensor:
+    return (x_adv - x).flatten(1).abs().amax(dim=1)
+
+
+class _Rows:
+    """Rows of a :class:`Trace` for the whole batch; attacks update the images they touch."""
+
+    def __init__(self, logits: Tensor, y: Tensor, kind: str) -> None:
+        self.y, self.kind = y, kind
+        self.logits = logits.detach().clone()
+        self.linf = torch.zeros(len(y), device=logits.device, dtype=logits.dtype)
+        self.queries = torch.zeros(len(y), device=logits.device, dtype=torch.long)
+        self._rows: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        self._rows.append((self.logits.clone(), self.linf.clone(), self.queries.clone()))
+
+    def trace(self) -> Trace:
+        logits = torch.stack([r[0] for r in self._rows])
+        steps, b = logits.shape[:2]
+        loss = _loss(logits.flatten(0, 1), self.y.repeat(steps), self.kind).view(steps, b)
+        return Trace(
+            logits=logits,
+            loss=loss,
+            linf=torch.stack([r[1] for r in self._rows]),
+            pred=logits.argmax(dim=2),
+            labels=self.y.detach().clone(),
+            queries=torch.stack([r[2] for r in self._rows]),
+        )
+
+
+def apgd_checkpoints(steps: int) -> list[int]:
+    """Iterations ``w_j`` after which APGD checks its step size (Croce & Hein 2020, Sec. 3.2).
+
+    ``w_j = ⌈p_j · N⌉`` with ``p_0 = 0``, ``p_1 = 0.22`` and
+    ``p_{j+1} = p_j + max(p_j − p_{j−1} − 0.03, 0.06)``, in the integer form of
+    the reference code: the first interval is ``max(⌊0.22 N⌋, 1)`` steps and each
+    next one ``max(⌊0.03 N⌋, 1)`` shorter, but at least ``max(⌊0.06 N⌋, 1)``.
+    For ``N = 100``: ``[22, 41, 57, 70, 80, 87, 93, 99]``.
+
+    Args:
+        steps: Number of iterations ``N``.
+
+    Returns:
+        The checkpoints in ``1..N``, increasing.
+    """
+    check_steps(steps)
+    length = max(int(0.22 * steps), 1)
+    shrink = max(int(0.03 * steps), 1)
+    shortest = max(int(0.06 * steps), 1)
+    out: list[int] = []
+    w = length
+    while w <= steps:
+        out.append(w)
+        length = max(length - shrink, shortest)
+        w += length
+    return out
+
+
+def _apgd_run(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int,
+    kind: str,
+    rho: float,
+    random_start: bool,
+    generator: torch.Generator | None,
+    rows: _Rows | None,
+    where: Tensor,
+    tick: ProgressCallback,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One APGD run (Alg. 1) on correctly classified ``x``; ``where`` indexes them in the batch.
+
+    Returns ``(x_out, loss_out, broken)``: per image the first adversarial iterate,
+    else the iterate of highest loss (and its loss).
+    """
+    view = _view(x)
+    if random_start:
+        # as the reference code: uniform noise rescaled to L∞ norm eps
+        t = uniform_start(x, 1.0, generator)
+        t = t / (t.flatten(1).abs().amax(dim=1).view(view) + 1e-12)
+        x_cur = project_linf(x + eps * t, x, eps)
+    else:
+        x_cur = x.clone()
+    logits, loss, grad = _loss_and_grad(model, x_cur, y, kind)
+    broken = logits.argmax(dim=1) != y
+    x_found = x_cur.clone()  # meaningful where broken
+    x_max, f_max, g_max = x_cur.clone(), loss.clone(), grad.clone()
+    f_prev = loss.clone()
+    x_prev = x_cur.clone()
+    eta = torch.full((len(x),), 2.0 * eps, device=x.device, dtype=x.dtype)
+    successes = torch.zeros(len(x), device=x.device, dtype=torch.long)
+    f_max_last = f_max.clone()
+    reduced_last = torch.zeros(len(x), device=x.device, dtype=torch.bool)
+    checkpoints = set(apgd_checkpoints(steps))
+    last_check = 0
+    if rows is not None:
+        rows.queries[where] += 2  # forward + backward at the start point
+    for k in range(steps):
+        act = (~broken).nonzero().squeeze(1)
+        if act.numel() == 0:
+            return x_found, f_max, broken
+        xa, x0 = x_cur[act], x[act]
+        z = project_linf(xa + eta[act].view(view) * grad[act].sign(), x0, eps)
+        if k == 0:
+            x_new = z
+        else:  # Eq. 2: momentum on the last two iterates
+            x_new = project_linf(
+                xa + _MOMENTUM * (z - xa) + (1.0 - _MOMENTUM) * (xa - x_prev[act]), x0, eps
+            )
+        logits, loss, g_new = _loss_and_grad(model, x_new, y[act], kind)
+        x_prev[act] = xa
+        x_cur[act] = x_new
+        grad[act] = g_new
+        successes[act] += (loss > f_prev[act]).long()
+        f_prev[act] = loss
+        better = loss > f_max[act]
+        if bool(better.any()):
+            ib = act[better]
+            x_max[ib], f_max[ib], g_max[ib] = x_new[better], loss[better], g_new[better]
+        hit = logits.argmax(dim=1) != y[act]
+        if bool(hit.any()):
+            broken[act[hit]] = True
+            x_found[act[hit]] = x_new[hit]
+        if rows is not None:
+            g = where[act]
+            rows.logits[g] = logits
+            rows.linf[g] = _linf(x_new, x0)
+            rows.queries[g] += 2
+            rows.snapshot()
+        if k + 1 in checkpoints:
+            # Sec. 3.2: halve η if (1) fewer than a fraction ρ of the steps since the
+            # last checkpoint increased the loss, or (2) neither η nor the best loss
+            # changed since then; restart from the best point when halving.
+            span = k + 1 - last_check
+            reduce = (successes < rho * span) | (~reduced_last & (f_max <= f_max_last))
+            if bool(reduce.any()):
+                eta[reduce] /= 2.0
+                x_cur[reduce] = x_max[reduce]
+                grad[reduce] = g_max[reduce]
+                f_prev[reduce] = f_max[reduce]
+            reduced_last = reduce
+            f_max_last = f_max.clone()
+            successes.zero_()
+            last_check = k + 1
+        tick(k + 1, steps)
+    x_out = torch.where(broken.view(view), x_found, x_max)
+    return x_out, f_max, broken
+
+
+@overload
+def apgd_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int = ...,
+    loss: APGDLoss = ...,
+    rho: float = ...,
+    restarts: int = ...,
+    random_start: bool = ...,
+    record: Literal[False] = ...,
+    generator: torch.Generator | None = ...,
+    callback: ProgressCallback | None = ...,
+) -> Tensor: ...
+
+
+@overload
+def apgd_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int = ...,
+    loss: APGDLoss = ...,
+    rho: float = ...,
+    restarts: int = ...,
+    random_start: bool = ...,
+    record: Literal[True],
+    generator: torch.Generator | None = ...,
+    callback: ProgressCallback | None = ...,
+) -> tuple[Tensor, Trace]: ...
+
+
+def apgd_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    steps: int = 100,
+    loss: APGDLoss = "ce",
+    rho: float = 0.75,
+    restarts: int = 1,
+    random_start: bool = True,
+    record: bool = False,
+    generator: torch.Generator | None = None,
+    callback: ProgressCallback | None = None,
+) -> Tensor | tuple[Tensor, Trace]:
+    """Auto-PGD under L∞ (Croce & Hein, ICML 2020, Sec. 3, Alg. 1), untargeted.
+
+    PGD without a step size to tune: it starts with ``η = 2·eps`` and takes
+    momentum steps (Sec. 3.1, Eq. 2, ``α = 0.75``)
+    ``z = Π(x_k + η · sign ∇f(x_k))``,
+    ``x_{k+1} = Π(x_k + α (z − x_k) + (1 − α)(x_k − x_{k−1}))``
+    (the first step without momentum), ``Π`` the projection onto the ε-ball and
+    [0, 1]. At the checkpoints of :func:`apgd_checkpoints` (Sec. 3.2) it halves
+    ``η`` for an image when fewer than a fraction ``rho`` of the steps since the
+    last checkpoint increased its loss, or when neither ``η`` nor its best loss
+    changed since then, and then restarts from the best point found so far.
+
+    As in AutoAttack, only images the model classifies correctly are attacked;
+    an image is left alone as soon as an iterate misclassifies it and that
+    iterate is returned; otherwise the iterate of highest loss over all restarts
+    is returned. Each restart (a fresh random start) attacks only the images
+    still not broken. The AutoAttack "standard" setting is 100 steps, one
+    restart, for each of ``loss="ce"`` and ``loss="dlr"``.
+
+    Args:
+        model: Classifier taking pixels in [0, 1]; put it in eval mode first.
+        x: ``(B, ...)`` clean inputs in [0, 1].
+        y: ``(B,)`` true labels.
+        eps: L∞ radius.
+        steps: Iterations ``N`` per restart.
+        loss: ``"ce"`` (cross-entropy) or ``"dlr"`` (:func:`dlr_loss`, needs >= 3 classes).
+        rho: Fraction of loss-increasing steps below which ``η`` is halved.
+        restarts: Number of runs, each from a new random start.
+        random_start: Start at a random point of the ε-ball (else at ``x``; then
+            restarts repeat the same run).
+        record: Also return a :class:`~kwta.attacks._core.Trace`: row 0 is the clean
+            input, row ``t`` the iterate after step ``t`` counted over the
+            restarts (images not attacked in a step repeat their last row); its
+            ``loss`` is ``loss``'s, its ``queries`` counts a forward and a backward
+            pass per gradient. Rows stop when every image is broken. A broken
+            image's last row is the returned point; for the others the returned
+            point is the iterate of highest loss, not necessarily the last row.
+        generator: Source of the random starts (global RNG if ``None``).
+        callback: ``callback(step, restarts · steps)`` after each step; a last
+            ``callback(total, total)`` when the attack stops early.
+
+    Returns:
+        ``x_adv`` of ``x``'s shape and dtype, or ``(x_adv, trace)`` when ``record``.
+
+    Raises:
+        ValueError: Bad arguments (also DLR with fewer than 3 classes).
+    """
+    check_inputs(x, y, eps)
+    check_steps(steps)
+    check_steps(restarts, "restarts")
+    if restarts < 1:
+        raise ValueError(f"restarts must be >= 1, got {restarts}")
+    if loss not in ("ce", "dlr"):
+        raise ValueError(f"unknown APGD loss {loss!r}; choose 'ce' or 'dlr'")
+    if not 0.0 <= rho <= 1.0:
+        raise ValueError(f"rho must be in [0, 1], got {rho}")
+    x = x.detach()
+    y = y.detach().to(device=x.device, dtype=torch.long)
+    with torch.no_grad():
+        clean = model(x)
+    if loss == "dlr" and clean.shape[1] < 3:
+        raise ValueError(f"the DLR loss needs at least 3 classes, the model has {clean.shape[1]}")
+    rows = _Rows(clean, y, loss) if record else None
+    out = x.clone()
+    open_ = clean.argmax(dim=1) == y  # correct and not broken yet
+    best = torch.full((len(x),), float("-inf"), device=x.device, dtype=x.dtype)
+    total = restarts * steps
+    done = 0
+    reported = 0
+
+    def tick(step: int, _steps: int) -> None:
+        nonlocal reported
+        reported = done + step
+        if callback is not None:
+            callback(reported, total)
+
+    for r in range(restarts if steps > 0 and eps > 0 else 0):
+        where = open_.nonzero().squeeze(1)
+        if where.numel() == 0:
+            break
+        x_r, f_r, broken = _apgd_run(
+            model,
+            x[where],
+            y[where],
+            eps=eps,
+            steps=steps,
+            kind=loss,
+            rho=rho,
+            random_start=random_start,
+            generator=generator,
+            rows=rows,
+            where=where,
+            tick=tick,
+        )
+        keep = broken | (f_r > best[where])
+        out[where[keep]] = x_r[keep]
+        best[where[keep]] = f_r[keep]
+        open_[where[broken]] = False
+        done += steps
+        log.debug(
+            "apgd-%s restart %d/%d: %d of %d images broken",
+            loss,
+            r + 1,
+            restarts,
+            int(broken.sum()),
+            where.numel(),
+        )
+    if callback is not None and reported < total:
+        callback(total, total)
+    x_adv = project_linf(out, x, eps).detach()
+    return (x_adv, rows.trace()) if rows is not None else x_adv
+
+
+def square_p_schedule(i: int, queries: int, p_init: float = 0.8) -> float:
+    """Fraction ``p`` of pixels a square covers at iteration ``i`` (Andriushchenko et al., Sec. 3).
+
+    ``p`` starts at ``p_init`` and halves after iterations 10, 50, 200, 500, 1000,
+    2000, 4000, 6000 and 8000 of a 10 000-query budget; as in the reference code,
+    the iteration is first rescaled to that budget: ``i ← ⌊i / queries · 10000⌋``.
+
+    Args:
+        i: Iteration (0-based, the stripe initialisation not counted).
+        queries: Query budget.
+        p_init: Initial fraction.
+
+    Returns:
+        ``p_init / 2^j`` for the schedule's ``j``.
+    """
+    it = int(i / max(queries, 1) * 10000)
+    halvings = sum(it > b for b in (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000))
+    return p_init / 2**halvings
+
+
+@overload
+def square_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    queries: int = ...,
+    p_init: float = ...,
+    loss: SquareLoss = ...,
+    record: Literal[False] = ...,
+    generator: torch.Generator | None = ...,
+    callback: ProgressCallback | None = ...,
+) -> Tensor: ...
+
+
+@overload
+def square_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    queries: int = ...,
+    p_init: float = ...,
+    loss: SquareLoss = ...,
+    record: Literal[True],
+    generator: torch.Generator | None = ...,
+    callback: ProgressCallback | None = ...,
+) -> tuple[Tensor, Trace]: ...
+
+
+@torch.no_grad()
+def square_linf(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    queries: int = 5000,
+    p_init: float = 0.8,
+    loss: SquareLoss = "margin",
+    record: bool = False,
+    generator: torch.Generator | None = None,
+    callback: ProgressCallback | None = None,
+) -> Tensor | tuple[Tensor, Trace]:
+    """Square attack under L∞ (Andriushchenko et al., ECCV 2020, Sec. 3.1, Alg. 1 and 2).
+
+    A black-box random search that only queries the model's logits. It starts
+    from vertical stripes: every column of every channel is shifted by ``±eps``
+    (Sec. 3.1). Each further query changes one random square window of side
+    ``s = max(round(sqrt(p · h·w)), 1)`` (at most the image size) to ``±2·eps``
+    per channel, projects back onto the ε-ball and [0, 1], and keeps the result
+    if it raises the loss (the margin ``max_{j≠y} z_j − z_y`` by default) or
+    misclassifies the image. ``p`` follows :func:`square_p_schedule`. An image
+    stops being queried as soon as it is misclassified. Runs under
+    :func:`torch.no_grad`: forward passes only.
+
+    Only images the model classifies correctly are attacked (the clean check is
+    not counted as a query). Per image at most ``queries`` forward passes are
+    spent, the stripe initialisation being the first.
+
+    Args:
+        model: Classifier taking pixels in [0, 1] (eval mode).
+        x: ``(B, C, H, W)`` clean images in [0, 1].
+        y: ``(B,)`` true labels.
+        eps: L∞ radius.
+        queries: Query budget per image (AutoAttack uses 5000).
+        p_init: Initial fraction of pixels changed per query (0.8 for L∞ in
+            the paper and AutoAttack).
+        loss: ``"margin"`` or ``"ce"``, see :func:`kwta.attacks._core.attack_loss`.
+        record: Also return a :class:`~kwta.attacks._core.Trace`: row 0 is the clean
+            input, row ``t`` the best point after ``t`` queries (the stripe
+            initialisation is row 1); ``trace.queries[-1]`` holds the per-image
+            query counts. Rows stop when every image is broken. Memory grows as
+            ``(queries + 1) · B · C``.
+        generator: Source of all randomness (global RNG if ``None``).
+        callback: ``callback(step, queries)`` after each query step; a last
+            ``callback(queries, queries)`` when every image is broken early.
+
+    Returns:
+        Per image the adversarial point found, else the best point (highest
+        loss); images misclassified to begin with come back unchanged. With
+        ``record``, ``(x_adv, trace)``.
+
+    Raises:
+        ValueError: Bad arguments or ``x`` not a batch of images.
+    """
+    check_inputs(x, y, eps)
+    check_steps(queries, "queries")
+    if x.dim() != 4:
+        raise ValueError(f"Square attacks images: expected x of shape (B, C, H, W), got {x.shape}")
+    if isinstance(p_init, bool) or not isinstance(p_init, numbers.Real) or not 0 < p_init <= 1:
+        raise ValueError(f"p_init must be in (0, 1], got {p_init!r}")
+    if loss not in ("margin", "ce"):
+        raise ValueError(f"unknown Square loss {loss!r}; choose 'margin' or 'ce'")
+    x = x.detach()
+    y = y.detach().to(device=x.device, dtype=torch.long)
+    clean = model(x)
+    rows = _Rows(clean, y, loss) if record else None
+    out = x.clone()
+    where = (clean.argmax(dim=1) == y).nonzero().squeeze(1)
+
+    reported = 0
+
+    def finish() -> Tensor | tuple[Tensor, Trace]:
+        if callback is not None and reported < queries:
+            callback(queries, queries)
+        x_adv = project_linf(out, x, eps)
+        return (x_adv, rows.trace()) if rows is not None else x_adv
+
+    if queries == 0 or eps == 0 or where.numel() == 0:
+        return finish()
+    xs, ys = x[where], y[where]
+    n, c, h, w = xs.shape
+
+    # Sec. 3.1: vertical-stripe initialisation, ±eps per column and channel
+    x_best = project_linf(xs + eps * _random_sign((n, c, 1, w), xs, generator), xs, eps)
+    logits = model(x_best)
+    f_best = attack_loss(logits, ys, loss)
+    broken = logits.argmax(dim=1) != ys
+    if rows is not None:
+        rows.logits[where] = logits
+        rows.linf[where] = _linf(x_best, xs)
+        rows.queries[where] += 1
+        rows.snapshot()
+    reported = 1
+    if callback is not None:
+        callback(1, queries)
+    rr = torch.arange(h, device=x.device).view(1, 1, h, 1)
+    cc = torch.arange(w, device=x.device).view(1, 1, 1, w)
+    for i in range(queries - 1):
+        act = (~broken).nonzero().squeeze(1)
+        if act.numel() == 0:
+            break
+        m = act.numel()
+        p = square_p_schedule(i, queries, p_init)
+        s = min(max(round(math.sqrt(p * h * w)), 1), h, w)
+        # a window at a uniformly random position (per image), ±2·eps per channel
+        top = (_rand((m,), xs, generator) * (h - s + 1)).long().clamp(max=h - s).view(m, 1, 1, 1)
+        left = (_rand((m,), xs, generator) * (w - s + 1)).long().clamp(max=w - s).view(m, 1, 1, 1)
+        signs = _random_sign((m, c, 1, 1), xs, generator)
+        window = (rr >= top) & (rr < top + s) & (cc >= left) & (cc < left + s)
+        x_new = project_linf(x_best[act] + window * (2.0 * eps) * signs, xs[act], eps)
+        logits = model(x_new)
+        f_new = attack_loss(logits, ys[act], loss)
+        hit = logits.argmax(dim=1) != ys[act]
+        accept = hit | (f_new > f_best[act])
+        ia = act[accept]
+        x_best[ia] = x_new[accept]
+        f_best[ia] = f_new[accept]
+        broken[act[hit]] = True
+        if rows is not None:
+            g = where[act]
+            rows.queries[g] += 1
+            g_acc = where[ia]
+            rows.logits[g_acc] = logits[accept]
+            rows.linf[g_acc] = _linf(x_new[accept], xs[ia])
+            rows.snapshot()
+        reported = i + 2
+        if callback is not None:
+            callback(reported, queries)
+    out[where] = x_best
+    log.debug(
+        "square: %d of %d correct images broken with %d queries",
+        int(broken.sum()),
+        n,
+        queries,
+    )
+    return finish()

@@ -1,0 +1,278 @@
+"""A 20-minute lesson through the paper's argument and its rebuttal, in six steps.
+
+1. What k-WTA does (Fig. 2); 2. it is discontinuous (Fig. 1); 3. PGD stalls on it
+(Fig. 3a/b); 4. why: the loss surface (Fig. 5); 5. training is still fine (Fig. 3c);
+6. adaptive attacks break it anyway (Tramèr et al., NeurIPS 2020).
+
+Each step shows one result that must appear at once in a classroom, so the
+heavy ones (steps 2-5) are computed ahead by :func:`compute_lesson` — ``kwta
+lesson`` writes them to ``pretrained/lesson.json`` beside the models they were
+computed on — and read back by :func:`read_lesson`, which refuses a file whose
+models' sha256 no longer match the cards (the app then computes it once and
+caches it). Step 1 is instant live; step 6 reads the cards.
+
+The lesson image is one of the bundled test images (:func:`kwta.data.cifar10_sample`),
+so a "try it yourself" link opens the full page on the same image when the app
+runs on its bundled defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from kwta import paper
+from kwta.analysis.landscape import loss_landscape
+from kwta.analysis.toy import toy_fit
+from kwta.analysis.weights import LINE_ALPHAS, weight_line
+from kwta.data import CIFAR10Tensors
+from kwta.explorer.runs import attack_with_trace
+
+__all__ = [
+    "LESSON_FILE",
+    "LESSON_FORMAT",
+    "STEPS",
+    "LessonStep",
+    "compute_lesson",
+    "lesson_image",
+    "read_lesson",
+    "write_lesson",
+]
+
+#: Version of the results file's layout; a file of another version is recomputed.
+LESSON_FORMAT = 1
+
+#: The results file's name, in the folder of the models it was computed on.
+LESSON_FILE = "lesson.json"
+
+#: The toy fit of step 2 (the 1-D toy page's defaults).
+TOY = {"n_points": 8, "width": 64, "depth": 2, "ratio": 0.1, "seed": 0, "steps": 2000}
+#: PGD of step 3: the live-attack page's settings (ε, 40 steps of 0.001, no random start).
+PGD = {"eps": paper.EPS, "alpha": 0.001, "steps": 40}
+#: The loss landscape of step 4 (coarser than the paper's 50 x 50 grid, same span).
+LANDSCAPE = {"grid": 25, "span": 0.04, "seed": 0}
+#: The weight-space line of step 5 (Fig. 3c) along the batch gradient, on 128 test images.
+WEIGHT_LINE = {"alphas": list(LINE_ALPHAS), "n": 128, "seed": 0}
+
+
+@dataclass(frozen=True)
+class LessonStep:
+    """One step of the lesson.
+
+    Attributes:
+        key: Short name (``"jumps"``); the step's number is its place in :data:`STEPS`.
+        title: Heading.
+        source: Where it is in the paper (or after it).
+        text: What to tell the class (Markdown, written here, never user text).
+        question: A question for the class.
+        page: The explorer page that shows it in full (``app/views/<page>.py``).
+    """
+
+    key: str
+    title: str
+    source: str
+    text: str
+    question: str
+    page: str
+
+
+STEPS: tuple[LessonStep, ...] = (
+    LessonStep(
+        "what",
+        "What k-WTA does",
+        "Sec. 2.1, Fig. 2",
+        "k-WTA replaces every ReLU by one rule: **keep the k = ⌊γ·N⌋ largest activations of "
+        "the whole layer, set the rest to zero**. ReLU keeps every positive value; max-pool and "
+        "LWTA pick winners inside small groups; k-WTA lets the whole layer compete.",
+        "If one input value grows a little, which outputs can change under ReLU, and which "
+        "under k-WTA?",
+        "overview",
+    ),
+    LessonStep(
+        "jumps",
+        "It is discontinuous",
+        "Sec. 3, Fig. 1",
+        "Fit the same 1-D curve with a small ReLU network and a k-WTA network. The ReLU fit is "
+        "a continuous broken line; the k-WTA fit **jumps** wherever the set of winners "
+        "changes — and in a real network those jumps are everywhere, very close together.",
+        "What does a gradient tell you about a function that jumps between two nearby points?",
+        "toy_fit",
+    ),
+    LessonStep(
+        "pgd",
+        "PGD stalls on it",
+        "Sec. 4, Fig. 3a/b",
+        "PGD, the standard white-box attack, follows the input gradient in small signed "
+        "steps. Watch the ten logits as the perturbation grows: on the ReLU network the true "
+        "class falls smoothly and another overtakes it; on the k-WTA network the logits "
+        "**jitter** and the attack makes far less progress within the same ε.",
+        "Is the k-WTA network really harder to fool, or is PGD just lost?",
+        "attack",
+    ),
+    LessonStep(
+        "landscape",
+        "Why: the loss surface",
+        "Sec. 4.3, Fig. 5",
+        "The attacker's loss around the image, along the gradient-sign direction and a random "
+        "one: smooth and climbing for ReLU, a **field of cliffs** for k-WTA. A gradient taken "
+        "at one point says almost nothing about the loss one step away.",
+        "If you could not use gradients, how else could you search this surface?",
+        "landscape",
+    ),
+    LessonStep(
+        "training",
+        "Training is still fine",
+        "Sec. 3, Theorem 2, Fig. 3c",
+        "Yet the k-WTA network trains normally. The loss of a whole batch along a direction in "
+        "**weight** space is smooth for both networks: a small weight change flips the "
+        "winners of few inputs, and averaging over many inputs smooths the jumps away.",
+        "Why does averaging over a batch help training but not an attacker, who attacks one image?",
+        "patterns",
+    ),
+    LessonStep(
+        "adaptive",
+        "Adaptive attacks break it",
+        "after the paper: Tramèr et al., NeurIPS 2020",
+        "The robustness PGD reports is largely **gradient masking**: attacks that do not trust "
+        "the local gradient — gradients estimated by finite differences over a neighbourhood, "
+        "Auto-PGD, the black-box Square attack, or examples transferred from the ReLU twin — "
+        "bring the k-WTA network's robust accuracy far down. Tramèr et al. took k-WTA from the "
+        "paper's 50 % to 0.1 %.",
+        "What should a defense paper report before claiming robustness?",
+        "adaptive",
+    ),
+)
+
+
+def lesson_image(data: CIFAR10Tensors, models: Mapping[str, nn.Module]) -> int:
+    """The lesson's image: the first test image every model classifies correctly
+    (index into ``data``; 0 if there is none)."""
+    x, y = data.tensors(range(len(data)))
+    ok = torch.ones(len(data), dtype=torch.bool)
+    with torch.no_grad():
+        for model in models.values():
+            dev = next(model.parameters()).device
+            ok &= (model(x.to(dev)).argmax(1).cpu() == y).cpu()
+    hits = ok.nonzero().flatten()
+    return int(hits[0]) if len(hits) else 0
+
+
+def compute_lesson(
+    cards: Mapping[str, Mapping[str, Any]],
+    models: Mapping[str, nn.Module],
+    data: CIFAR10Tensors,
+    *,
+    callback: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Compute the lesson's heavy results (steps 2-5) on a ReLU and a k-WTA model.
+
+    Args:
+        cards: ``{"relu": card, "kwta": card}`` of the two models.
+        models: ``{"relu": model, "kwta": model}``, eval mode; not modified.
+        data: Test images (the bundled sample, so links open the same image).
+        callback: ``callback(done, total)`` after each of the seven computations.
+
+    Returns:
+        JSON-able results: ``format``, ``models`` (name, sha256), ``image`` (index,
+        label, pixels as uint8 lists), ``toy``, ``pgd`` and ``landscape`` and
+        ``weight_line`` per model, ``settings``, ``seconds``.
+    """
+    if set(models) != {"relu", "kwta"} or set(cards) != {"relu", "kwta"}:
+        raise ValueError("the lesson needs exactly a 'relu' and a 'kwta' model")
+    total, done = 7, 0
+    start = time.perf_counter()
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if callback is not None:
+            callback(done, total)
+
+    index = lesson_image(data, models)
+    x, y = data.tensors([index])
+    label = int(y[0])
+    out: dict[str, Any] = {
+        "format": LESSON_FORMAT,
+        "models": {k: {"name": c["name"], "sha256": c["sha256"]} for k, c in cards.items()},
+        "image": {
+            "index": index,
+            "label": label,
+            "source": data.source.split(":", 1)[0],
+            "pixels": (x[0] * 255).round().to(torch.uint8).permute(1, 2, 0).tolist(),
+        },
+        "settings": {"toy": TOY, "pgd": PGD, "landscape": LANDSCAPE, "weight_line": WEIGHT_LINE},
+        "toy": toy_fit(**TOY, n_dense=600).to_dict(),
+        "pgd": {},
+        "landscape": {},
+        "weight_line": {},
+    }
+    tick()
+    n = min(int(WEIGHT_LINE["n"]), len(data))  # type: ignore[call-overload]
+    xb, yb = data.tensors(data.balanced_indices(n, seed=0))
+    for key, model in models.items():
+        dev = next(model.parameters()).device
+        run = attack_with_trace(model, x.to(dev), label, **PGD)  # type: ignore[arg-type]
+        out["pgd"][key] = {
+            "logits": run.trace.logits[:, 0].tolist(),
+            "linf": run.trace.linf[:, 0].tolist(),
+            "pred": run.trace.pred[:, 0].tolist(),
+        }
+        tick()
+        land = loss_landscape(model, x.to(dev), label, **LANDSCAPE)  # type: ignore[arg-type]
+        out["landscape"][key] = land.to_dict(directions=False)
+        tick()
+        line = weight_line(
+            model,
+            xb.to(dev),
+            yb.to(dev),
+            alphas=WEIGHT_LINE["alphas"],  # type: ignore[arg-type]
+            seed=int(WEIGHT_LINE["seed"]),  # type: ignore[call-overload]
+        )
+        out["weight_line"][key] = line.to_dict()
+        tick()
+    out["seconds"] = round(time.perf_counter() - start, 2)
+    return out
+
+
+def write_lesson(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> Path:
+    """Write the results as ``<directory>/lesson.json`` (atomically); return the path."""
+    path = Path(directory) / LESSON_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(results, separators=(",", ":")) + "\n")
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
+    return path
+
+
+def read_lesson(
+    directory: str | os.PathLike[str], cards: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The lesson results in ``directory`` if they were computed on exactly these models.
+
+    Args:
+        directory: The models' folder.
+        cards: ``{"relu": card, "kwta": card}`` of the models the lesson should use.
+
+    Returns:
+        The results, or ``None`` when the file is missing, unreadable, of another
+        format, or computed on other weights (another name or sha256).
+    """
+    path = Path(directory) / LESSON_FILE
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(results, dict) or results.get("format") != LESSON_FORMAT:
+        return None
+    want = {k: {"name": c["name"], "sha256": c["sha256"]} for k, c in cards.items()}
+    if results.get("models") != want:
+        return None
+    return results

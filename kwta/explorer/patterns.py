@@ -1,0 +1,177 @@
+"""Activation patterns of one layer for the app (Sec. 3): the winner map and
+how the pattern moves with ε across γ.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from kwta.analysis.patterns import PatternChange, activation_patterns, pattern_change
+from kwta.nn.activations import KWTA, set_ratio
+from kwta.nn.functional import check_ratio
+
+__all__ = [
+    "WinnerMap",
+    "activation_layers",
+    "pattern_change_by_ratio",
+    "winner_map",
+]
+
+
+def activation_layers(model: nn.Module, x: Tensor) -> dict[str, tuple[int, ...]]:
+    """Names (forward order) and per-sample shapes of the model's activation layers.
+
+    Args:
+        model: Network whose activations have a ``mask`` method; not modified.
+        x: One input (or a batch) to run.
+    """
+    return {k: tuple(v.shape[1:]) for k, v in activation_patterns(model, x).items()}
+
+
+@dataclass(frozen=True, eq=False)
+class WinnerMap:
+    """One layer's activation pattern A(x) (Eq. 2) and how a perturbation moves it.
+
+    Attributes:
+        layer: Layer name.
+        shape: Per-sample shape of the layer input, e.g. ``(C, H, W)``.
+        clean: ``(C, H·W)`` (or ``(1, N)`` for flat layers) bool: winners on ``x``.
+        perturbed: Same for ``x' = clamp(x + eps·s, 0, 1)``, ``s`` random ±1.
+        eps: Perturbation size.
+        seed: Seed of ``s``.
+    """
+
+    layer: str
+    shape: tuple[int, ...]
+    clean: Tensor
+    perturbed: Tensor
+    eps: float
+    seed: int
+
+    @property
+    def n_units(self) -> int:
+        """Units in the layer."""
+        return int(self.clean.numel())
+
+    @property
+    def n_winners(self) -> int:
+        """Winners (active units) on the clean input."""
+        return int(self.clean.sum())
+
+    @property
+    def n_changed(self) -> int:
+        """Units that entered or left the pattern: ``|A(x) Δ A(x')|``."""
+        return int((self.clean ^ self.perturbed).sum())
+
+    @property
+    def changed_fraction(self) -> float:
+        """``|A Δ A'| / (|A| + |A'|)``: the share of winners replaced (0 when both are empty)."""
+        tot = int(self.clean.sum()) + int(self.perturbed.sum())
+        return self.n_changed / tot if tot else 0.0
+
+    def spatial(self, which: Literal["clean", "perturbed", "changed"] = "clean") -> Tensor:
+        """Share of channels winning (or changing) per position, ``(H, W)``; ``(1, N)`` if flat."""
+        m = {
+            "clean": self.clean,
+            "perturbed": self.perturbed,
+            "changed": self.clean ^ self.perturbed,
+        }[which]
+        hw = self.shape[1:] if len(self.shape) == 3 else (1, m.shape[1])
+        return m.double().mean(dim=0).view(*hw)
+
+    def per_channel(self) -> Tensor:
+        """``(C,)`` winners per channel on the clean input."""
+        return self.clean.sum(dim=1)
+
+
+def winner_map(
+    model: nn.Module, x: Tensor, layer: str, *, eps: float = 0.0, seed: int = 0
+) -> WinnerMap:
+    """The winners of one layer on ``x`` and on ``x`` plus a random sign perturbation.
+
+    Args:
+        model: Network with activation layers that have a ``mask`` method; not modified.
+        x: One image ``(3, H, W)`` or ``(1, 3, H, W)`` in [0, 1].
+        layer: A name from :func:`activation_layers`.
+        eps: Size of the random sign perturbation ``s ∈ {±1}^d`` (pixel units, ≥ 0).
+        seed: Seed of ``s``.
+
+    Raises:
+        KeyError: Unknown layer (the message lists the names).
+        ValueError: Negative or non-finite ``eps``.
+    """
+    if not math.isfinite(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite value >= 0, got {eps!r}")
+    x1 = x.unsqueeze(0) if x.dim() == 3 else x
+    clean = activation_patterns(model, x1)
+    if layer not in clean:
+        raise KeyError(f"no activation layer {layer!r}; layers: {list(clean)}")
+    gen = torch.Generator().manual_seed(seed)
+    sign = torch.randint(0, 2, tuple(x1.shape), generator=gen).float().mul_(2).sub_(1)
+    xp = (x1.detach().cpu().float() + eps * sign).clamp(0.0, 1.0).to(x1.device)
+    pert = activation_patterns(model, xp)
+    a, b = clean[layer][0].cpu(), pert[layer][0].cpu()
+    shape = tuple(a.shape)
+    rows = shape[0] if len(shape) == 3 else 1
+    return WinnerMap(
+        layer=layer,
+        shape=shape,
+        clean=a.reshape(rows, -1),
+        perturbed=b.reshape(rows, -1),
+        eps=float(eps),
+        seed=seed,
+    )
+
+
+def pattern_change_by_ratio(
+    model: nn.Module,
+    x: Tensor,
+    eps_values: Sequence[float],
+    ratios: Sequence[float],
+    *,
+    n_dirs: int = 2,
+    seed: int = 0,
+    callback: Callable[[int, int], None] | None = None,
+) -> dict[float, PatternChange]:
+    """:func:`kwta.analysis.patterns.pattern_change` of one k-WTA network re-evaluated at several γ.
+
+    A private deep copy of the model gets each γ in turn (:func:`kwta.set_ratio`,
+    without retraining, as in :func:`kwta.analysis.weights.gamma_sweep`); the model passed
+    in keeps its own ratio. The same random directions (``seed``) are used for
+    every γ.
+
+    Args:
+        model: Network with k-WTA layers; not modified.
+        x: Batch or one image in [0, 1].
+        eps_values: Perturbation sizes ≥ 0.
+        ratios: Sparsity ratios γ in (0, 1].
+        n_dirs: Random sign directions per input.
+        seed: Seed of the directions.
+        callback: ``callback(done, total)`` over the ratios.
+
+    Returns:
+        γ → :class:`kwta.analysis.patterns.PatternChange`, in the order given.
+
+    Raises:
+        ValueError: No ratios, a ratio outside (0, 1], or no k-WTA layer.
+    """
+    rs = [check_ratio(r) for r in ratios]
+    if not rs:
+        raise ValueError("ratios must not be empty")
+    if not any(isinstance(m, KWTA) for m in model.modules()):
+        raise ValueError("the model has no k-WTA layers to set a ratio on")
+    net = copy.deepcopy(model).eval()
+    out: dict[float, PatternChange] = {}
+    for i, r in enumerate(rs):
+        set_ratio(net, r)
+        out[r] = pattern_change(net, x, eps_values, n_dirs=n_dirs, seed=seed)
+        if callback is not None:
+            callback(i + 1, len(rs))
+    return out

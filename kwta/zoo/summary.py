@@ -1,0 +1,283 @@
+"""Reading the zoo: a model card summarised for tables, its paper reference row,
+its ReLU twin and the default model pair of the app's pages.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kwta.zoo.published import PAPER_TABLE1, PAPER_TABLE2, PaperRow
+
+__all__ = [
+    "ADVERSARIAL_METHODS",
+    "ModelSummary",
+    "as_float",
+    "default_pair",
+    "landscape_selection",
+    "paper_reference",
+    "published_metrics",
+    "summarize_card",
+    "twin_of",
+]
+
+
+#: Fast AT (FGSM from a random start, the zoo's cheap stand-in for Madry's PGD-AT) is
+#: compared with the paper's AT rows.
+_METHOD_TO_PAPER = {
+    "natural": "Natural",
+    "pgd": "AT",
+    "trades": "TRADES",
+    "free": "FAT",
+    "fgsm": "AT",
+}
+
+
+_METHOD_LABEL = {
+    "natural": "natural",
+    "pgd": "PGD adversarial training (AT)",
+    "trades": "TRADES",
+    "free": "free adversarial training (FAT)",
+    "fgsm": "fast adversarial training (FGSM + random start, Wong et al. 2020)",
+}
+
+
+_ATTACKS = ("pgd", "mim", "cw", "deepfool")
+
+
+#: Adversarial training methods, in the order the app prefers them for "AT" panels.
+ADVERSARIAL_METHODS: tuple[str, ...] = ("pgd", "fgsm", "free", "trades")
+
+
+def as_float(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
+def _int(v: Any) -> int | None:
+    f = as_float(v)
+    return int(f) if f is not None else None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """What the model zoo shows about one model card (missing fields are ``None``).
+
+    Attributes:
+        name: Model name.
+        arch: Architecture name.
+        width: First-stage channels.
+        act: ``"relu"``, ``"kwta"`` or ``"lwta"``.
+        ratio: k-WTA γ (``None`` otherwise).
+        group_size: LWTA group size (``None`` otherwise).
+        method: Training method key (natural, pgd, trades, free).
+        method_label: Human-readable training method.
+        epochs: Training epochs as recorded.
+        clean: Clean accuracy measured by us.
+        clean_n: Test images behind ``clean``.
+        robust: Attack → robust accuracy measured by us.
+        a_rob: Worst case over the attacks evaluated, per image.
+        robust_n: Images behind the robust numbers.
+        eps: L∞ radius of the robust evaluation.
+        activation_label: E.g. ``"k-WTA-0.1"``, ``"ReLU"``, ``"LWTA-0.1"`` (the paper's labels).
+        description: The card's description, if any.
+    """
+
+    name: str
+    arch: str
+    width: int | None
+    act: str
+    ratio: float | None
+    group_size: int | None
+    method: str | None
+    method_label: str
+    epochs: int | None
+    clean: float | None
+    clean_n: int | None
+    robust: dict[str, float] = field(default_factory=dict)
+    a_rob: float | None = None
+    robust_n: int | None = None
+    eps: float | None = None
+    activation_label: str = ""
+    description: str = ""
+
+
+def summarize_card(card: Mapping[str, Any]) -> ModelSummary:
+    """Read a model card tolerantly (cards written by ``kwta train``/``kwta evaluate`` or by hand).
+
+    Metrics are looked up as ``metrics.clean_accuracy`` (else ``clean``),
+    ``metrics.robust_accuracy.<attack>``
+    (else ``metrics.<attack>``) and ``metrics.A_rob`` (else ``a_rob``).
+    """
+    kw = card.get("arch_kwargs") or {}
+    act = str(kw.get("act", "relu")).lower()
+    act_kw = kw.get("act_kwargs") or {}
+    ratio = as_float(act_kw.get("ratio")) if act == "kwta" else None
+    if act == "kwta" and ratio is None:
+        ratio = 0.1  # the KWTA module's default
+    group = _int(act_kw.get("group_size", 10)) if act == "lwta" else None
+    training = card.get("training") or {}
+    method = training.get("method") if isinstance(training, Mapping) else None
+    method = str(method).lower() if method else None
+    epochs_raw = training.get("epochs") if isinstance(training, Mapping) else None
+    if isinstance(epochs_raw, Mapping):
+        epochs_raw = epochs_raw.get("effective_epochs", epochs_raw.get("main"))
+    epochs = _int(epochs_raw)
+    m = card.get("metrics") or {}
+    clean = as_float(m.get("clean_accuracy", m.get("clean")))
+    clean_n = m.get("clean_n", m.get("n"))
+    ra_raw = m.get("robust_accuracy")
+    ra: Mapping[str, Any] = ra_raw if isinstance(ra_raw, Mapping) else {}
+    robust: dict[str, float] = {}
+    for a in _ATTACKS:
+        v = as_float(ra.get(a, m.get(a)))
+        if v is not None:
+            robust[a] = v
+    a_rob = as_float(m.get("A_rob", m.get("a_rob")))
+    if act == "kwta":
+        label = f"k-WTA-{ratio:g}"
+    elif act == "lwta":
+        label = f"LWTA-{1.0 / float(group):g}" if group else "LWTA"
+    else:
+        label = "ReLU" if act == "relu" else act
+
+    return ModelSummary(
+        name=str(card.get("name", "?")),
+        arch=str(card.get("arch", "?")),
+        width=_int(kw.get("width")),
+        act=act,
+        ratio=ratio,
+        group_size=group,
+        method=method,
+        method_label=_METHOD_LABEL.get(method or "", method or "unknown"),
+        epochs=epochs,
+        clean=clean,
+        clean_n=_int(clean_n),
+        robust=robust,
+        a_rob=a_rob,
+        robust_n=_int(m.get("robust_n")),
+        eps=as_float(m.get("eps")),
+        activation_label=label,
+        description=str(card.get("description", "")),
+    )
+
+
+def paper_reference(summary: ModelSummary) -> PaperRow | None:
+    """The paper's CIFAR-10 ResNet-18 row for the same activation and training method.
+
+    Table 1 for ReLU and k-WTA-0.1/0.2 under natural, AT, TRADES and FAT
+    training; Table 2 for LWTA-0.1/0.2 (natural, AT). ``None`` when the paper
+    has no such row (other γ, other methods, another architecture). The paper's
+    networks are width 64; a row is returned for any width (compare with care).
+    """
+    if summary.arch != "resnet18" or summary.method not in _METHOD_TO_PAPER:
+        return None
+    training = _METHOD_TO_PAPER[summary.method]
+    for row in PAPER_TABLE1 + PAPER_TABLE2:
+        if row.training == training and row.activation == summary.activation_label:
+            return row
+    return None
+
+
+def published_metrics(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The paper's numbers for a card's setting, in the card's own metric names.
+
+    What :func:`kwta.evaluation.report.update_card` stores as the card's ``published``
+    block, beside the measured ``metrics`` (fractions; ``None``: not reported).
+    ``None`` when the paper has no row for the setting.
+    """
+    row = paper_reference(summarize_card(card))
+    if row is None:
+        return None
+
+    def r(v: float | None) -> float | None:  # the paper's one decimal, as a fraction
+        return None if v is None else round(v, 4)
+
+    return {
+        "source": (
+            f"Xiao, Zhong, Zheng (ICLR 2020), {row.table}: CIFAR-10, {row.model} at width 64, "
+            f"ε = 0.031, {row.training} training, {row.activation} (quoted, not reproduced)"
+        ),
+        "training": row.training,
+        "activation": row.activation,
+        "clean_accuracy": r(row.clean),
+        "robust_accuracy": {
+            "pgd": r(row.pgd),
+            "mim": r(row.mim),
+            "cw": r(row.cw),
+            "deepfool": r(row.deepfool),
+        },
+        "black_box": r(row.bb),
+        "A_rob": r(row.a_rob),
+    }
+
+
+def _pick(
+    cards: Mapping[str, Mapping[str, Any]], act: str, method: str | None, ratio: float | None
+) -> str | None:
+    summaries = [(n, summarize_card(c)) for n, c in cards.items()]
+    pool = [(n, s) for n, s in summaries if s.act == act]
+    for want_method, want_ratio in ((method, ratio), (method, None), (None, ratio), (None, None)):
+        for n, s in pool:
+            if want_method is not None and s.method != want_method:
+                continue
+            if want_ratio is not None and s.ratio is not None and abs(s.ratio - want_ratio) > 1e-9:
+                continue
+            return n
+    return None
+
+
+def default_pair(cards: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, str | None]:
+    """The default ReLU-vs-k-WTA comparison: naturally trained ReLU and k-WTA-0.1 if present.
+
+    Falls back to any ReLU / any k-WTA model (in card order); ``None`` where there is none.
+    """
+    return _pick(cards, "relu", "natural", None), _pick(cards, "kwta", "natural", 0.1)
+
+
+def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
+    """The ReLU model trained the same way as ``name``: the source of its transfer attack.
+
+    Tramèr et al. (NeurIPS 2020) and the paper's App. D.3 transfer adversarial
+    examples from an undefended twin. ``None`` for a ReLU model, an unknown
+    name, or when the zoo has no ReLU model of the same architecture and width
+    trained with the same method.
+    """
+    if name not in cards:
+        return None
+    s = summarize_card(cards[name])
+    if s.act == "relu":
+        return None
+    same = {
+        k: v
+        for k, v in cards.items()
+        if (o := summarize_card(v)).method == s.method and (o.arch, o.width) == (s.arch, s.width)
+    }
+    return _pick(same, "relu", s.method, None)
+
+
+def landscape_selection(cards: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Fig. 5's panels where available: ReLU and k-WTA(-0.1), natural and adversarially trained.
+
+    The adversarial panels take PGD-AT models, else free-AT, else TRADES ones
+    (the first method for which the zoo has a model).
+
+    Returns:
+        Up to four distinct names; if no adversarially trained model exists, the
+        natural pair (or whatever :func:`default_pair` finds).
+    """
+    methods = {summarize_card(v).method for v in cards.values()}
+    adversarial = next((m for m in ADVERSARIAL_METHODS if m in methods), "pgd")
+    out: list[str] = []
+    for method in ("natural", adversarial):
+        for act, ratio in (("relu", None), ("kwta", 0.1)):
+            same = {k: v for k, v in cards.items() if summarize_card(v).method == method}
+            n = _pick(same, act, method, ratio)
+            if n is not None and n not in out:
+                out.append(n)
+    if not out:
+        out = [n for n in default_pair(cards) if n is not None]
+    return out
