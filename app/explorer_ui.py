@@ -195,6 +195,10 @@ def url_value(value: Any) -> str:
     return str(value)
 
 
+#: Prefix of the session's copies of widget values (see :func:`sync_url`).
+_KEPT = "_kept_"
+
+
 def init_state(
     key: str,
     default: Any,
@@ -205,7 +209,8 @@ def init_state(
     item: type | None = None,
     max_items: int | None = None,
 ) -> None:
-    """Give widget ``key`` its first value: from the URL if valid, else ``default``.
+    """Give widget ``key`` its first value: from the URL if valid, else the value it had when
+    the user last left the page, else ``default``.
 
     Call before creating the widget (which then takes no ``value``/``index``).
     Values outside ``choices`` or ``[lo, hi]`` are replaced (clamped) so the widget
@@ -217,7 +222,9 @@ def init_state(
     if key in state:
         value = state[key]
     else:
-        value = default
+        # the session's last value (kept by sync_url): Streamlit drops a widget's state when
+        # a run does not draw it, e.g. while the user is on another page
+        value = state.get(_KEPT + key, default)
         raw = st.query_params.get_all(key) if key in st.query_params else None
         if raw:
             try:
@@ -249,11 +256,13 @@ def init_state(
 
 
 def sync_url(keys: Sequence[str], **extra: Any) -> None:
-    """Write the current values of ``keys`` (and ``extra``) to the URL, replacing what was there."""
+    """Write the current values of ``keys`` (and ``extra``) to the URL, replacing what was there,
+    and keep a copy that :func:`init_state` restores when the user comes back to the page."""
     params: dict[str, str] = {}
     for k in keys:
         if k in st.session_state and st.session_state[k] is not None:
             params[k] = url_value(st.session_state[k])
+            st.session_state[_KEPT + k] = st.session_state[k]
     params.update({k: url_value(v) for k, v in extra.items() if v is not None})
     current = {k: st.query_params.get(k) for k in st.query_params}
     if current != params:

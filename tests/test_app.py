@@ -800,3 +800,18 @@ def test_lesson_without_results_file_computes_once(
     assert "not precomputed" in texts(at.info) and len(charts(at)) == 2
     open_page(start(), "lesson", les_step=5)
     assert len(calls) == 1
+
+
+def test_selections_survive_a_page_switch(app_env: Path) -> None:
+    """Settings chosen on a page are still there after visiting another page and coming
+    back (Streamlit drops the state of widgets a run does not draw)."""
+    at = open_page(start(), "attack")
+    at.slider(key="atk_eps").set_value(0.05).run()
+    at.number_input(key="atk_steps").set_value(7).run()
+    at.selectbox(key="atk_cls").set_value("ship").run()
+    ok(at)
+    open_page(at, "toy_fit")
+    open_page(at, "attack")
+    assert at.session_state["atk_eps"] == pytest.approx(0.05)
+    assert at.session_state["atk_steps"] == 7 and at.session_state["atk_cls"] == "ship"
+    assert at.query_params["atk_eps"] == "0.05"  # and the URL says so again

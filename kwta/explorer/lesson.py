@@ -54,13 +54,20 @@ LESSON_FORMAT = 1
 LESSON_FILE = "lesson.json"
 
 #: The toy fit of step 2 (the 1-D toy page's defaults).
-TOY = {"n_points": 8, "width": 64, "depth": 2, "ratio": 0.1, "seed": 0, "steps": 2000}
+TOY: dict[str, Any] = {
+    "n_points": 8,
+    "width": 64,
+    "depth": 2,
+    "ratio": 0.1,
+    "seed": 0,
+    "steps": 2000,
+}
 #: PGD of step 3: the live-attack page's settings (ε, 40 steps of 0.001, no random start).
-PGD = {"eps": paper.EPS, "alpha": 0.001, "steps": 40}
+PGD: dict[str, Any] = {"eps": paper.EPS, "alpha": 0.001, "steps": 40}
 #: The loss landscape of step 4 (coarser than the paper's 50 x 50 grid, same span).
-LANDSCAPE = {"grid": 25, "span": 0.04, "seed": 0}
+LANDSCAPE: dict[str, Any] = {"grid": 25, "span": 0.04, "seed": 0}
 #: The weight-space line of step 5 (Fig. 3c) along the batch gradient, on 128 test images.
-WEIGHT_LINE = {"alphas": list(LINE_ALPHAS), "n": 128, "seed": 0}
+WEIGHT_LINE: dict[str, Any] = {"alphas": list(LINE_ALPHAS), "n": 128, "seed": 0}
 
 
 @dataclass(frozen=True)
@@ -215,26 +222,26 @@ def compute_lesson(
         "weight_line": {},
     }
     tick()
-    n = min(int(WEIGHT_LINE["n"]), len(data))  # type: ignore[call-overload]
+    n = min(int(WEIGHT_LINE["n"]), len(data))
     xb, yb = data.tensors(data.balanced_indices(n, seed=0))
     for key, model in models.items():
         dev = next(model.parameters()).device
-        run = attack_with_trace(model, x.to(dev), label, **PGD)  # type: ignore[arg-type]
+        run = attack_with_trace(model, x.to(dev), label, **PGD)
         out["pgd"][key] = {
             "logits": run.trace.logits[:, 0].tolist(),
             "linf": run.trace.linf[:, 0].tolist(),
             "pred": run.trace.pred[:, 0].tolist(),
         }
         tick()
-        land = loss_landscape(model, x.to(dev), label, **LANDSCAPE)  # type: ignore[arg-type]
+        land = loss_landscape(model, x.to(dev), label, **LANDSCAPE)
         out["landscape"][key] = land.to_dict(directions=False)
         tick()
         line = weight_line(
             model,
             xb.to(dev),
             yb.to(dev),
-            alphas=WEIGHT_LINE["alphas"],  # type: ignore[arg-type]
-            seed=int(WEIGHT_LINE["seed"]),  # type: ignore[call-overload]
+            alphas=WEIGHT_LINE["alphas"],
+            seed=int(WEIGHT_LINE["seed"]),
         )
         out["weight_line"][key] = line.to_dict()
         tick()
