@@ -188,7 +188,9 @@ def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str
         wait_idle(page)
         body = page.locator('[data-testid="stMain"]').inner_text()
         assert "Question for the class" in body and step.question in body, step.key
-        assert f"les_step={i}" in page.url
+        page.wait_for_function(  # the step is in the URL once the run has finished
+            "s => location.search.includes(s)", arg=f"les_step={i}", timeout=RUN_TIMEOUT_MS
+        )
         if step.key == "pgd":
             assert plots(page, 2) == 2  # the ReLU and the k-WTA logit traces
             shoot(page, "lesson")

@@ -72,3 +72,23 @@ def test_readme_tables_match_the_cards() -> None:
         if "adaptive" in card["metrics"]:
             want = adaptive_cells(card)
             assert any(want in r for r in rows), (name, want, rows)
+
+
+def test_paper_table_quotes_the_lesson_file() -> None:
+    """The figure-by-figure table's measured numbers are those of pretrained/lesson.json."""
+    import json
+
+    from kwta.explorer.lesson import summarize_lesson
+
+    s = summarize_lesson(json.loads((README.parent / "pretrained" / "lesson.json").read_text()))
+    text = README.read_text()
+    relu, kw = s["relu"], s["kwta"]
+    assert f"bundled test image #{s['image']}," in text
+    assert f"{s['jumps'][0]} jumps in the k-WTA fit, {s['jumps'][1]} in the ReLU fit" in text
+    assert f"misclassified from step {relu['first_fooled']} on" in text
+    assert f"flips to another class at step {kw['first_fooled']}" in text and kw["final_correct"]
+    assert f"{relu['roughness']:.3f} vs {kw['roughness']:.3f} along the gradient sign" in text
+    lo, hi = relu["weight_loss"]
+    assert f"`relu-nat` from {lo:.2f} to {hi:.2f}" in text
+    lo, hi = kw["weight_loss"]
+    assert f"`kwta0.1-nat` from {lo:.2f} to {hi:.2f}" in text

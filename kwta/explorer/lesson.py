@@ -33,6 +33,7 @@ from kwta import paper
 from kwta.analysis.landscape import loss_landscape
 from kwta.analysis.toy import toy_fit
 from kwta.analysis.weights import LINE_ALPHAS, weight_line
+from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.runs import attack_with_trace
 
@@ -44,6 +45,7 @@ __all__ = [
     "compute_lesson",
     "lesson_image",
     "read_lesson",
+    "summarize_lesson",
     "write_lesson",
 ]
 
@@ -120,7 +122,8 @@ STEPS: tuple[LessonStep, ...] = (
         "PGD, the standard white-box attack, follows the input gradient in small signed "
         "steps. Watch the ten logits as the perturbation grows: on the ReLU network the true "
         "class falls smoothly and another overtakes it; on the k-WTA network the logits "
-        "**jitter** and the attack makes far less progress within the same ε.",
+        "**jitter** from step to step, because the gradient at one point says little about "
+        "the next, and the attack can run out of ε before it gets anywhere.",
         "Is the k-WTA network really harder to fool, or is PGD just lost?",
         "attack",
     ),
@@ -159,17 +162,45 @@ STEPS: tuple[LessonStep, ...] = (
 )
 
 
-def lesson_image(data: CIFAR10Tensors, models: Mapping[str, nn.Module]) -> int:
-    """The lesson's image: the first test image every model classifies correctly
-    (index into ``data``; 0 if there is none)."""
-    x, y = data.tensors(range(len(data)))
-    ok = torch.ones(len(data), dtype=torch.bool)
+#: How many bundled test images :func:`lesson_image` looks at.
+CANDIDATES = 64
+
+
+def lesson_image(data: CIFAR10Tensors, models: Mapping[str, nn.Module]) -> tuple[int, str]:
+    """The lesson's image and how it was chosen.
+
+    Among the first :data:`CANDIDATES` test images that both models classify
+    correctly, the first on which the lesson's PGD (:data:`PGD`) fools the ReLU
+    model but not the k-WTA model — the contrast of Fig. 3 — else the first one
+    both classify correctly (else image 0).
+
+    Returns:
+        ``(index into data, rule)``.
+    """
+    n = min(CANDIDATES, len(data))
+    x, y = data.tensors(range(n))
+    ok = torch.ones(n, dtype=torch.bool)
     with torch.no_grad():
         for model in models.values():
             dev = next(model.parameters()).device
-            ok &= (model(x.to(dev)).argmax(1).cpu() == y).cpu()
-    hits = ok.nonzero().flatten()
-    return int(hits[0]) if len(hits) else 0
+            ok &= model(x.to(dev)).argmax(1).cpu() == y
+    both = ok.nonzero().flatten()
+    if len(both) == 0:
+        return 0, "image 0 (no candidate is classified correctly by both models)"
+    fooled = {}
+    for key, model in models.items():
+        dev = next(model.parameters()).device
+        xs, ys = x[both].to(dev), y[both].to(dev)
+        x_adv = pgd_linf(model, xs, ys, **PGD, random_start=False)  # as attack_with_trace
+        with torch.no_grad():
+            fooled[key] = (model(x_adv).argmax(1) != ys).cpu()
+    contrast = (fooled["relu"] & ~fooled["kwta"]).nonzero().flatten()
+    if len(contrast):
+        return int(both[contrast[0]]), (
+            f"the first of the first {n} bundled test images that both models classify "
+            "correctly on which this PGD fools the ReLU model but not the k-WTA model"
+        )
+    return int(both[0]), f"the first of the first {n} bundled test images both classify correctly"
 
 
 def compute_lesson(
@@ -203,7 +234,7 @@ def compute_lesson(
         if callback is not None:
             callback(done, total)
 
-    index = lesson_image(data, models)
+    index, rule = lesson_image(data, models)
     x, y = data.tensors([index])
     label = int(y[0])
     out: dict[str, Any] = {
@@ -212,6 +243,7 @@ def compute_lesson(
         "image": {
             "index": index,
             "label": label,
+            "rule": rule,
             "source": data.source.split(":", 1)[0],
             "pixels": (x[0] * 255).round().to(torch.uint8).permute(1, 2, 0).tolist(),
         },
@@ -283,3 +315,33 @@ def read_lesson(
     if results.get("models") != want:
         return None
     return results
+
+
+def summarize_lesson(results: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers the README quotes from a lesson file.
+
+    Returns:
+        ``image`` (index), ``jumps`` (k-WTA, ReLU), and per model ``first_fooled``
+        (first PGD step whose prediction is wrong, ``None``: never), ``final_correct``,
+        ``roughness`` (mean |second difference| of the landscape along the gradient
+        sign, over its range) and ``weight_loss`` (min, max of the weight-space line).
+    """
+    label = int(results["image"]["label"])
+    toy = results["toy"]
+    out: dict[str, Any] = {
+        "image": int(results["image"]["index"]),
+        "jumps": (len(toy["kwta_jumps"]["locations"]), len(toy["relu_jumps"]["locations"])),
+    }
+    for key in ("relu", "kwta"):
+        pred = results["pgd"][key]["pred"]
+        loss = torch.tensor(results["landscape"][key]["loss"], dtype=torch.float64)
+        span = float(loss.max() - loss.min())
+        second = (loss[2:] - 2 * loss[1:-1] + loss[:-2]).abs().mean()
+        line = results["weight_line"][key]["loss"]
+        out[key] = {
+            "first_fooled": next((i for i, p in enumerate(pred) if p != label), None),
+            "final_correct": pred[-1] == label,
+            "roughness": float(second) / span if span > 0 else 0.0,
+            "weight_loss": (min(line), max(line)),
+        }
+    return out
