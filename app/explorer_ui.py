@@ -676,7 +676,12 @@ def run_with_progress(
 
 
 def remember_run(
-    key: str, params: Mapping[str, Any], clicked: bool, *, from_link: bool = True
+    key: str,
+    params: Mapping[str, Any],
+    clicked: bool,
+    *,
+    from_link: bool = True,
+    light: bool = True,
 ) -> bool:
     """Whether to show results: the button was clicked, or these exact parameters ran before.
 
@@ -684,7 +689,9 @@ def remember_run(
     screen across reruns (downloads, other widgets) while the parameters are
     unchanged, and a shared link with ``run=1`` shows them directly unless
     ``from_link`` is false (for a costly second computation on the same page, which
-    a link should not start on its own).
+    a link should not start on its own) or the settings are not ``light`` (heavier
+    than the page's defaults: on a shared server a link may not start more than a
+    click on the defaults would, so it waits for the button, and says so).
     """
     frozen = repr(sorted(params.items()))
     if clicked:
@@ -693,6 +700,13 @@ def remember_run(
     if st.session_state.get(key) == frozen:
         return True
     if from_link and st.query_params.get("run") == "1" and key not in st.session_state:
+        if not light:
+            st.info(
+                "This link asks for more work than the page's defaults, so it does not start "
+                "by itself: check the settings and press the button to run it.",
+                icon=":material/pan_tool:",
+            )
+            return False
         st.session_state[key] = frozen
         return True
     return False

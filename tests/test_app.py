@@ -770,7 +770,7 @@ def test_lesson_links_of_other_steps_open_their_pages(
 ) -> None:
     monkeypatch.setenv("KWTA_PRETRAINED", str(lesson_zoo))
     monkeypatch.delenv("KWTA_DATA", raising=False)
-    for step, key, value in ((2, "toy_gamma", 0.1), (4, "ls_grid", 25), (6, "adv_m", KWTA_NAME)):
+    for step, key, value in ((2, "toy_gamma", 0.1), (4, "ls_grid", 21), (6, "adv_m", KWTA_NAME)):
         page, params = _link(open_page(start(), "lesson", les_step=step))
         fresh = AppTest.from_file(str(APP_MAIN), default_timeout=TIMEOUT)
         fresh.run()
@@ -815,3 +815,20 @@ def test_selections_survive_a_page_switch(app_env: Path) -> None:
     assert at.session_state["atk_eps"] == pytest.approx(0.05)
     assert at.session_state["atk_steps"] == 7 and at.session_state["atk_cls"] == "ship"
     assert at.query_params["atk_eps"] == "0.05"  # and the URL says so again
+
+
+def test_heavy_links_wait_for_a_click(app_env: Path) -> None:
+    """run=1 starts a link's work by itself only within the page's defaults; a heavier link
+    shows its settings and waits for the button (a shared server is not a link's to load)."""
+    at = open_page(start(), "attack", atk_b="(none)", atk_steps=100, run=1)
+    assert "atk_trace_0" not in charts(at)
+    assert "more work than the page's defaults" in texts(at.info)
+    at.button(key="atk_run").click().run()
+    ok(at)
+    assert "atk_trace_0" in charts(at)
+    light = open_page(start(), "attack", atk_b="(none)", atk_steps=40, run=1)
+    assert "atk_trace_0" in charts(light)
+    heavy = open_page(start(), "landscape", ls_grid=51, run=1)
+    assert not charts(heavy) and "more work than the page's defaults" in texts(heavy.info)
+    heavy_toy = open_page(start(), "toy_fit", toy_steps=50_000, run=1)
+    assert "toy_chart" not in charts(heavy_toy)

@@ -28,6 +28,8 @@ from kwta.zoo.published import PUBLISHED_ADAPTIVE
 from kwta.zoo.summary import default_pair, twin_of
 
 P = "adv"
+#: The adaptive attack's query budget by default; a link runs at most this much by itself.
+DEFAULT_BUDGET = min(4000, ui.MAX_QUERIES)
 PGD_ALPHA = 0.003  # App. D.1
 NONE = "(none)"
 
@@ -163,7 +165,7 @@ ui.init_state(f"{P}_est", "fd", choices=list(ESTIMATORS))
 ui.init_state(f"{P}_steps", 20, lo=1, hi=100)
 ui.init_state(f"{P}_alpha", 0.005, lo=0.0005, hi=0.05)
 ui.init_state(f"{P}_sigma", 8.0, lo=0.5, hi=32.0)
-ui.init_state(f"{P}_budget", min(4000, ui.MAX_QUERIES), lo=1, hi=10**9)
+ui.init_state(f"{P}_budget", DEFAULT_BUDGET, lo=1, hi=10**9)
 ui.init_state(f"{P}_seed", 0, lo=0, hi=10**9)
 ui.init_state(f"{P}_n", 32, lo=8, hi=128)
 sb.slider("ε (L∞ radius)", 0.0, 0.1, step=0.001, format="%.3f", key=f"{P}_eps")
@@ -248,7 +250,8 @@ clicked = st.button(
     icon=":material/play_arrow:",
     disabled=samples is None,
 )
-show = samples is not None and ui.remember_run(f"{P}_ran", params, clicked)
+light = budget <= DEFAULT_BUDGET and steps <= 20 and pgd_steps <= 40
+show = samples is not None and ui.remember_run(f"{P}_ran", params, clicked, light=light)
 model = ui.get_model(name) if show else None
 results: dict[str, AttackRun] = {}
 if show and model is not None:

@@ -25,6 +25,8 @@ from kwta.explorer.runs import (
 from kwta.zoo.summary import default_pair
 
 P = "atk"
+#: PGD steps by default (App. D.1 evaluates with 40); a link runs at most this many by itself.
+DEFAULT_STEPS = 40
 NONE = "(none)"
 
 
@@ -98,7 +100,7 @@ sb.header("Image")
 image = ui.image_picker(P)
 sb.header("PGD")
 ui.init_state(f"{P}_eps", paper.EPS, lo=0.0, hi=0.1)
-ui.init_state(f"{P}_steps", 40, lo=0, hi=100_000)
+ui.init_state(f"{P}_steps", DEFAULT_STEPS, lo=0, hi=100_000)
 ui.init_state(f"{P}_alpha", 0.001, lo=0.0001, hi=0.05)
 ui.init_state(f"{P}_loss", "ce", choices=["ce", "margin"])
 ui.init_state(f"{P}_rs", False)
@@ -156,7 +158,9 @@ params = {
     "seed": seed,
 }
 clicked = st.button("Run attack", type="primary", key=f"{P}_run", icon=":material/play_arrow:")
-show = ui.remember_run(f"{P}_ran", params, clicked)
+show = ui.remember_run(
+    f"{P}_ran", params, clicked, light=steps <= DEFAULT_STEPS and len(selected) <= 2
+)
 
 results: dict[str, dict[str, Any]] = {}
 if show:

@@ -173,7 +173,8 @@ clicked = st.button(
     disabled=not selected,
     icon=":material/play_arrow:",
 )
-show = bool(selected) and ui.remember_run(f"{P}_ran", params, clicked)
+light = grid <= DEFAULT_GRID and len(selected) <= (4 if ui.ON_GPU else 2)
+show = bool(selected) and ui.remember_run(f"{P}_ran", params, clicked, light=light)
 
 if show:
     done: dict[str, Landscape] = {}

@@ -225,7 +225,7 @@ st.caption(
 clicked = st.button(
     "Compute patterns", type="primary", key=f"{P}_run", icon=":material/play_arrow:"
 )
-show = ui.remember_run(f"{P}_ran", params, clicked)
+show = ui.remember_run(f"{P}_ran", params, clicked, light=n_dirs <= 2 and len(ratios) <= 3)
 
 if show:
     wm = run_winner(name, sha, image.pixels, layer, eps, seed, _model=model)

@@ -73,7 +73,9 @@ params = {"n": n_points, "w": width, "d": depth, "g": gamma, "s": seed, "steps":
 clicked = st.button(
     "Fit both networks", type="primary", key=f"{P}_run", icon=":material/play_arrow:"
 )
-show = ui.remember_run(f"{P}_ran", params, clicked)
+show = ui.remember_run(
+    f"{P}_ran", params, clicked, light=steps <= 2000 and width <= 64 and depth <= 2
+)
 
 if show:
     try:
