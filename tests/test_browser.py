@@ -165,7 +165,9 @@ def test_overview(server: str, page: Any) -> None:
         "Model zoo",
     ):
         assert title in nav
-    assert "ov_gamma=" in page.url  # the URL remembers the selections
+    page.wait_for_function(  # the URL remembers the selections (written as the run ends)
+        "() => location.search.includes('ov_gamma=')", timeout=RUN_TIMEOUT_MS
+    )
     shoot(page, "overview")
     assert not page.errors, page.errors
 
@@ -184,10 +186,15 @@ def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str
             arg=step.title,
             timeout=RUN_TIMEOUT_MS,
         )
+        page.wait_for_function(  # the step's result is there once its question is
+            "q => document.querySelector('[data-testid=\"stMain\"]').innerText.includes(q)",
+            arg=step.question,
+            timeout=RUN_TIMEOUT_MS,
+        )
         plots(page, 1)
         wait_idle(page)
         body = page.locator('[data-testid="stMain"]').inner_text()
-        assert "Question for the class" in body and step.question in body, step.key
+        assert "Question for the class" in body, step.key
         page.wait_for_function(  # the step is in the URL once the run has finished
             "s => location.search.includes(s)", arg=f"les_step={i}", timeout=RUN_TIMEOUT_MS
         )

@@ -20,6 +20,7 @@ import streamlit as st
 from kwta import paper
 from kwta.analysis.toy import ToyFit
 from kwta.data import CIFAR10_CLASSES, cifar10_sample
+from kwta.explorer import jobs
 from kwta.explorer.adaptive import robustness_rows
 from kwta.explorer.demo import activation_demo, random_vector
 from kwta.explorer.lesson import STEPS, compute_lesson, read_lesson
@@ -110,12 +111,16 @@ if step.key in ("jumps", "pgd", "landscape", "training"):
             "The lesson's results for these models are not precomputed (run `kwta lesson`); "
             "computing them once — every later visit is instant."
         )
-        lesson = ui.run_with_progress(
-            lambda sink: run_lesson(
-                relu_name, pair["relu"]["sha256"], kwta_name, pair["kwta"]["sha256"], sink
-            ),
-            label="Computing the lesson's results",
-        )
+        try:
+            lesson = ui.run_with_progress(
+                lambda sink: run_lesson(
+                    relu_name, pair["relu"]["sha256"], kwta_name, pair["kwta"]["sha256"], sink
+                ),
+                label="Computing the lesson's results",
+            )
+        except jobs.JobError as err:  # cancelled (the tab went away) or out of memory
+            st.error(f"The lesson's results could not be computed: {err}", icon=":material/error:")
+            st.stop()
 
 labels = {"relu": f"{relu_name} (ReLU)", "kwta": f"{kwta_name} (k-WTA)"}
 link_params: dict[str, Any] = {}

@@ -326,6 +326,51 @@ def _cmd_lesson(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from kwta.data import DataSourceError, cifar10
+    from kwta.training.sweep import ratio_sweep, sweep_ratios
+    from kwta.zoo.hub import WeightsError, list_pretrained, pretrained_dir
+
+    cards = list_pretrained()
+    if args.model not in cards:  # a name is looked up, never used as a path
+        parser.error(
+            f"--model: no pretrained model {args.model!r} in {pretrained_dir()}; "
+            f"available: {', '.join(sorted(cards)) or 'none'}"
+        )
+    card = cards[args.model]
+    gamma0 = (card["arch_kwargs"].get("act_kwargs") or {}).get("ratio")
+    if card["arch_kwargs"].get("act") != "kwta" or gamma0 is None:
+        parser.error(f"--model: {args.model} has no k-WTA layers to lower γ in")
+    try:
+        ratios = sweep_ratios(float(gamma0), args.to, args.delta)
+    except ValueError as err:
+        parser.error(str(err))
+    try:
+        result = ratio_sweep(
+            pretrained_dir() / card["card_file"],
+            ratios,
+            train_data=cifar10("train", args.data),
+            test_data=cifar10("test", args.data),
+            work=args.work,
+            passes=args.passes,
+            lr=args.lr,
+            eval_n=args.eval_n,
+            robust_n=args.robust_n,
+            subset=args.subset,
+            device=args.device,
+        )
+    except (DataSourceError, WeightsError) as err:
+        log.error("%s", err)
+        return 1
+    rows = ["| γ | clean | PGD-20 |", "|---:|---:|---:|"]
+    rows += [
+        f"| {p['ratio']:g} | {p['clean_accuracy']:.2%} | {p['robust_accuracy']:.2%} |"
+        for p in result["points"]
+    ]
+    sys.stdout.write("\n".join(rows) + "\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kwta`` / ``python -m kwta``.
 
@@ -344,6 +389,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_zoo(args, sub)
         if args.command == "lesson":
             return _cmd_lesson(args, sub)
+        if args.command == "sweep":
+            return _cmd_sweep(args, sub)
         if args.command == "doctor":
             from kwta.doctor import format_report, run_checks
 

@@ -200,6 +200,32 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-v", "--verbose", action="store_true", help=argparse.SUPPRESS)
     d.set_defaults(sub_parser=d)
 
+    sw = sub.add_parser(
+        "sweep",
+        help="Fig. 4: lower γ step by step from a k-WTA model, fine-tuning and evaluating each",
+        description=(
+            "The paper's Fig. 4 (Sec. 4.2): starting from a trained k-WTA model, lower γ by "
+            "--delta down to --to, fine-tuning --passes passes per step (incremental "
+            "fine-tuning, Sec. 2.2), and measure clean accuracy and PGD-20 robust accuracy "
+            "at every γ. Resumable: each step's weights and the results (sweep.json) stay in "
+            "--work."
+        ),
+    )
+    sw.add_argument("--model", required=True, help="k-WTA model to start from (in pretrained/)")
+    sw.add_argument("--to", type=ratio, default=0.02, help="last γ (0.02)")
+    sw.add_argument("--delta", type=ratio, default=0.025, help="γ step (0.025)")
+    sw.add_argument("--passes", type=positive_int, default=2, help="passes per step (2)")
+    sw.add_argument("--lr", type=positive_float, default=0.01, help="peak LR per step (0.01)")
+    sw.add_argument("--eval-n", type=positive_int, default=1000, help="clean-accuracy images")
+    sw.add_argument("--robust-n", type=positive_int, default=500, help="PGD-20 images (500)")
+    sw.add_argument("--subset", type=positive_int, default=None, help="fine-tune on N images")
+    sw.add_argument("--data", type=existing_path, default=None, help="CIFAR-10 location")
+    sw.add_argument("--work", default="runs/sweep", help="weights and sweep.json (runs/sweep)")
+    sw.add_argument("--device", type=device_arg, default=None, help="cpu or cuda")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sw.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sw.set_defaults(sub_parser=sw)
+
     les = sub.add_parser(
         "lesson",
         help="precompute the Lesson page's results (pretrained/lesson.json)",

@@ -5,7 +5,8 @@
 - :mod:`~kwta.training.epoch`: one epoch of every method (natural, PGD-AT, TRADES, free, FGSM);
 - :mod:`~kwta.training.checkpoints`: per-epoch checkpoints (safetensors) for resuming;
 - :mod:`~kwta.training.loop`: :func:`train`, the whole run;
-- :mod:`~kwta.training.zoo`: the zoo's recipes and the command that rebuilds it.
+- :mod:`~kwta.training.zoo`: the zoo's recipes and the command that rebuilds it;
+- :mod:`~kwta.training.sweep`: Fig. 4, γ lowered step by step with fine-tuning.
 """
 
 from __future__ import annotations
