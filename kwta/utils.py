@@ -8,7 +8,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-from torch import Tensor
 
 __all__ = ["batches", "default_device", "seed_all"]
 
@@ -33,11 +32,6 @@ def batches(n: int, batch_size: int) -> Iterator[slice]:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     for start in range(0, n, batch_size):
         yield slice(start, min(start + batch_size, n))
-
-
-def accuracy(logits: Tensor, labels: Tensor) -> float:
-    """Fraction of rows whose arg-max equals the label."""
-    return float((logits.argmax(dim=1) == labels).float().mean().item()) if len(labels) else 0.0
 
 
 def device_name(device: torch.device) -> str:

@@ -351,3 +351,18 @@ def test_default_pair_and_landscape_selection() -> None:
     assert default_pair({}) == (None, None)
     assert landscape_selection({}) == []
     assert landscape_selection({"relu-at": cards["relu-at"]}) == ["relu-at"]
+
+
+def test_display_order_natural_first_relu_first() -> None:
+    from kwta.zoo.summary import display_order
+
+    cards = [
+        _card("k-at", "kwta", "pgd", ratio=0.1),
+        _card("r-free", "relu", "free"),
+        _card("k-nat", "kwta", "natural", ratio=0.1),
+        _card("r-at", "relu", "pgd"),
+        _card("r-nat", "relu", "natural"),
+        _card("odd", "relu", "unknown-method"),
+    ]
+    order = sorted(cards, key=lambda c: display_order(summarize_card(c)))
+    assert [c["name"] for c in order] == ["r-nat", "k-nat", "r-at", "k-at", "r-free", "odd"]

@@ -14,7 +14,7 @@ from kwta.analysis.landscape import Landscape, loss_landscape
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer import jobs
 from kwta.explorer.runs import from_uint8, landscape_to_csv
-from kwta.zoo.summary import landscape_selection, summarize_card
+from kwta.zoo.summary import display_order, landscape_selection, summarize_card
 
 P = "ls"
 #: The paper's grid (Fig. 5). On a CPU a coarser (odd, so x itself is the centre) grid
@@ -22,8 +22,6 @@ P = "ls"
 DEFAULT_GRID = 50 if ui.ON_GPU else 21
 #: Grid points per forward pass; halved on a GPU out-of-memory error (down to 8).
 BATCH_SIZE = 256
-_ORDER = {"natural": 0, "pgd": 1, "fgsm": 2, "trades": 3, "free": 4}
-_ACT_ORDER = {"relu": 0, "lwta": 1, "kwta": 2}
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -212,13 +210,7 @@ if show:
         )
     summaries = {n: summarize_card(cards[n]) for n in done}
     rows: dict[str, list[str]] = {}
-    for n in sorted(
-        done,
-        key=lambda n: (
-            _ORDER.get(summaries[n].method or "", 9),
-            _ACT_ORDER.get(summaries[n].act, 9),
-        ),
-    ):
+    for n in sorted(done, key=lambda n: display_order(summaries[n])):
         rows.setdefault(summaries[n].method_label, []).append(n)
     st.session_state[f"{P}_results"] = {n: ls.to_dict(directions=False) for n, ls in done.items()}
     for method_label, row in rows.items():

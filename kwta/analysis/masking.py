@@ -49,6 +49,7 @@ from kwta.attacks._core import (
     ProgressCallback,
     check_inputs,
     input_grad,
+    is_correct,
     project_linf,
     uniform_start,
 )
@@ -162,11 +163,6 @@ def _indicator(key: str, count: int, total: int, what: str) -> Indicator:
     )
 
 
-@torch.no_grad()
-def _pred(model: nn.Module, x: Tensor) -> Tensor:
-    return model(x).argmax(dim=1)
-
-
 def masking_indicators(
     model: nn.Module,
     x: Tensor,
@@ -246,7 +242,7 @@ def masking_indicators(
 
         return inner
 
-    ok = _pred(model, x) == y
+    ok = is_correct(model, x, y)
     xs, ys = x[ok], y[ok]
     n_ok = int(ok.sum())
 
@@ -276,7 +272,7 @@ def masking_indicators(
         alive = trace.correct()[1:-1] if pgd_steps > 1 else trace.correct()[:0]
         drops = (trace.loss[2:] < trace.loss[1:-1]) & alive
         n_drop, n_steps = int(drops.sum()), int(alive.sum())
-        white_ok = _pred(model, x_pgd) == ys
+        white_ok = is_correct(model, x_pgd, ys)
     else:
         n_drop = n_steps = 0
         white_ok = torch.zeros(0, dtype=torch.bool, device=x.device)
@@ -305,7 +301,7 @@ def masking_indicators(
             )
         else:
             x_bb = blackbox_adv.detach().to(x.device)[ok]
-        black_ok = _pred(model, project_linf(x_bb, xs, eps)) == ys
+        black_ok = is_correct(model, project_linf(x_bb, xs, eps), ys)
     else:
         black_ok = torch.zeros(0, dtype=torch.bool, device=x.device)
         if blackbox_adv is None:
@@ -325,7 +321,7 @@ def masking_indicators(
     flips = torch.zeros(n_ok, dtype=torch.bool, device=x.device)
     for _ in range(noise_draws):
         if n_ok:
-            flips |= _pred(model, (xs + uniform_start(xs, noise, generator)).clamp(0, 1)) != ys
+            flips |= ~is_correct(model, (xs + uniform_start(xs, noise, generator)).clamp(0, 1), ys)
         advance()
     indicators.append(
         _indicator(

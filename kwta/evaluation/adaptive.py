@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from kwta import paper
+from kwta.attacks._core import is_correct
 from kwta.attacks.registry import DEFAULT_ADAPTIVE, attack_names, get_attack, max_queries
 from kwta.data import CIFAR10Tensors
-from kwta.evaluation.clean import correct_predictions
 from kwta.evaluation.robust import scored_attack
 from kwta.utils import default_device
 
@@ -102,7 +102,7 @@ def evaluate_adaptive(
         twin = twin.to(dev).eval()
     idx = data.balanced_indices(min(n, len(data)), seed=seed)
     x, y = data.tensors(idx, device=dev)
-    ok_clean = correct_predictions(model, x, y, batch_size)
+    ok_clean = is_correct(model, x, y, batch_size=batch_size)
     idx_list = [int(i) for i in idx]
     result: dict[str, Any] = {
         "n": len(idx_list),

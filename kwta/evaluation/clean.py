@@ -13,18 +13,8 @@ from kwta.utils import batches
 
 __all__ = [
     "clean_accuracy",
-    "correct_predictions",
     "predict",
 ]
-
-
-def correct_predictions(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> Tensor:
-    """``(N,)`` bool: arg-max equals the label, computed in batches without gradients."""
-    out = torch.zeros(len(y), dtype=torch.bool, device=y.device)
-    with torch.no_grad():
-        for sl in batches(len(y), batch_size):
-            out[sl] = model(x[sl]).argmax(dim=1) == y[sl]
-    return out
 
 
 def predict(

@@ -19,9 +19,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from kwta import paper
+from kwta.attacks._core import is_correct
 from kwta.attacks.registry import DEFAULT_STANDARD, attack_names, get_attack, run_attack
 from kwta.data import CIFAR10Tensors, data_provenance
-from kwta.evaluation.clean import clean_accuracy, correct_predictions
+from kwta.evaluation.clean import clean_accuracy
 from kwta.utils import default_device, device_name, seed_all
 
 __all__ = [
@@ -116,7 +117,7 @@ def scored_attack(
     seconds = time.perf_counter() - t0
     x_adv = x_adv.detach()
     dist = _check_in_ball(name, x_adv, x, float(params["eps"]))
-    ok = ok_clean & correct_predictions(model, x_adv, y, batch_size)
+    ok = ok_clean & is_correct(model, x_adv, y, batch_size=batch_size)
     entry = {
         "accuracy": int(ok.sum()) / len(y) if len(y) else 0.0,
         "robust": int(ok.sum()),
@@ -270,7 +271,7 @@ def evaluate(
 
     idx = data.balanced_indices(n, seed=seed)
     x, y = data.tensors(idx, device=dev)
-    ok_clean = correct_predictions(model, x, y, batch_size)
+    ok_clean = is_correct(model, x, y, batch_size=batch_size)
     idx_list = [int(i) for i in idx]
     result: dict[str, Any] = {
         "clean": {

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from kwta.attacks._core import project_linf
 from kwta.nn.precision import (
     autocast,
     model_is_channels_last,
@@ -103,7 +104,7 @@ def _pgd(
             loss = F.kl_div(F.log_softmax(logits, dim=1), target_probs, reduction="sum")
         (grad,) = torch.autograd.grad(loss, x_adv)
         x_adv = x_adv.detach() + alpha * grad.sign()
-        x_adv = torch.min(torch.max(x_adv, x - eps), x + eps).clamp_(0.0, 1.0)
+        x_adv = project_linf(x_adv, x, eps)  # the attacks' exact projection
     return x_adv.detach()
 
 

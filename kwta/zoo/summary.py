@@ -16,6 +16,7 @@ __all__ = [
     "ModelSummary",
     "as_float",
     "default_pair",
+    "display_order",
     "landscape_selection",
     "paper_reference",
     "published_metrics",
@@ -281,3 +282,13 @@ def landscape_selection(cards: Mapping[str, Mapping[str, Any]]) -> list[str]:
     if not out:
         out = [n for n in default_pair(cards) if n is not None]
     return out
+
+
+#: Training methods and activations in the order the app shows them (natural first, ReLU first).
+_METHOD_ORDER = {"natural": 0, "pgd": 1, "fgsm": 2, "trades": 3, "free": 4}
+_ACT_ORDER = {"relu": 0, "lwta": 1, "kwta": 2}
+
+
+def display_order(summary: ModelSummary) -> tuple[int, int]:
+    """Sort key of a model in the app: by training method, then ReLU before LWTA before k-WTA."""
+    return _METHOD_ORDER.get(summary.method or "", 9), _ACT_ORDER.get(summary.act, 9)
