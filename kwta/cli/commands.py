@@ -283,6 +283,21 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _require_model(
+    parser: argparse.ArgumentParser, cards: dict[str, Any], flag: str, name: str | None
+) -> str:
+    """``name`` if the zoo has it, else exit with the names there are (a name is looked up,
+    never used as a path)."""
+    if name is None or name not in cards:
+        from kwta.zoo.hub import pretrained_dir
+
+        parser.error(
+            f"{flag}: no pretrained model {name!r} in {pretrained_dir()}; "
+            f"available: {', '.join(sorted(cards)) or 'none'}"
+        )
+    return name
+
+
 def _cmd_lesson(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from tqdm import tqdm
 
@@ -294,13 +309,8 @@ def _cmd_lesson(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     cards = list_pretrained()
     relu, kwta = default_pair(cards)
     relu, kwta = args.relu or relu, args.kwta or kwta
-    for flag, name in (("--relu", relu), ("--kwta", kwta)):
-        if name is None or name not in cards:  # a name is looked up, never used as a path
-            parser.error(
-                f"{flag}: no pretrained model {name!r} in {pretrained_dir()}; "
-                f"available: {', '.join(sorted(cards)) or 'none'}"
-            )
-    assert relu is not None and kwta is not None
+    relu = _require_model(parser, cards, "--relu", relu)
+    kwta = _require_model(parser, cards, "--kwta", kwta)
     try:
         models = {
             "relu": load_pretrained(relu, device="cpu"),
@@ -332,12 +342,7 @@ def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     from kwta.zoo.hub import WeightsError, list_pretrained, pretrained_dir
 
     cards = list_pretrained()
-    if args.model not in cards:  # a name is looked up, never used as a path
-        parser.error(
-            f"--model: no pretrained model {args.model!r} in {pretrained_dir()}; "
-            f"available: {', '.join(sorted(cards)) or 'none'}"
-        )
-    card = cards[args.model]
+    card = cards[_require_model(parser, cards, "--model", args.model)]
     gamma0 = (card["arch_kwargs"].get("act_kwargs") or {}).get("ratio")
     if card["arch_kwargs"].get("act") != "kwta" or gamma0 is None:
         parser.error(f"--model: {args.model} has no k-WTA layers to lower γ in")

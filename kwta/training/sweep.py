@@ -132,7 +132,8 @@ def ratio_sweep(
     x_r, y_r = test_data.tensors(test_data.balanced_indices(n_rob, seed=0))
 
     def measure(path: Path, ratio: float, train_s: float) -> dict[str, Any]:
-        if ratio in done and done[ratio]["sha256"] == sha256_of(path.with_suffix(".safetensors")):
+        sha = sha256_of(path.with_suffix(".safetensors"))
+        if ratio in done and done[ratio]["sha256"] == sha:
             return done[ratio]
         t0 = time.perf_counter()
         model = load_from_card(path, device=device)
@@ -147,7 +148,7 @@ def ratio_sweep(
             "clean_n": n_clean,
             "robust_accuracy": robust,
             "robust_n": n_rob,
-            "sha256": sha256_of(path.with_suffix(".safetensors")),
+            "sha256": sha,
             "train_seconds": round(train_s, 1),
             "eval_seconds": round(time.perf_counter() - t0, 1),
         }
