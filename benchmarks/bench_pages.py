@@ -3,13 +3,14 @@
 Usage:
     python benchmarks/bench_pages.py [--device cpu|cuda] [--models relu-nat,kwta0.1-nat]
 
-Times the library call behind each page's main button, one image from the
-bundled sample, median of ``--repeats`` runs after a warm-up: PGD-40 with its
-trace (Live attack), a 21×21 and a 50×50 loss landscape (Loss landscape), the
-toy fit with the page defaults, the winner map plus the pattern-change curves
-(Activation patterns), the adaptive attack on one image and the masking check on
-32 images (Is k-WTA really robust?) and the Fig. 2 demo (Overview). Prints a
-Markdown table.
+Times the library call behind each page's main button
+(:data:`kwta.explorer.actions.PAGE_ACTIONS`: the calls the pages make, with their
+defaults) on one image from the bundled sample — PGD-40 with its trace, the 21×21 and
+50×50 loss landscapes, the Fig. 3c weight line, the winner map plus the pattern-change
+curves, the adaptive attack on one image, the masking check on 32 images, the toy fit —
+and the Fig. 2 demo (Overview), median of ``--repeats`` runs after a warm-up (one run
+for the heavy ones). Prints a Markdown table. ``scripts/device_pages.py`` runs the
+same calls on a GPU against the CPU.
 """
 
 from __future__ import annotations
@@ -22,15 +23,9 @@ from collections.abc import Callable
 
 import torch
 
-from kwta.analysis.landscape import loss_landscape
-from kwta.analysis.masking import masking_indicators
-from kwta.analysis.patterns import pattern_change
-from kwta.analysis.toy import toy_fit
 from kwta.data import cifar10_sample
-from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
+from kwta.explorer.actions import PAGE_ACTIONS, ActionInputs, PageAction
 from kwta.explorer.demo import activation_demo, random_vector
-from kwta.explorer.patterns import activation_layers, winner_map
-from kwta.explorer.runs import attack_with_trace
 from kwta.utils import default_device
 from kwta.zoo.hub import list_pretrained, load_pretrained
 
@@ -63,66 +58,27 @@ def main(argv: list[str] | None = None) -> None:
     sample = cifar10_sample("test")
     x, y = sample.tensors([2], device=device)
     xs, ys = sample.tensors(sample.balanced_indices(32, seed=0), device=device)
-    budget = 4000
-    samples = budget_schedule(budget, 20)
-    label = int(y)
-    eps_values = [float(v) for v in torch.logspace(-5, -1.5, 10)]
     rows = ["| page: main action | model | seconds |", "|---|---|---:|"]
 
-    def add(what: str, model: str, fn: Callable[[], object], repeats: int = args.repeats) -> None:
+    def add(what: str, model: str, fn: Callable[[], object], repeats: int) -> None:
         rows.append(f"| {what} | {model} | {timed(fn, repeats, device):.2f} |")
         print(rows[-1], file=sys.stderr, flush=True)  # progress; the table goes to stdout
 
-    for name in names:
-        m = load_pretrained(name, device)
-        add(
-            "Live attack: PGD-40 + trace, 1 image",
-            name,
-            lambda m=m: attack_with_trace(m, x, label, eps=0.031, alpha=0.001, steps=40),
-        )
-        add(
-            "Loss landscape 21×21 (CPU default)",
-            name,
-            lambda m=m: loss_landscape(m, x, label, grid=21),
-        )
-        add(
-            "Loss landscape 50×50 (paper)",
-            name,
-            lambda m=m: loss_landscape(m, x, label, grid=50),
-            repeats=1,
-        )
-        layer = next(iter(activation_layers(m, x)))
-        add(
-            "Activation patterns: winner map + change vs ε",
-            name,
-            lambda m=m, layer=layer: (
-                winner_map(m, x, layer, eps=0.002),
-                pattern_change(m, x, eps_values, n_dirs=2),
-            ),
-        )
-        add(
-            f"Is k-WTA robust?: adaptive PGD, 20 steps, ≤ {budget} queries, 1 image",
-            name,
-            lambda m=m: adaptive_attack_with_trace(
-                m, x, label, eps=0.031, alpha=0.005, steps=20, sigma=8 / 255, samples=samples
-            ),
-        )
-        add(
-            "Is k-WTA robust?: masking check, 32 images",
-            name,
-            lambda m=m: masking_indicators(m, xs, ys, generator=torch.Generator().manual_seed(0)),
-            repeats=1,
-        )
-    add(
-        "1-D toy fit (defaults: 8 points, width 64, 2 000 steps)",
-        "MLP",
-        lambda: toy_fit(),
-        repeats=1,
-    )
+    def call(action: PageAction, inputs: ActionInputs) -> Callable[[], object]:
+        return lambda: action.run(inputs)
+
+    inputs = [ActionInputs(load_pretrained(n, device), x, int(y), xs, ys) for n in names]
+    for name, one in zip(names, inputs, strict=True):
+        for action in (a for a in PAGE_ACTIONS if a.per_model):
+            what = f"{action.page}: {action.what}"
+            add(what, name, call(action, one), action.repeats or args.repeats)
+    for action in (a for a in PAGE_ACTIONS if not a.per_model):  # the toy MLP: device only
+        add(f"{action.page}: {action.what}", "MLP", call(action, inputs[-1]), 1)
     add(
         "Overview: Fig. 2 demo",
         "—",
         lambda: activation_demo(random_vector(12), ratio=0.25, group_size=2),
+        args.repeats,
     )
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\ndevice: {dev}, {torch.get_num_threads()} threads, median of {args.repeats}\n")

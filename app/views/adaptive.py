@@ -15,6 +15,7 @@ from kwta.analysis.masking import masking_indicators
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
 from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import jobs
+from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
     ESTIMATORS,
     adaptive_attack_with_trace,
@@ -29,7 +30,7 @@ from kwta.zoo.summary import default_pair, twin_of
 
 P = "adv"
 #: The adaptive attack's query budget by default; a link runs at most this much by itself.
-DEFAULT_BUDGET = min(4000, ui.MAX_QUERIES)
+DEFAULT_BUDGET = min(ADAPTIVE_BUDGET, ui.MAX_QUERIES)
 PGD_ALPHA = 0.003  # App. D.1
 NONE = "(none)"
 

@@ -13,6 +13,7 @@ from torch import nn
 from kwta.analysis.landscape import Landscape, loss_landscape
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer import jobs
+from kwta.explorer.actions import LANDSCAPE_BATCH
 from kwta.explorer.runs import from_uint8, landscape_to_csv
 from kwta.zoo.summary import display_order, landscape_selection, summarize_card
 
@@ -21,7 +22,7 @@ P = "ls"
 #: keeps the page at seconds: a width-64 ResNet-18 needs ~5 s for 21×21 on two cores.
 DEFAULT_GRID = 50 if ui.ON_GPU else 21
 #: Grid points per forward pass; halved on a GPU out-of-memory error (down to 8).
-BATCH_SIZE = 256
+BATCH_SIZE = LANDSCAPE_BATCH
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
