@@ -1,4 +1,4 @@
-"""k-WTA Explorer: ``streamlit run app/main.py``.
+"""k-WTA Explorer, the app script (served by ``streamlit run app/server.py``).
 
 The entry point: page configuration, navigation between the pages in
 ``app/views/`` and the sidebar's device line. (Not ``app/pages/``: Streamlit
@@ -18,6 +18,7 @@ if str(APP_DIR) not in sys.path:  # streamlit run adds it; AppTest and other run
 
 import explorer_ui as ui  # noqa: E402
 import streamlit as st  # noqa: E402
+from routes import NOT_FOUND_PARAM  # noqa: E402
 
 st.set_page_config(
     page_title="k-WTA Explorer",
@@ -40,4 +41,11 @@ PAGES = [
 ui.setup_logging()
 page = st.navigation(PAGES)
 ui.sidebar_device_info()
+if NOT_FOUND_PARAM in st.query_params:  # an unknown nested path, sent here by app/server.py
+    missing = st.query_params.pop(NOT_FOUND_PARAM)
+    st.warning(
+        f"Page not found: there is no page at {ui.literal('/' + missing)}. "
+        "Here is the start page; the pages are listed on the left.",
+        icon=":material/link_off:",
+    )
 page.run()

@@ -23,6 +23,7 @@ from kwta.zoo.hub import save_model
 
 REPO = Path(__file__).resolve().parents[1]
 APP_MAIN = REPO / "app" / "main.py"
+APP_SERVER = REPO / "app" / "server.py"  # what the Dockerfile runs: main.py inside st.App
 
 #: Names of the zoo's models (used as defaults by the app: ReLU vs k-WTA).
 RELU_NAME = "relu-nat"

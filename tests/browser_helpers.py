@@ -2,7 +2,7 @@
 
 - :func:`launch_browser`: Debian's headless Chromium through Playwright, or a skip
   (locally) / failure (CI, ``$CI`` set) when either is missing;
-- :func:`streamlit_server`: ``streamlit run app/main.py`` on a free local port with
+- :func:`streamlit_server`: ``streamlit run app/server.py`` on a free local port with
   a model zoo, its stdout/stderr in a log file;
 - :func:`wait_idle`: until a page has rendered and no script run is in progress.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_fixtures import APP_MAIN, REPO, in_ci
+from app_fixtures import APP_SERVER, REPO, in_ci
 
 CHROMIUM = os.environ.get("KWTA_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -80,7 +80,7 @@ def free_port() -> int:
 def streamlit_server(
     zoo: Path, log_path: Path, **env_extra: str
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``streamlit run app/main.py`` on a free port; yields its URL and process.
+    """``streamlit run app/server.py`` on a free port; yields its URL and process.
 
     The server sees the zoo as ``$KWTA_PRETRAINED``, the bundled images (no
     ``$KWTA_DATA``) and ``env_extra``; it is terminated on exit.
@@ -94,7 +94,7 @@ def streamlit_server(
         "-m",
         "streamlit",
         "run",
-        str(APP_MAIN),
+        str(APP_SERVER),
         "--server.headless",
         "true",
         "--server.port",

@@ -217,6 +217,27 @@ def test_toy_fit_seeded_and_leaves_global_rng() -> None:
     assert not torch.equal(a.x_train, c.x_train)
 
 
+def test_toy_fit_reports_progress_and_stops_when_the_callback_raises() -> None:
+    seen: list[tuple[int, int]] = []
+    quiet = toy_fit(seed=3, steps=120, n_dense=100)
+    fit = toy_fit(seed=3, steps=120, n_dense=100, callback=lambda d, t: seen.append((d, t)))
+    assert seen == [(50, 240), (100, 240), (120, 240), (170, 240), (220, 240), (240, 240)]
+    assert torch.equal(fit.kwta_dense, quiet.kwta_dense)  # reporting changes nothing
+
+    class Stop(Exception):
+        pass
+
+    calls: list[int] = []
+
+    def cancel(done: int, total: int) -> None:
+        calls.append(done)
+        raise Stop
+
+    with pytest.raises(Stop):
+        toy_fit(seed=3, steps=2000, n_dense=100, callback=cancel)
+    assert calls == [50]  # stopped at the first report, not after 4 000 steps
+
+
 def test_toy_fit_custom_target_and_validation() -> None:
     fit = toy_fit(seed=0, steps=50, n_dense=50, n_points=4, target=lambda x: x**2)
     assert torch.allclose(fit.y_train, fit.x_train**2)

@@ -639,6 +639,21 @@ def test_link_values_are_echoed_as_inert_short_code(app_env: Path) -> None:
     assert max(len(span) for span in re.findall(r"`[^`\n]*`", shown)) <= 62  # truncated
 
 
+def test_not_found_path_is_echoed_as_inert_code_once(app_env: Path) -> None:
+    """app/server.py sends an unknown nested path here as ?not_found=PATH."""
+    at = AppTest.from_file(str(APP_MAIN), default_timeout=TIMEOUT)
+    at.query_params["not_found"] = "zoo/" + EVIL + "y" * 5000
+    at.run()
+    ok(at)
+    shown = texts(at.warning)
+    assert "Page not found" in shown and "evil.example" in shown
+    assert "evil.example" not in outside_code(shown) and "<b>" not in outside_code(shown)
+    assert "not_found" not in at.query_params  # shown once, not kept in the URL
+    assert at.title and "explored" in at.title[0].value  # the start page runs below it
+    at.run()
+    assert "Page not found" not in texts(at.warning)
+
+
 def test_upload_names_are_echoed_as_inert_code(app_env: Path) -> None:
     at = open_page(start(), "attack", atk_img="upload", atk_steps=2, atk_b="(none)")
     name = "**bold**" + EVIL + ".png"

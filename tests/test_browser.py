@@ -1,6 +1,6 @@
 """End to end in a real browser: Playwright drives Debian's Chromium against ``streamlit run``.
 
-A module fixture starts ``streamlit run app/main.py`` on a free local port with the
+A module fixture starts ``streamlit run app/server.py`` on a free local port with the
 test model zoo (``$KWTA_BROWSER_PRETRAINED`` overrides it, e.g. to take README
 screenshots of the real ``pretrained/`` models). Every page is opened, the
 attack, the landscape and the other main buttons are run, the plotly charts are
@@ -16,6 +16,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +67,7 @@ def demo_index(zoo: Path, pair: tuple[str, str]) -> int:
 
 @pytest.fixture(scope="module")
 def server(browser: Any, zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app/main.py`` on a free port; yields its URL."""
+    """``streamlit run app/server.py`` on a free port; yields its URL."""
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     with streamlit_server(zoo, log_path) as (url, _proc):
         yield url
@@ -351,3 +353,70 @@ def test_two_sessions_at_once(server: str, browser: Any) -> None:
     finally:
         for c in contexts:
             c.close()
+
+
+def jobs_state(server: str) -> dict[str, int]:
+    """The server's job queue (``GET /api/jobs``, answered by ``app/routes.py``)."""
+    with urllib.request.urlopen(f"{server}/api/jobs", timeout=5) as r:
+        state: dict[str, int] = json.loads(r.read())
+    return state
+
+
+def wait_for_jobs(server: str, done: Any, timeout_s: float, what: str) -> dict[str, int]:
+    deadline = time.monotonic() + timeout_s
+    while not done(state := jobs_state(server)):
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} within {timeout_s:.0f} s; the queue: {state}")
+        time.sleep(0.25)
+    return state
+
+
+def test_closed_tabs_leave_no_work_behind(server: str, browser: Any) -> None:
+    """Toy-fit links opened in six tabs (one runs, the rest queue), the tabs closed mid-run:
+    the running fit stops at its next step and the waiting ones leave the queue, so the
+    server is idle at once and a fresh light job runs straight away. (Before cancellation
+    the five queued fits, ~4 s of CPU each, kept the server busy for 20 s or more.)"""
+    contexts = [browser.new_context(viewport=VIEWPORT) for _ in range(6)]
+    try:
+        for i, c in enumerate(contexts):
+            c.new_page().goto(f"{server}/toy_fit?toy_seed={9001 + i}&run=1", wait_until="commit")
+        wait_for_jobs(
+            server,
+            lambda s: s["running"] >= 1 and s["running"] + s["waiting"] >= 4,
+            RUN_TIMEOUT_MS / 1000,
+            "the six tabs did not start their fits",
+        )
+    finally:
+        for c in contexts:
+            c.close()
+    closed = time.monotonic()
+    wait_for_jobs(
+        server,
+        lambda s: s["running"] == 0 and s["waiting"] == 0,
+        10,
+        "the closed tabs' jobs were not cancelled",
+    )
+    idle_after = time.monotonic() - closed
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        p = context.new_page()
+        open_page(p, f"{server}/toy_fit?toy_seed=9100&toy_steps=200&run=1")
+        plots(p, 1, timeout=60_000)
+        assert "k-WTA jumps" in p.locator('[data-testid="stMain"]').inner_text()
+    finally:
+        context.close()
+    assert idle_after < 10
+
+
+def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
+    """A nested unknown path (Streamlit alone shows a blank page there) and a one-level one."""
+    open_page(page, f"{server}/zoo/extra/[x](https:%2F%2Fexample.com)")
+    main = page.locator('[data-testid="stMain"]')
+    main.get_by_text("Page not found").wait_for(timeout=30_000)
+    text = main.inner_text()
+    assert "/zoo/extra/" in text and "explored" in text  # the notice, then the start page
+    assert main.locator("a[href*='example.com']").count() == 0  # the path is inert text
+    assert "not_found" not in page.url  # the notice is not kept in the address
+    open_page(page, f"{server}/nope")
+    page.get_by_text("Page not found").first.wait_for(timeout=30_000)  # Streamlit's own
+    assert not page.errors, page.errors

@@ -3,6 +3,7 @@ would contain, as the image would start it, and ask its health endpoint."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -87,8 +88,6 @@ def _image_copy(dest: Path) -> tuple[list[str], dict[str, str]]:
                 key, _, value = item.partition("=")
                 env[key] = value
         elif op == "CMD":
-            import json
-
             cmd = json.loads(args)
     return cmd, env
 
@@ -102,6 +101,21 @@ def _free_port() -> int:
 def _get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as r:
         return r.status, r.read().decode(errors="replace")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def _navigate(url: str) -> tuple[int, str | None]:
+    """A browser's page request for ``url``, redirects not followed: status and Location."""
+    req = urllib.request.Request(url, headers={"Sec-Fetch-Mode": "navigate", "Accept": "text/html"})
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(req, timeout=5) as r:
+            return r.status, None
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Location")
 
 
 @pytest.mark.parametrize("base_path", ["", "explorer"])
@@ -136,10 +150,55 @@ def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) 
         assert (status, body.strip()) == (200, "ok")
         status, html = _get(f"{prefix}/")
         assert status == 200 and "<html" in html.lower()
+        # an unknown nested path goes to the start page with a not-found notice
+        # (Streamlit alone would serve a blank page there: streamlit/streamlit#8013) ...
+        root = f"/{base_path}" if base_path else ""
+        assert _navigate(f"{prefix}/zoo/extra") == (303, f"{root}/?not_found=zoo%2Fextra")
+        # the job queue's state, for whoever runs the server
+        status, body = _get(f"{prefix}/api/jobs")
+        assert status == 200
+        assert json.loads(body) == {"running": 0, "waiting": 0, "max_jobs": 1, "peak_running": 0}
+        # ... while pages, assets and the server's own paths are served as before
+        assert _navigate(f"{prefix}/zoo") == (200, None)
+        assert _navigate(f"{prefix}/static/nothing/here.js")[0] != 303
+        js = re.search(r'src="\./(static/js/[^"]+)"', html)
+        assert js, "no script in the HTML shell"
+        with urllib.request.urlopen(f"{prefix}/{js.group(1)}", timeout=5) as r:
+            assert "javascript" in r.headers.get("Content-Type", "")
     finally:
         proc.terminate()
         proc.wait(timeout=20)
     assert "Traceback" not in log.read_text()
+
+
+def test_nested_paths_go_to_the_start_page_and_nothing_else_does() -> None:
+    sys.path.insert(0, str(REPO / "app"))
+    try:
+        from routes import MAX_ECHO, not_found_target
+    finally:
+        sys.path.remove(str(REPO / "app"))
+    assert not_found_target("/zoo/extra") == "/?not_found=zoo%2Fextra"
+    assert not_found_target("/a/b/c/") == "/?not_found=a%2Fb%2Fc"
+    assert (
+        not_found_target("/explorer/zoo/extra", "/explorer") == "/explorer/?not_found=zoo%2Fextra"
+    )
+    # markup in the path is only ever a quoted query value
+    assert not_found_target("/x/<img src=y>") == "/?not_found=x%2F%3Cimg%20src%3Dy%3E"
+    long = not_found_target("/a/" + "b" * 5000)
+    assert long is not None and len(long) < MAX_ECHO + 40
+    for served in (
+        "/",
+        "/zoo",
+        "/static/js/x.js",
+        "/_stcore/health",
+        "/media/abc.png",
+        "/component/x/index.html",
+        "/app/static/f.png",
+    ):
+        assert not_found_target(served) is None, served
+    assert not_found_target("/explorer/zoo", "/explorer") is None  # a page under the base
+    assert not_found_target("/zoo/extra", "/explorer") is None  # not under the base path
+    assert not_found_target("/explorer/static/js/x.js", "/explorer") is None
 
 
 def test_dockerfile_builds_for_older_drivers_by_argument() -> None:

@@ -31,7 +31,13 @@ def run_fit(
     """:func:`kwta.analysis.toy.toy_fit`, cached by every parameter (queued)."""
     return ui.queued_job(
         lambda: toy_fit(
-            n_points=n_points, width=width, depth=depth, ratio=ratio, seed=seed, steps=steps
+            n_points=n_points,
+            width=width,
+            depth=depth,
+            ratio=ratio,
+            seed=seed,
+            steps=steps,
+            callback=_progress,
         ),
         _progress,
     )

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kwta.analysis._common import to_plain
+from kwta.analysis._common import Callback, to_plain
 from kwta.models import MLP
 from kwta.nn.functional import check_ratio
 
@@ -134,13 +134,21 @@ def _find_jumps(
     return Jumps(locations=((lo + hi) / 2)[keep].cpu(), sizes=size[keep].cpu())
 
 
-def _fit(model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float) -> float:
+#: Adam steps between two progress reports of :func:`toy_fit`.
+REPORT_EVERY = 50
+
+
+def _fit(
+    model: nn.Module, x: Tensor, y: Tensor, steps: int, lr: float, report: Callable[[int], None]
+) -> float:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    for _ in range(steps):
+    for step in range(1, steps + 1):
         loss = F.mse_loss(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if step % REPORT_EVERY == 0 or step == steps:
+            report(step)
     with torch.no_grad():
         return float(F.mse_loss(model(x), y))
 
@@ -175,6 +183,7 @@ def toy_fit(
     target: Callable[[Tensor], Tensor] | None = None,
     jump_rtol: float = 1e-3,
     device: torch.device | str | None = None,
+    callback: Callback | None = None,
 ) -> ToyFit:
     """Fit a 1-D function with a k-WTA MLP and a ReLU MLP (Fig. 1).
 
@@ -201,6 +210,9 @@ def toy_fit(
         target: Function of a float64 tensor; default ``sin(πx)``.
         jump_rtol: Reporting threshold relative to the fit's range on the grid.
         device: Where to train (default CPU).
+        callback: ``callback(done, 2·steps)`` every :data:`REPORT_EVERY` Adam steps of
+            either network (the k-WTA one first); an exception it raises (a
+            cancellation) stops the fit.
 
     Returns:
         A :class:`ToyFit`. With the defaults it takes ~3.5 s of CPU time (two
@@ -239,12 +251,17 @@ def toy_fit(
     x_dense = torch.linspace(lo_x, hi_x, n_dense, dtype=torch.float64, device=dev)
 
     fits: dict[str, tuple[Tensor, Jumps, float]] = {}
-    for act, kwargs in (("kwta", {"ratio": ratio}), ("relu", {})):
+    for i, (act, kwargs) in enumerate((("kwta", {"ratio": ratio}), ("relu", {}))):
         with torch.device("meta"):  # no storage, no draw from the global RNG
             shell = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
         net = _seeded_init(shell.to_empty(device="cpu"), seed)
         net = net.to(dev, torch.float64)
-        final = _fit(net, xt[:, None], yt[:, None], steps, lr)
+
+        def report(step: int, offset: int = i * steps) -> None:
+            if callback is not None:
+                callback(offset + step, 2 * steps)
+
+        final = _fit(net, xt[:, None], yt[:, None], steps, lr, report)
         net.eval()
 
         def f(z: Tensor, net: nn.Module = net) -> Tensor:

@@ -114,6 +114,16 @@ class JobQueue:
         with self._cond:
             return self._peak
 
+    def state(self) -> dict[str, int]:
+        """``running``, ``waiting``, ``max_jobs`` and ``peak_running``, read together."""
+        with self._cond:
+            return {
+                "running": self._running,
+                "waiting": len(self._line),
+                "max_jobs": self.max_jobs,
+                "peak_running": self._peak,
+            }
+
     def _start(self) -> None:
         self._running += 1
         if self._running > self._peak:
