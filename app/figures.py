@@ -319,6 +319,46 @@ def pattern_change_figure(
     return fig
 
 
+def overlap_figure(profiles: Mapping[str, Any]) -> go.Figure:
+    """Pattern overlap of different inputs per layer, with its chance level (Theorem 2).
+
+    ``profiles`` maps a label to a :class:`kwta.explorer.patterns.OverlapProfile`.
+    """
+    fig = go.Figure()
+    for i, (name, prof) in enumerate(profiles.items()):
+        relu = name.lower().startswith("relu")
+        color = RELU_COLOR if relu else CLASS_COLORS[(i * 3) % len(CLASS_COLORS)]
+        layers = list(prof.layers)
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=list(prof.overlap),
+                mode="lines+markers",
+                name=f"{name}: observed",
+                line={"color": color},
+                hovertemplate=f"{name}<br>%{{x}}<br>overlap %{{y:.3f}}<extra></extra>",
+            )
+        )
+        fig.add_trace(
+            go.Scatter(
+                x=layers,
+                y=list(prof.chance),
+                mode="lines",
+                name=f"{name}: random patterns of the same size",
+                line={"color": color, "dash": "dot"},
+                hovertemplate=f"{name}<br>%{{x}}<br>chance %{{y:.3f}}<extra></extra>",
+            )
+        )
+    fig.update_layout(
+        title="overlap of the activation patterns of different images",
+        height=380,
+        margin=_MARGIN,
+        xaxis={"title": "activation layer (forward order)"},
+        yaxis={"title": "|A(xᵢ) ∩ A(xⱼ)| / √(|A(xᵢ)|·|A(xⱼ)|)", "rangemode": "tozero"},
+    )
+    return fig
+
+
 def theorem1_figure(sweep: Any) -> go.Figure:
     """Chance that a random k-WTA layer's pattern changes, against its width (Theorem 1)."""
     fig = go.Figure()

@@ -459,6 +459,17 @@ def test_patterns_page_and_shared_model_untouched(app_env: Path) -> None:
     assert names[0].startswith("k-WTA-0.2 (as trained)")
     assert any("γ = 0.05" in n for n in names) and any("γ = 0.5" in n for n in names)
     assert any(n.startswith("ReLU baseline") for n in names)
+    # Theorem 2: the overlap of different images' patterns, per layer, model and ReLU baseline
+    overlap = {t["name"]: t for t in figs["pat_overlap"]["data"]}
+    kw_obs = next(t for n, t in overlap.items() if n.startswith("k-WTA") and "observed" in n)
+    kw_chance = next(t for n, t in overlap.items() if n.startswith("k-WTA") and "random" in n)
+    relu_obs = next(t for n, t in overlap.items() if n.startswith("ReLU") and "observed" in n)
+    data = cifar10_sample("test")
+    xs, _ = data.tensors(data.balanced_indices(32, seed=0))
+    ref = kwta.analysis.patterns.overlap_summary(kwta.analysis.patterns.pattern_overlap(model, xs))
+    assert list(kw_obs["x"]) == list(ref) and np.allclose(kw_obs["y"], list(ref.values()))
+    assert np.allclose(kw_chance["y"], 0.2, atol=0.01)  # k/N = γ for every k-WTA layer
+    assert np.mean(kw_obs["y"]) < np.mean(relu_obs["y"])  # k-WTA patterns overlap far less
     # the γ sweep ran on a copy: the model every session shares still has γ = 0.2
     sys.path.insert(0, str(APP_MAIN.parent))
     try:

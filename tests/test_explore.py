@@ -18,7 +18,12 @@ from kwta.analysis.patterns import pattern_change
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.demo import activation_demo, parse_vector, random_vector
-from kwta.explorer.patterns import activation_layers, pattern_change_by_ratio, winner_map
+from kwta.explorer.patterns import (
+    activation_layers,
+    overlap_profile,
+    pattern_change_by_ratio,
+    winner_map,
+)
 from kwta.explorer.runs import (
     amplify_perturbation,
     attack_with_trace,
@@ -177,6 +182,27 @@ def test_csv_exports(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
 
 
 # --------------------------------------------------------------------------- Sec. 3
+
+
+def test_overlap_profile_theorem2(
+    kwta_model: nn.Module, relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    xs, _ = test_sample.tensors(test_sample.balanced_indices(20, seed=0))
+    before = _state(kwta_model)
+    kw = overlap_profile(kwta_model, xs)
+    assert _state(kwta_model).keys() == before.keys()
+    assert kw.n_images == 20 and len(kw.layers) == len(kw.overlap) == len(kw.chance)
+    assert all(c == pytest.approx(0.2, abs=0.01) for c in kw.chance)  # k/N = γ
+    # one image against itself would overlap fully; two copies of one image do too
+    same = overlap_profile(kwta_model, torch.cat([xs[:1], xs[:1]]))
+    assert all(o == pytest.approx(1.0) for o in same.overlap)
+    # different images: well below that, and far below the ReLU network's overlap
+    assert all(o < 0.6 for o in kw.overlap)
+    relu = overlap_profile(relu_model, xs)
+    assert kw.mean_overlap < relu.mean_overlap
+    assert kw.to_dict()["layers"] == list(kw.layers)
+    with pytest.raises(ValueError, match="at least two"):
+        overlap_profile(kwta_model, xs[:1])
 
 
 def test_winner_map(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:

@@ -13,13 +13,22 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from kwta.analysis.patterns import PatternChange, activation_patterns, pattern_change
+from kwta.analysis.patterns import (
+    PatternChange,
+    activation_patterns,
+    overlap_summary,
+    pattern_change,
+    pattern_overlap,
+)
 from kwta.nn.activations import KWTA, set_ratio
 from kwta.nn.functional import check_ratio
 
 __all__ = [
+    "OVERLAP_IMAGES",
+    "OverlapProfile",
     "WinnerMap",
     "activation_layers",
+    "overlap_profile",
     "pattern_change_by_ratio",
     "winner_map",
 ]
@@ -175,3 +184,74 @@ def pattern_change_by_ratio(
         if callback is not None:
             callback(i + 1, len(rs))
     return out
+
+
+#: Test images (class-balanced) whose patterns the Theorem 2 view compares pairwise.
+OVERLAP_IMAGES = 32
+
+
+@dataclass(frozen=True)
+class OverlapProfile:
+    """How much the activation patterns of *different* inputs share, layer by layer (Theorem 2).
+
+    Theorem 2 (Sec. 3, "Why is the k-WTA network trainable?"): in a wide k-WTA layer
+    the patterns of different inputs barely overlap — no more than random sets of
+    the same size would — so each input trains its own small set of weights and
+    the discontinuities a single input meets do not hinder gradient descent.
+
+    Attributes:
+        layers: Activation layers, in forward order.
+        overlap: Mean over pairs of different inputs of
+            ``|A(xᵢ) ∩ A(xⱼ)| / sqrt(|A(xᵢ)|·|A(xⱼ)|)`` (:func:`pattern_overlap`).
+        chance: The same for random patterns of the observed sizes: the layer's mean
+            active share ``|A| / N`` (``γ`` for k-WTA).
+        n_images: Inputs compared.
+    """
+
+    layers: tuple[str, ...]
+    overlap: tuple[float, ...]
+    chance: tuple[float, ...]
+    n_images: int
+
+    @property
+    def mean_overlap(self) -> float:
+        """Overlap averaged over layers."""
+        return sum(self.overlap) / len(self.overlap) if self.overlap else math.nan
+
+    @property
+    def mean_chance(self) -> float:
+        """Chance level averaged over layers."""
+        return sum(self.chance) / len(self.chance) if self.chance else math.nan
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values (for JSON downloads)."""
+        return {
+            "layers": list(self.layers),
+            "overlap": list(self.overlap),
+            "chance": list(self.chance),
+            "n_images": self.n_images,
+        }
+
+
+def overlap_profile(model: nn.Module, x: Tensor) -> OverlapProfile:
+    """Pairwise pattern overlap of a batch of different inputs, per layer (Theorem 2).
+
+    Args:
+        model: Network whose activations have a ``mask`` method; not modified.
+        x: ``(B, 3, H, W)`` different inputs, ``B ≥ 2``.
+
+    Raises:
+        ValueError: Fewer than two inputs.
+    """
+    if x.dim() != 4 or x.shape[0] < 2:
+        raise ValueError(f"need a batch of at least two inputs, got shape {tuple(x.shape)}")
+    summary = overlap_summary(pattern_overlap(model, x))
+    masks = activation_patterns(model, x)
+    share = {k: float(m.reshape(m.shape[0], -1).double().mean()) for k, m in masks.items()}
+    layers = tuple(summary)
+    return OverlapProfile(
+        layers=layers,
+        overlap=tuple(summary[k] for k in layers),
+        chance=tuple(share[k] for k in layers),
+        n_images=int(x.shape[0]),
+    )
