@@ -119,11 +119,13 @@ def test_every_card_follows_the_schema() -> None:
     """Each shipped card is exactly what ModelCard writes (no legacy or unknown keys)."""
     import json
 
+    from kwta.evaluation.transfer import TRANSFER_FILE
     from kwta.explorer.lesson import LESSON_FILE
     from kwta.zoo.card import ModelCard
     from kwta.zoo.hub import pretrained_dir
 
-    paths = [p for p in sorted(Path(pretrained_dir()).glob("*.json")) if p.name != LESSON_FILE]
+    results = {LESSON_FILE, TRANSFER_FILE}
+    paths = [p for p in sorted(Path(pretrained_dir()).glob("*.json")) if p.name not in results]
     assert len(paths) >= 5
     for path in paths:
         assert ModelCard.read(path).to_dict() == json.loads(path.read_text()), path.name
@@ -140,3 +142,21 @@ def test_lesson_results_match_the_shipped_models() -> None:
     relu, kw = default_pair(cards)
     assert relu and kw
     assert read_lesson(pretrained_dir(), {"relu": cards[relu], "kwta": cards[kw]}) is not None
+
+
+def test_transfer_results_match_the_shipped_models() -> None:
+    """pretrained/transfer.json (Table 3 on the Model zoo page) was computed on the four
+    models shipped beside it: rerun ``kwta transfer`` after changing one of them."""
+    from kwta.evaluation.transfer import read_transfer
+    from kwta.zoo.hub import list_pretrained, pretrained_dir
+    from kwta.zoo.summary import table3_models
+
+    cards = list_pretrained()
+    roles = table3_models(cards)
+    assert all(roles.values()), roles  # the zoo has all four of Table 3's models
+    results = read_transfer(pretrained_dir(), {r: cards[str(n)] for r, n in roles.items()})
+    assert results is not None
+    assert results["n"] == 500 and len(set(results["indices"])) == 500
+    for t in results["roles"]:
+        for s in results["roles"]:
+            assert 0.0 <= results["matrix"][t][s] <= 1.0

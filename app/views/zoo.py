@@ -8,8 +8,9 @@ import explorer_ui as ui
 import figures
 import streamlit as st
 
+from kwta.evaluation.transfer import read_transfer
 from kwta.zoo.hub import pretrained_dir
-from kwta.zoo.summary import paper_reference, summarize_card
+from kwta.zoo.summary import paper_reference, summarize_card, table3_models
 
 P = "zoo"
 ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
@@ -134,5 +135,48 @@ for s, paper, card in rows:
                 f"{s.name}.json",
                 key=f"{P}_dl_{s.name}",
             )
+
+st.header("Transfer attacks between the models (Table 3)")
+roles = {r: n for r, n in table3_models(cards).items() if n is not None}
+transfer = (
+    read_transfer(directory, {r: cards[n] for r, n in roles.items()}) if len(roles) >= 2 else None
+)
+if transfer is None:
+    st.info(
+        "No transfer results for these models yet: `python -m kwta transfer` attacks each of "
+        "the zoo's ReLU, k-WTA-0.1, ReLU (AT) and k-WTA-0.1 (AT) models with PGD and "
+        "classifies the examples with every other one, and writes `transfer.json` beside the "
+        "models (a few minutes on a CPU).",
+        icon=":material/info:",
+    )
+else:
+    order, labels = transfer["roles"], transfer["labels"]
+
+    def matrix_table(values: dict[str, dict[str, float]]) -> dict[str, list[str]]:
+        table = {"target \\ source": [f"{labels[t]} ({roles[t]})" for t in order]}
+        for src in order:
+            table[labels[src]] = [ui.pct(values[t][src]) for t in order]
+        return table
+
+    st.markdown(
+        "Each row is a **target** model, each column the **source** whose PGD examples it "
+        "classifies; the entries are the target's accuracy on them (higher: the attack "
+        "transferred less). The paper: k-WTA models are harder to reach by transfer, and their "
+        "own examples transfer worse — the two kinds' adversarial examples are nearly disjoint."
+    )
+    c1, c2 = st.columns(2)
+    c1.caption("measured here")
+    c1.dataframe(matrix_table(transfer["matrix"]), hide_index=True, key=f"{P}_t3_ours")
+    c2.caption("paper (Table 3, width 64, full test set)")
+    c2.dataframe(matrix_table(transfer["paper"]), hide_index=True, key=f"{P}_t3_paper")
+    settings = transfer["settings"]
+    st.caption(
+        f"{transfer['n']} class-balanced test images; PGD ε = {settings['eps']:g}, "
+        f"{settings.get('steps', '?')} steps of {settings.get('alpha', '?')}, random start "
+        f"(seed {settings['seed']}); clean accuracy on them: "
+        + ", ".join(f"{labels[r]} {ui.pct(transfer['clean'][r])}" for r in order)
+        + ". Our diagonal is white-box (examples crafted on the target itself: the zoo has one "
+        "copy of each model); the paper's uses a second, independently trained copy."
+    )
 
 ui.sync_url([f"{P}_filter"])

@@ -64,6 +64,7 @@ def transfer_matrix(
     *,
     attack: str = "pgd",
     seed: int | None = 0,
+    callback: Callable[[int, int], None] | None = None,
     **kw: Any,
 ) -> dict[str, dict[str, float]]:
     """Robust accuracy of every target under examples crafted on every source (Table 3).
@@ -83,6 +84,7 @@ def transfer_matrix(
         y: Labels.
         attack: A standard attack name (:func:`kwta.attacks.registry.attack_names`).
         seed: Seed of each source's random start; ``None`` uses the global RNG.
+        callback: ``callback(done, total)`` after each source (``total`` = number of models).
         **kw: Passed to :func:`run_attack` (not ``generator``: use ``seed``).
 
     Returns:
@@ -96,11 +98,13 @@ def transfer_matrix(
         raise ValueError(f"unknown attack {attack!r}; choose from {attack_names('standard')}")
     bs = kw.get("batch_size")
     matrix: dict[str, dict[str, float]] = {t: {} for t in models}
-    for s_name, source in models.items():
+    for i, (s_name, source) in enumerate(models.items(), start=1):
         extra: dict[str, Any] = {}
         if seed is not None and _takes(get_attack(key).fn, "generator"):
             extra["generator"] = torch.Generator().manual_seed(seed)
         x_adv = run_attack(key, source, x, y, **extra, **kw)
         for t_name, target in models.items():
             matrix[t_name][s_name] = robust_accuracy(target, x, y, x_adv, batch_size=bs)
+        if callback is not None:
+            callback(i, len(models))
     return matrix

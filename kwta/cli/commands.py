@@ -336,6 +336,55 @@ def _cmd_lesson(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
     return 0
 
 
+def _cmd_transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from tqdm import tqdm
+
+    from kwta.data import DataSourceError, cifar10, cifar10_sample
+    from kwta.evaluation.transfer import TRANSFER_IMAGES, compute_transfer, write_transfer
+    from kwta.utils import default_device
+    from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
+    from kwta.zoo.summary import table3_models
+
+    cards = list_pretrained()
+    roles = {r: n for r, n in table3_models(cards).items() if n is not None}
+    if len(roles) < 2:
+        parser.error(
+            "need at least two of the zoo's relu-nat, kwta0.1-nat, relu-at, kwta0.1-at kinds; "
+            f"found {', '.join(sorted(cards)) or 'none'} in {pretrained_dir().name}/"
+        )
+    device = default_device(args.device)
+    try:
+        data = cifar10("test", args.data) if args.data else cifar10_sample("test")
+        models = {r: load_pretrained(n, device=device) for r, n in roles.items()}
+    except (DataSourceError, WeightsError) as err:
+        log.error("%s", err)
+        return 1
+    bar = tqdm(total=len(roles), desc="sources", disable=not _progress(args.quiet))
+    results = compute_transfer(
+        {r: cards[n] for r, n in roles.items()},
+        models,
+        data,
+        n=args.n or TRANSFER_IMAGES,
+        callback=lambda done, total: bar.update(done - bar.n),
+    )
+    bar.close()
+    path = write_transfer(results, pretrained_dir())
+    labels = results["labels"]
+    rows = [
+        "| target \\ source | " + " | ".join(labels[r] for r in results["roles"]) + " |",
+        "|---|" + "---:|" * len(results["roles"]),
+    ]
+    for t in results["roles"]:
+        cells = [f"{results['matrix'][t][s]:.1%}" for s in results["roles"]]
+        rows.append(f"| {labels[t]} ({roles[t]}) | " + " | ".join(cells) + " |")
+    sys.stdout.write("\n".join(rows) + "\n")
+    sys.stdout.write(
+        f"wrote {path.name} in {pretrained_dir().name}/: {results['n']} images, "
+        f"{results['seconds']:.0f} s; diagonal = white-box\n"
+    )
+    return 0
+
+
 def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from kwta.data import DataSourceError, cifar10
     from kwta.training.sweep import ratio_sweep, sweep_ratios
@@ -396,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_lesson(args, sub)
         if args.command == "sweep":
             return _cmd_sweep(args, sub)
+        if args.command == "transfer":
+            return _cmd_transfer(args, sub)
         if args.command == "doctor":
             from kwta.doctor import format_report, run_checks
 

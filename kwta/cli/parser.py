@@ -1,4 +1,5 @@
-"""The ``kwta`` argument parser: sub-commands train, evaluate, zoo build, lesson, doctor."""
+"""The ``kwta`` argument parser: sub-commands train, evaluate, zoo build, lesson, transfer,
+sweep, doctor."""
 
 from __future__ import annotations
 
@@ -240,6 +241,25 @@ def build_parser() -> argparse.ArgumentParser:
     les.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     les.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     les.set_defaults(sub_parser=les)
+
+    tr = sub.add_parser(
+        "transfer",
+        help="the paper's Table 3 on the zoo (pretrained/transfer.json)",
+        description=(
+            "PGD examples crafted on each of the zoo's ReLU, k-WTA-0.1, ReLU (AT) and "
+            "k-WTA-0.1 (AT) models, classified by every other one (App. D.3, Table 3), on "
+            "class-balanced test images; written beside the models (transfer.json) for the "
+            "Model zoo page. The diagonal is white-box (one copy of each model)."
+        ),
+    )
+    tr.add_argument("--n", type=positive_int, default=None, help="test images (default 500)")
+    tr.add_argument(
+        "--data", type=existing_path, default=None, help="CIFAR-10 (default: the bundled sample)"
+    )
+    tr.add_argument("--device", type=device_arg, default=None, help="cpu or cuda (default: auto)")
+    tr.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    tr.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    tr.set_defaults(sub_parser=tr)
 
     z = sub.add_parser(
         "zoo",

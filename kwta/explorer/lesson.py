@@ -18,7 +18,6 @@ runs on its bundled defaults.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from kwta.analysis.weights import LINE_ALPHAS, weight_line
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.runs import attack_with_trace
+from kwta.zoo.results import model_refs, read_results, write_results
 
 __all__ = [
     "LESSON_FILE",
@@ -239,7 +239,7 @@ def compute_lesson(
     label = int(y[0])
     out: dict[str, Any] = {
         "format": LESSON_FORMAT,
-        "models": {k: {"name": c["name"], "sha256": c["sha256"]} for k, c in cards.items()},
+        "models": model_refs(cards),
         "image": {
             "index": index,
             "label": label,
@@ -283,12 +283,7 @@ def compute_lesson(
 
 def write_lesson(results: Mapping[str, Any], directory: str | os.PathLike[str]) -> Path:
     """Write the results as ``<directory>/lesson.json`` (atomically); return the path."""
-    path = Path(directory) / LESSON_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(results, separators=(",", ":")) + "\n")
-    tmp.chmod(0o644)
-    os.replace(tmp, path)
-    return path
+    return write_results(results, directory, LESSON_FILE)
 
 
 def read_lesson(
@@ -304,17 +299,7 @@ def read_lesson(
         The results, or ``None`` when the file is missing, unreadable, of another
         format, or computed on other weights (another name or sha256).
     """
-    path = Path(directory) / LESSON_FILE
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    if not isinstance(results, dict) or results.get("format") != LESSON_FORMAT:
-        return None
-    want = {k: {"name": c["name"], "sha256": c["sha256"]} for k, c in cards.items()}
-    if results.get("models") != want:
-        return None
-    return results
+    return read_results(directory, LESSON_FILE, LESSON_FORMAT, cards)
 
 
 def summarize_lesson(results: Mapping[str, Any]) -> dict[str, Any]:

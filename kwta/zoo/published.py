@@ -1,5 +1,6 @@
 """The paper's published numbers, beside which the app and the README show ours:
-Table 1 (CIFAR-10 robust accuracy), Table 2 (other activations), and the
+Table 1 (CIFAR-10 robust accuracy), Table 2 (other activations), Table 3
+(transfer attacks between ReLU and k-WTA models), and the
 adaptive-attack results of later work (Tramèr et al. 2020).
 """
 
@@ -7,7 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PAPER_TABLE1", "PAPER_TABLE2", "PUBLISHED_ADAPTIVE", "PaperRow", "PublishedResult"]
+__all__ = [
+    "PAPER_TABLE1",
+    "PAPER_TABLE2",
+    "PAPER_TABLE3",
+    "PUBLISHED_ADAPTIVE",
+    "TABLE3_ROLES",
+    "PaperRow",
+    "PublishedResult",
+]
 
 
 @dataclass(frozen=True)
@@ -109,3 +118,25 @@ PUBLISHED_ADAPTIVE: tuple[PublishedResult, ...] = (
         attack="AutoAttack (APGD-CE, APGD-DLR, FAB, Square)",
     ),
 )
+
+
+#: Table 3's four models, in its order: role → the paper's label.
+TABLE3_ROLES: dict[str, str] = {
+    "relu": "ReLU",
+    "kwta": "k-WTA-0.1",
+    "relu_at": "ReLU (AT)",
+    "kwta_at": "k-WTA-0.1 (AT)",
+}
+
+#: Table 3 (App. D.3, CIFAR-10, ResNet-18): robust accuracy of each *target* (outer
+#: key) under PGD examples crafted on each *source* (inner key). On the diagonal the
+#: source is an independently trained second copy of the target.
+PAPER_TABLE3: dict[str, dict[str, float]] = {
+    target: dict(zip(TABLE3_ROLES, (v / 100.0 for v in row), strict=True))
+    for target, row in (
+        ("relu", (4.8, 75.5, 59.4, 84.7)),
+        ("kwta", (61.2, 71.2, 67.8, 86.4)),
+        ("relu_at", (62.7, 80.9, 61.6, 78.6)),
+        ("kwta_at", (79.2, 78.6, 69.2, 67.2)),
+    )
+}

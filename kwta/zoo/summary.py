@@ -21,6 +21,7 @@ __all__ = [
     "paper_reference",
     "published_metrics",
     "summarize_card",
+    "table3_models",
     "twin_of",
 ]
 
@@ -237,6 +238,32 @@ def default_pair(cards: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, st
     Falls back to any ReLU / any k-WTA model (in card order); ``None`` where there is none.
     """
     return _pick(cards, "relu", "natural", None), _pick(cards, "kwta", "natural", 0.1)
+
+
+def table3_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]:
+    """The zoo's models in the roles of the paper's Table 3 (App. D.3).
+
+    ``relu``/``kwta``: naturally trained ReLU and k-WTA-0.1; ``relu_at``/``kwta_at``:
+    adversarially trained ones (any method but natural). ``None`` where the zoo has
+    no such model; no fallback to another kind, so a role is never filled wrongly.
+    """
+    summaries = [(n, summarize_card(c)) for n, c in cards.items()]
+
+    def find(act: str, natural: bool) -> str | None:
+        for n, s in summaries:
+            if s.act != act or (s.method == "natural") != natural:
+                continue
+            if act == "kwta" and (s.ratio is None or abs(s.ratio - 0.1) > 1e-9):
+                continue
+            return n
+        return None
+
+    return {
+        "relu": find("relu", True),
+        "kwta": find("kwta", True),
+        "relu_at": find("relu", False),
+        "kwta_at": find("kwta", False),
+    }
 
 
 def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
