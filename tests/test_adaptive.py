@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 import kwta
-from kwta.attacks._core import is_correct
+from kwta.attacks._core import is_correct, traced
 from kwta.attacks.estimated import (
     CPU_SETTINGS,
     TRAMER_SETTINGS,
@@ -180,9 +180,7 @@ def test_model_is_untouched(name: str, kwta_nat: nn.Module, few: tuple[Tensor, T
 
 def test_steps_zero_returns_x(relu_nat: nn.Module, few: tuple[Tensor, Tensor]) -> None:
     x, y = few
-    x_adv, trace = fd_pgd_linf(
-        relu_nat, x, y, **{**SMALL, "steps": 0}, random_start=True, record=True
-    )
+    x_adv, trace = traced(fd_pgd_linf)(relu_nat, x, y, **{**SMALL, "steps": 0}, random_start=True)
     assert torch.equal(x_adv, x)
     assert trace.steps == 0 and trace.queries is not None
     assert trace.queries.tolist() == [[1] * len(x)]
@@ -222,7 +220,7 @@ def test_early_stop_freezes_broken_images_and_counts_queries(
     # A small radius: two images are misclassified clean (frozen at row 0), one or two
     # break during the attack, the rest survive.
     kw = {"eps": 0.004, "alpha": 0.001, "steps": 4, "samples": (3, 12)}
-    x_adv, trace = ATTACKS[name](relu_nat, x, y, **kw, record=True, generator=_gen(0))
+    x_adv, trace = traced(ATTACKS[name])(relu_nat, x, y, **kw, generator=_gen(0))
     full = _cumulative(sample_schedule(kw["samples"], kw["steps"]))
     q = trace.queries
     assert q is not None and q.shape == (kw["steps"] + 1, len(x))
@@ -243,9 +241,7 @@ def test_early_stop_freezes_broken_images_and_counts_queries(
     assert bool(wrong[0].any()) and bool((wrong[-1] & ~wrong[0]).any())
     assert not bool(is_correct(relu_nat, x_adv, y)[wrong[-1]].any())
 
-    _, no_stop = ATTACKS[name](
-        relu_nat, x, y, **kw, early_stop=False, record=True, generator=_gen(0)
-    )
+    _, no_stop = traced(ATTACKS[name])(relu_nat, x, y, **kw, early_stop=False, generator=_gen(0))
     assert no_stop.queries is not None
     assert no_stop.queries.tolist() == [[v] * len(x) for v in full]
 
@@ -255,7 +251,7 @@ def test_fd_queries_are_the_forward_passes_and_chunks_are_bounded(
 ) -> None:
     x, y = few
     counter = _RowCounter(relu_nat).eval()
-    _, trace = fd_pgd_linf(counter, x, y, **SMALL, batch_size=5, record=True, generator=_gen(0))
+    _, trace = traced(fd_pgd_linf)(counter, x, y, **SMALL, batch_size=5, generator=_gen(0))
     assert trace.queries is not None
     assert counter.rows == int(trace.queries[-1].sum())
     assert counter.largest <= 6  # the pairs' batches: at most batch_size rows, or the 6 checks
@@ -270,13 +266,12 @@ def test_trace_rows(
 ) -> None:
     x, y = few
     calls: list[tuple[int, int]] = []
-    x_adv, trace = ATTACKS[name](
+    x_adv, trace = traced(ATTACKS[name])(
         kwta_nat,
         x,
         y,
         **SMALL,
         random_start=random_start,
-        record=True,
         generator=_gen(3),
         callback=lambda s, n: calls.append((s, n)),
     )

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from kwta.attacks._core import Trace, attack_loss, is_correct, robust_accuracy
+from kwta.attacks._core import Trace, attack_loss, is_correct, robust_accuracy, traced
 from kwta.attacks.min_norm import cw_l2, deepfool_linf
 from kwta.attacks.registry import attack_names, get_attack, max_queries, run_attack
 from kwta.attacks.sign_gradient import fgsm_linf, mim_linf, pgd_linf
@@ -150,7 +150,7 @@ def test_cw_and_deepfool_break_relu_model(
 def test_trace(attack: Any, relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
     x, y = mixed[0][:8], mixed[1][:8]
     steps = 4
-    x_adv, trace = attack(
+    x_adv, trace = traced(attack)(
         relu_model,
         x,
         y,
@@ -158,7 +158,6 @@ def test_trace(attack: Any, relu_model: nn.Module, mixed: tuple[Tensor, Tensor])
         alpha=2 / 255,
         steps=steps,
         random_start=True,
-        record=True,
         generator=_gen(),
     )
     assert isinstance(trace, Trace)
@@ -200,10 +199,38 @@ def test_trace(attack: Any, relu_model: nn.Module, mixed: tuple[Tensor, Tensor])
     assert torch.equal(moved.logits, trace.logits) and torch.equal(moved.labels, y)
 
 
+def test_traced_records_one_run_and_leaves_others_plain(
+    relu_model: nn.Module, mixed: tuple[Tensor, Tensor]
+) -> None:
+    x, y = mixed[0][:4], mixed[1][:4]
+    # FGSM is one PGD step inside: the first attack to start claims the trace
+    x_f, trace = traced(fgsm_linf)(relu_model, x, y, eps=EPS)
+    assert trace.steps == 1 and torch.equal(x_f, fgsm_linf(relu_model, x, y, eps=EPS))
+    # after a traced run, the same attack called plainly returns one tensor, as always
+    plain = pgd_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=2, random_start=False)
+    assert isinstance(plain, Tensor)
+    # a run in another thread while a traced run is open never sees its trace box
+    import threading
+
+    seen: list[object] = []
+
+    def other() -> None:
+        seen.append(pgd_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=1, random_start=False))
+
+    def attack_with_thread(*args: object, **kw: object) -> Tensor:
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        return pgd_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=3, random_start=False)
+
+    _, tr = traced(attack_with_thread)()
+    assert isinstance(seen[0], Tensor) and tr.steps == 3
+
+
 def test_trace_without_steps(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
     x, y = mixed
-    x_adv, trace = pgd_linf(
-        relu_model, x, y, eps=EPS, alpha=0.01, steps=0, random_start=False, record=True
+    x_adv, trace = traced(pgd_linf)(
+        relu_model, x, y, eps=EPS, alpha=0.01, steps=0, random_start=False
     )
     assert torch.equal(x_adv, x)
     assert trace.logits.shape == (1, 16, 10)
@@ -357,8 +384,10 @@ def test_bad_arguments(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> N
     x, y = mixed[0][:2], mixed[1][:2]
     with pytest.raises(ValueError, match="unknown attack"):
         run_attack("boundary", relu_model, x, y)
-    with pytest.raises(ValueError, match="record"):
-        run_attack("pgd", relu_model, x, y, record=True)
+    with pytest.raises(TypeError, match="record"):  # one signature: traces come from traced()
+        pgd_linf(relu_model, x, y, eps=EPS, alpha=0.01, steps=1, record=True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="deepfool_linf does not record a trace"):
+        traced(deepfool_linf)(relu_model, x, y, eps=EPS)
     with pytest.raises(ValueError, match="eps"):
         fgsm_linf(relu_model, x, y, eps=-0.1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from kwta.attacks import autoattack as AA
-from kwta.attacks._core import attack_loss, is_correct, robust_accuracy
+from kwta.attacks._core import attack_loss, is_correct, robust_accuracy, traced
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 
@@ -184,9 +184,7 @@ def test_square_breaks_relu_model(
     relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]
 ) -> None:
     x, y = relu_correct
-    x_sq, trace = AA.square_linf(
-        relu_model, x, y, eps=0.031, queries=300, record=True, generator=_gen()
-    )
+    x_sq, trace = traced(AA.square_linf)(relu_model, x, y, eps=0.031, queries=300, generator=_gen())
     # measured: 23 of the 32 images broken (robust accuracy 0.28)
     assert robust_accuracy(relu_model, x, y, x_sq) <= 0.5
     # median queries to break an image are far below the budget
@@ -236,8 +234,8 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
     eps = 1 / 255
     wrong = ~is_correct(relu_model, x, y)
     one = AA.apgd_linf(relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=1)
-    x_adv, trace = AA.apgd_linf(
-        relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=3, record=True
+    x_adv, trace = traced(AA.apgd_linf)(
+        relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=3
     )
     assert trace.num_samples == 16 and 1 <= trace.steps <= 18
     with torch.no_grad():
@@ -271,7 +269,7 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
         assert final[b].item() >= trace.loss[1:, b].max().item() - 1e-4, b
     assert torch.allclose(z_adv[broken], trace.logits[-1, broken], atol=1e-4)
     # the DLR trace records the DLR loss
-    _, t_dlr = AA.apgd_linf(relu_model, x, y, eps=eps, steps=2, loss="dlr", record=True)
+    _, t_dlr = traced(AA.apgd_linf)(relu_model, x, y, eps=eps, steps=2, loss="dlr")
     assert torch.allclose(t_dlr.loss[0], AA.dlr_loss(t_dlr.logits[0], y))
 
 
@@ -280,9 +278,7 @@ def test_square_stops_querying_broken_images(
 ) -> None:
     x, y = mixed
     wrong = ~is_correct(relu_model, x, y)
-    x_adv, trace = AA.square_linf(
-        relu_model, x, y, eps=EPS, queries=60, record=True, generator=_gen()
-    )
+    x_adv, trace = traced(AA.square_linf)(relu_model, x, y, eps=EPS, queries=60, generator=_gen())
     q = trace.queries
     assert q is not None and trace.labels is not None
     assert torch.all(q[:, wrong] == 0) and torch.equal(x_adv[wrong], x[wrong])

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from kwta.attacks._core import robust_accuracy
+from kwta.attacks._core import robust_accuracy, traced
 from kwta.attacks.registry import get_attack, max_queries, run_attack
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
@@ -199,8 +199,8 @@ def test_max_queries_is_what_a_resisting_image_spends(
     margin = torch.where(logits.argmax(1) == y, top2[:, 0] - top2[:, 1], -1.0)
     keep = margin.topk(3).indices  # the three most confidently correct images
     assert (margin[keep] > 0).all()
-    _, trace = get_attack(name).fn(
-        relu_model, x[keep], y[keep], **settings, record=True,
+    _, trace = traced(get_attack(name).fn)(
+        relu_model, x[keep], y[keep], **settings,
         generator=torch.Generator().manual_seed(0),
     )  # fmt: skip
     assert trace.queries is not None

@@ -15,6 +15,7 @@ import kwta
 from kwta import models
 from kwta.analysis.landscape import loss_landscape
 from kwta.analysis.patterns import pattern_change
+from kwta.attacks._core import traced
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.demo import activation_demo, parse_vector, random_vector
@@ -117,7 +118,7 @@ def test_attack_with_trace_equals_pgd_and_streams_prefixes(
         callback=lambda s, n, lg, li: live.append((s, lg.clone(), li.clone())),
     )
     assert _same(tiny_kwta, before) and not tiny_kwta.training
-    ref_adv, ref = pgd_linf(
+    ref_adv, ref = traced(pgd_linf)(
         tiny_kwta,
         x,
         y,
@@ -125,7 +126,6 @@ def test_attack_with_trace_equals_pgd_and_streams_prefixes(
         alpha=0.004,
         steps=6,
         random_start=random_start,
-        record=True,
         generator=torch.Generator().manual_seed(5),
     )
     assert torch.equal(run.x_adv, ref_adv) and torch.equal(run.trace.logits, ref.logits)

@@ -51,6 +51,7 @@ from kwta.attacks._core import (
     input_grad,
     is_correct,
     project_linf,
+    traced,
     uniform_start,
 )
 from kwta.attacks.autoattack import square_linf
@@ -257,7 +258,7 @@ def masking_indicators(
 
     # 2. loss along white-box PGD
     if n_ok:
-        x_pgd, trace = pgd_linf(
+        x_pgd, trace = traced(pgd_linf)(
             model,
             xs,
             ys,
@@ -265,7 +266,6 @@ def masking_indicators(
             alpha=pgd_alpha,
             steps=pgd_steps,
             loss="ce",
-            record=True,
             generator=generator,
             callback=offset(done[0]),
         )

@@ -3,7 +3,8 @@
 One family per module, all on pixels in [0, 1], keyword-only hyper-parameters,
 the norm in the name, seeded by an optional ``generator``:
 
-- :mod:`~kwta.attacks._core`: losses, projection, checks, input gradients, :class:`Trace`;
+- :mod:`~kwta.attacks._core`: losses, projection, checks, input gradients, :class:`Trace`
+  and :func:`traced` (any recording attack, returning ``(x_adv, trace)``);
 - :mod:`~kwta.attacks.sign_gradient`: PGD, FGSM, MIM (Fig. 3a/b traces);
 - :mod:`~kwta.attacks.min_norm`: Carlini-Wagner L2 and DeepFool;
 - :mod:`~kwta.attacks.autoattack`: Auto-PGD (CE, DLR) and Square;
@@ -14,7 +15,7 @@ the norm in the name, seeded by an optional ``generator``:
 
 from __future__ import annotations
 
-from kwta.attacks._core import Trace, attack_loss, is_correct, robust_accuracy
+from kwta.attacks._core import Trace, attack_loss, is_correct, robust_accuracy, traced
 from kwta.attacks.autoattack import apgd_linf, square_linf
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.min_norm import cw_l2, deepfool_linf
@@ -51,6 +52,7 @@ __all__ = [
     "robust_accuracy",
     "run_attack",
     "square_linf",
+    "traced",
     "transfer_attack",
     "transfer_matrix",
 ]

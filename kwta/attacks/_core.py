@@ -8,10 +8,12 @@ draw their randomness from an optional ``generator`` and run on ``x``'s device.
 
 from __future__ import annotations
 
+import functools
 import numbers
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec
 
 import numpy as np
 import torch
@@ -30,10 +32,12 @@ __all__ = [
     "best_other",
     "check_inputs",
     "check_steps",
+    "claim_trace",
     "input_grad",
     "is_correct",
     "project_linf",
     "robust_accuracy",
+    "traced",
     "uniform_start",
 ]
 
@@ -227,6 +231,57 @@ class Trace:
                 row.update({f"logit_{c}": float(v) for c, v in enumerate(a["logits"][t, b])})
                 rows.append(row)
         return rows
+
+
+@dataclass
+class TraceBox:
+    """Where an attack run under :func:`traced` leaves its :class:`Trace`."""
+
+    trace: Trace | None = None
+
+
+_TRACE_BOX: ContextVar[TraceBox | None] = ContextVar("kwta_trace_box", default=None)
+P = ParamSpec("P")
+
+
+def claim_trace() -> TraceBox | None:
+    """For an attack, at its start: the box :func:`traced` opened for it, or ``None``.
+
+    The box goes to the first attack that claims it, so an attack that calls
+    another one inside (a sub-attack, a restart) is recorded once, by the outer one.
+    """
+    box = _TRACE_BOX.get()
+    if box is not None:
+        _TRACE_BOX.set(None)
+    return box
+
+
+def traced(attack: Callable[P, Tensor]) -> Callable[P, tuple[Tensor, Trace]]:
+    """The recording variant of an attack: same arguments, returns ``(x_adv, trace)``.
+
+    ``traced(pgd_linf)(model, x, y, eps=…, alpha=…, steps=…)`` runs the attack and
+    also returns the :class:`Trace` of every iterate (the paper's Fig. 3a/b data).
+    Every attack keeps one signature and one return type; the trace travels through
+    a context variable, so concurrent runs in other threads never see it.
+
+    Raises:
+        TypeError: ``attack`` does not record traces (it never claimed the box).
+    """
+
+    @functools.wraps(attack)
+    def run(*args: P.args, **kwargs: P.kwargs) -> tuple[Tensor, Trace]:
+        box = TraceBox()
+        token = _TRACE_BOX.set(box)
+        try:
+            x_adv = attack(*args, **kwargs)
+        finally:
+            _TRACE_BOX.reset(token)
+        if box.trace is None:
+            name = getattr(attack, "__name__", repr(attack))
+            raise TypeError(f"{name} does not record a trace")
+        return x_adv, box.trace
+
+    return run
 
 
 class Recorder:

@@ -24,8 +24,9 @@ The functions follow the conventions of :mod:`kwta.attacks`:
   the model's parameters, their ``.grad`` or its train/eval mode;
 - all randomness comes from the optional ``generator`` (drawn on its device), so
   the same seed gives the same result; the global RNG is used only without one;
-- ``callback(step, steps)`` reports progress, ``record=True`` also returns a
-  :class:`~kwta.attacks._core.Trace` (with per-image query counts in ``trace.queries``).
+- ``callback(step, steps)`` reports progress; under :func:`kwta.attacks._core.traced`
+  they also return a :class:`~kwta.attacks._core.Trace` (with per-image query counts
+  in ``trace.queries``).
 
 Unlike the reference code (``fra31/auto-attack``), nothing here reseeds the global
 RNG or prints, so the attacks can run inside a shared server.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-from typing import Literal, overload
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
@@ -48,6 +49,7 @@ from kwta.attacks._core import (
     best_other,
     check_inputs,
     check_steps,
+    claim_trace,
     project_linf,
     uniform_start,
 )
@@ -293,42 +295,6 @@ def _apgd_run(
     return x_out, f_max, broken
 
 
-@overload
-def apgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    steps: int = ...,
-    loss: APGDLoss = ...,
-    rho: float = ...,
-    restarts: int = ...,
-    random_start: bool = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def apgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    steps: int = ...,
-    loss: APGDLoss = ...,
-    rho: float = ...,
-    restarts: int = ...,
-    random_start: bool = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
-
-
 def apgd_linf(
     model: nn.Module,
     x: Tensor,
@@ -340,10 +306,9 @@ def apgd_linf(
     rho: float = 0.75,
     restarts: int = 1,
     random_start: bool = True,
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """Auto-PGD under L∞ (Croce & Hein, ICML 2020, Sec. 3, Alg. 1), untargeted.
 
     PGD without a step size to tune: it starts with ``η = 2·eps`` and takes
@@ -374,19 +339,19 @@ def apgd_linf(
         restarts: Number of runs, each from a new random start.
         random_start: Start at a random point of the ε-ball (else at ``x``; then
             restarts repeat the same run).
-        record: Also return a :class:`~kwta.attacks._core.Trace`: row 0 is the clean
-            input, row ``t`` the iterate after step ``t`` counted over the
-            restarts (images not attacked in a step repeat their last row); its
-            ``loss`` is ``loss``'s, its ``queries`` counts a forward and a backward
-            pass per gradient. Rows stop when every image is broken. A broken
-            image's last row is the returned point; for the others the returned
-            point is the iterate of highest loss, not necessarily the last row.
         generator: Source of the random starts (global RNG if ``None``).
         callback: ``callback(step, restarts · steps)`` after each step; a last
             ``callback(total, total)`` when the attack stops early.
 
     Returns:
-        ``x_adv`` of ``x``'s shape and dtype, or ``(x_adv, trace)`` when ``record``.
+        ``x_adv`` of ``x``'s shape and dtype. Under :func:`~kwta.attacks._core.traced`
+        also the :class:`~kwta.attacks._core.Trace`: row 0 is the clean input, row
+        ``t`` the iterate after step ``t`` counted over the restarts (images not
+        attacked in a step repeat their last row); its ``loss`` is ``loss``'s, its
+        ``queries`` counts a forward and a backward pass per gradient. Rows stop when
+        every image is broken. A broken image's last row is the returned point; for
+        the others the returned point is the iterate of highest loss, not
+        necessarily the last row.
 
     Raises:
         ValueError: Bad arguments (also DLR with fewer than 3 classes).
@@ -406,7 +371,8 @@ def apgd_linf(
         clean = model(x)
     if loss == "dlr" and clean.shape[1] < 3:
         raise ValueError(f"the DLR loss needs at least 3 classes, the model has {clean.shape[1]}")
-    rows = _Rows(clean, y, loss) if record else None
+    box = claim_trace()
+    rows = _Rows(clean, y, loss) if box is not None else None
     out = x.clone()
     open_ = clean.argmax(dim=1) == y  # correct and not broken yet
     best = torch.full((len(x),), float("-inf"), device=x.device, dtype=x.dtype)
@@ -454,7 +420,9 @@ def apgd_linf(
     if callback is not None and reported < total:
         callback(total, total)
     x_adv = project_linf(out, x, eps).detach()
-    return (x_adv, rows.trace()) if rows is not None else x_adv
+    if box is not None and rows is not None:
+        box.trace = rows.trace()
+    return x_adv
 
 
 def square_p_schedule(i: int, queries: int, p_init: float = 0.8) -> float:
@@ -477,38 +445,6 @@ def square_p_schedule(i: int, queries: int, p_init: float = 0.8) -> float:
     return p_init / 2**halvings
 
 
-@overload
-def square_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    queries: int = ...,
-    p_init: float = ...,
-    loss: SquareLoss = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def square_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    queries: int = ...,
-    p_init: float = ...,
-    loss: SquareLoss = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
-
-
 @torch.no_grad()
 def square_linf(
     model: nn.Module,
@@ -519,10 +455,9 @@ def square_linf(
     queries: int = 5000,
     p_init: float = 0.8,
     loss: SquareLoss = "margin",
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """Square attack under L∞ (Andriushchenko et al., ECCV 2020, Sec. 3.1, Alg. 1 and 2).
 
     A black-box random search that only queries the model's logits. It starts
@@ -548,19 +483,18 @@ def square_linf(
         p_init: Initial fraction of pixels changed per query (0.8 for L∞ in
             the paper and AutoAttack).
         loss: ``"margin"`` or ``"ce"``, see :func:`kwta.attacks._core.attack_loss`.
-        record: Also return a :class:`~kwta.attacks._core.Trace`: row 0 is the clean
-            input, row ``t`` the best point after ``t`` queries (the stripe
-            initialisation is row 1); ``trace.queries[-1]`` holds the per-image
-            query counts. Rows stop when every image is broken. Memory grows as
-            ``(queries + 1) · B · C``.
         generator: Source of all randomness (global RNG if ``None``).
         callback: ``callback(step, queries)`` after each query step; a last
             ``callback(queries, queries)`` when every image is broken early.
 
     Returns:
         Per image the adversarial point found, else the best point (highest
-        loss); images misclassified to begin with come back unchanged. With
-        ``record``, ``(x_adv, trace)``.
+        loss); images misclassified to begin with come back unchanged. Under
+        :func:`~kwta.attacks._core.traced` also the :class:`~kwta.attacks._core.Trace`:
+        row 0 is the clean input, row ``t`` the best point after ``t`` queries (the
+        stripe initialisation is row 1); ``trace.queries[-1]`` holds the per-image
+        query counts. Rows stop when every image is broken. Memory grows as
+        ``(queries + 1) · B · C``.
 
     Raises:
         ValueError: Bad arguments or ``x`` not a batch of images.
@@ -576,17 +510,20 @@ def square_linf(
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
     clean = model(x)
-    rows = _Rows(clean, y, loss) if record else None
+    box = claim_trace()
+    rows = _Rows(clean, y, loss) if box is not None else None
     out = x.clone()
     where = (clean.argmax(dim=1) == y).nonzero().squeeze(1)
 
     reported = 0
 
-    def finish() -> Tensor | tuple[Tensor, Trace]:
+    def finish() -> Tensor:
         if callback is not None and reported < queries:
             callback(queries, queries)
         x_adv = project_linf(out, x, eps)
-        return (x_adv, rows.trace()) if rows is not None else x_adv
+        if box is not None and rows is not None:
+            box.trace = rows.trace()
+        return x_adv
 
     if queries == 0 or eps == 0 or where.numel() == 0:
         return finish()

@@ -57,7 +57,7 @@ import logging
 import math
 import numbers
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, overload
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -71,6 +71,7 @@ from kwta.attacks._core import (
     attack_loss,
     check_inputs,
     check_steps,
+    claim_trace,
     project_linf,
     uniform_start,
 )
@@ -378,48 +379,6 @@ def _estimated_iterate(
     return best.detach(), trace
 
 
-@overload
-def fd_pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float = ...,
-    steps: int = ...,
-    sigma: float = ...,
-    samples: SampleSchedule = ...,
-    loss: LossKind = ...,
-    random_start: bool = ...,
-    early_stop: bool = ...,
-    batch_size: int = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def fd_pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float = ...,
-    steps: int = ...,
-    sigma: float = ...,
-    samples: SampleSchedule = ...,
-    loss: LossKind = ...,
-    random_start: bool = ...,
-    early_stop: bool = ...,
-    batch_size: int = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
-
-
 def fd_pgd_linf(
     model: nn.Module,
     x: Tensor,
@@ -434,10 +393,9 @@ def fd_pgd_linf(
     random_start: bool = False,
     early_stop: bool = True,
     batch_size: int = 1024,
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """L∞ PGD on finite-difference gradient estimates (Tramèr et al., NeurIPS 2020, Sec. 5.1).
 
     Gradient-free: only forward passes, under :func:`torch.no_grad`. At step ``t``
@@ -487,22 +445,22 @@ def fd_pgd_linf(
         early_stop: Freeze each image once it is misclassified.
         batch_size: Most rows per forward pass (bounds memory; each chunk of
             ``batch_size // 2`` pairs is one pass).
-        record: Also return a :class:`~kwta.attacks._core.Trace` (with ``queries``).
         generator: The only source of randomness when given (noise and start).
         callback: ``callback(step, steps)`` after each step.
 
     Returns:
-        ``x_adv``, or ``(x_adv, trace)`` when ``record`` is true. Trace row 0 is
-        the clean input, row ``t`` the iterate after step ``t`` (frozen images
-        repeat their row); with ``early_stop`` its last row has ``x_adv``'s
-        predictions (though for images not broken ``x_adv`` may be an earlier,
-        higher-loss iterate).
+        ``x_adv``. Under :func:`~kwta.attacks._core.traced` also the
+        :class:`~kwta.attacks._core.Trace` (with ``queries``): row 0 is the clean input, row
+        ``t`` the iterate after step ``t`` (frozen images repeat their row); with
+        ``early_stop`` its last row has ``x_adv``'s predictions (though for images not
+        broken ``x_adv`` may be an earlier, higher-loss iterate).
 
     Raises:
         ValueError: Negative ``eps`` or ``alpha``, ``sigma <= 0``, bad ``samples``
             (below 1, ``start > end``, not ints), ``steps`` or ``batch_size``
             invalid, unknown ``loss``, inputs outside [0, 1] or mis-shaped.
     """
+    box = claim_trace()
     x_adv, trace = _estimated_iterate(
         model,
         x,
@@ -517,53 +475,13 @@ def fd_pgd_linf(
         random_start=random_start,
         early_stop=early_stop,
         batch_size=batch_size,
-        record=record,
+        record=box is not None,
         generator=generator,
         callback=callback,
     )
-    return (x_adv, trace) if trace is not None else x_adv
-
-
-@overload
-def eot_pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float = ...,
-    steps: int = ...,
-    sigma: float = ...,
-    samples: SampleSchedule = ...,
-    loss: LossKind = ...,
-    random_start: bool = ...,
-    early_stop: bool = ...,
-    batch_size: int = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def eot_pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float = ...,
-    steps: int = ...,
-    sigma: float = ...,
-    samples: SampleSchedule = ...,
-    loss: LossKind = ...,
-    random_start: bool = ...,
-    early_stop: bool = ...,
-    batch_size: int = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
+    if box is not None:
+        box.trace = trace
+    return x_adv
 
 
 def eot_pgd_linf(
@@ -580,10 +498,9 @@ def eot_pgd_linf(
     random_start: bool = False,
     early_stop: bool = True,
     batch_size: int = 256,
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """L∞ PGD on gradients averaged over Gaussian neighbours (EOT, "smoothed gradient").
 
     White-box: at step ``t`` the ascent direction at ``x_{t−1}`` is ::
@@ -630,17 +547,17 @@ def eot_pgd_linf(
         random_start: Start at a uniform random point of the ε-ball instead of ``x``.
         early_stop: Freeze each image once it is misclassified.
         batch_size: Most rows per forward/backward pass (bounds memory).
-        record: Also return a :class:`~kwta.attacks._core.Trace` (with ``queries``).
         generator: The only source of randomness when given (noise and start).
         callback: ``callback(step, steps)`` after each step.
 
     Returns:
-        ``x_adv``, or ``(x_adv, trace)`` when ``record`` is true (see
-        :func:`fd_pgd_linf`).
+        ``x_adv``; under :func:`~kwta.attacks._core.traced` also the
+        :class:`~kwta.attacks._core.Trace` (see :func:`fd_pgd_linf`).
 
     Raises:
         ValueError: As :func:`fd_pgd_linf`.
     """
+    box = claim_trace()
     x_adv, trace = _estimated_iterate(
         model,
         x,
@@ -655,8 +572,10 @@ def eot_pgd_linf(
         random_start=random_start,
         early_stop=early_stop,
         batch_size=batch_size,
-        record=record,
+        record=box is not None,
         generator=generator,
         callback=callback,
     )
-    return (x_adv, trace) if trace is not None else x_adv
+    if box is not None:
+        box.trace = trace
+    return x_adv

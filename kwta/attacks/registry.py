@@ -315,12 +315,9 @@ def run_attack(
         ``(N, ...)`` adversarial inputs.
 
     Raises:
-        ValueError: Unknown attack, or ``record`` among the overrides (call
-            the attack's function directly for a trace).
+        ValueError: Unknown attack.
     """
     spec = get_attack(name)
-    if overrides.get("record"):
-        raise ValueError("run_attack does not record traces; call the attack directly")
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     params = spec.settings(**overrides)

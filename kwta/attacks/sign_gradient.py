@@ -2,13 +2,12 @@
 
 One shared loop (:func:`_sign_iterate`) takes a step along the sign of the
 (optionally momentum-averaged) input gradient and projects back onto the
-ε-ball; :func:`pgd_linf` and :func:`mim_linf` can record a :class:`Trace`
+ε-ball; :func:`pgd_linf` and :func:`mim_linf` record a :class:`Trace` under
+:func:`kwta.attacks._core.traced`
 (logits, loss and perturbation size per step): the data of the paper's Fig. 3a/b.
 """
 
 from __future__ import annotations
-
-from typing import Literal, overload
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +19,7 @@ from kwta.attacks._core import (
     Trace,
     check_inputs,
     check_steps,
+    claim_trace,
     input_grad,
     project_linf,
     uniform_start,
@@ -84,40 +84,6 @@ def _sign_iterate(
     return x_adv.detach(), trace
 
 
-@overload
-def pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float,
-    steps: int,
-    random_start: bool = ...,
-    loss: LossKind = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def pgd_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float,
-    steps: int,
-    random_start: bool = ...,
-    loss: LossKind = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
-
-
 def pgd_linf(
     model: nn.Module,
     x: Tensor,
@@ -128,10 +94,9 @@ def pgd_linf(
     steps: int,
     random_start: bool = True,
     loss: LossKind = "ce",
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """L∞ projected gradient descent (Madry et al., ICLR 2018), untargeted.
 
     ``x_{t+1} = Π_{B∞(x, eps) ∩ [0,1]}(x_t + alpha · sign ∇ L(x_t, y))``, started at
@@ -147,14 +112,14 @@ def pgd_linf(
         steps: Number of steps.
         random_start: Start at a uniform random point of the ε-ball.
         loss: Loss to maximise, see :func:`attack_loss`.
-        record: Also return a :class:`Trace` of every iterate.
         generator: Source of the random start (global RNG if ``None``).
         callback: ``callback(step, steps)`` after each step (progress bars).
 
     Returns:
         The final iterate ``x_adv`` (Madry et al./Foolbox return the last step, not
-        the best one), or ``(x_adv, trace)`` when ``record`` is true.
+        the best one). ``traced(pgd_linf)(…)`` also returns the :class:`Trace`.
     """
+    box = claim_trace()
     x_adv, trace = _sign_iterate(
         model,
         x,
@@ -165,11 +130,13 @@ def pgd_linf(
         random_start=random_start,
         loss=loss,
         decay=None,
-        record=record,
+        record=box is not None,
         generator=generator,
         callback=callback,
     )
-    return (x_adv, trace) if trace is not None else x_adv
+    if box is not None:
+        box.trace = trace
+    return x_adv
 
 
 def fgsm_linf(
@@ -199,42 +166,6 @@ def fgsm_linf(
     )
 
 
-@overload
-def mim_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float,
-    steps: int,
-    decay: float = ...,
-    random_start: bool = ...,
-    loss: LossKind = ...,
-    record: Literal[False] = ...,
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> Tensor: ...
-
-
-@overload
-def mim_linf(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    eps: float,
-    alpha: float,
-    steps: int,
-    decay: float = ...,
-    random_start: bool = ...,
-    loss: LossKind = ...,
-    record: Literal[True],
-    generator: torch.Generator | None = ...,
-    callback: ProgressCallback | None = ...,
-) -> tuple[Tensor, Trace]: ...
-
-
 def mim_linf(
     model: nn.Module,
     x: Tensor,
@@ -246,10 +177,9 @@ def mim_linf(
     decay: float = 1.0,
     random_start: bool = False,
     loss: LossKind = "ce",
-    record: bool = False,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
-) -> Tensor | tuple[Tensor, Trace]:
+) -> Tensor:
     """L∞ momentum iterative method, MI-FGSM (Dong et al., CVPR 2018, Alg. 1).
 
     ``g_{t+1} = decay · g_t + ∇ L(x_t) / ‖∇ L(x_t)‖₁`` and
@@ -269,15 +199,15 @@ def mim_linf(
         random_start: Start at a uniform random point of the ε-ball (off in the
             original method).
         loss: Loss to maximise, see :func:`attack_loss`.
-        record: Also return a :class:`Trace` of every iterate.
         generator: Source of the random start, if any.
         callback: ``callback(step, steps)`` after each step.
 
     Returns:
-        The final iterate, or ``(x_adv, trace)`` when ``record`` is true.
+        The final iterate. ``traced(mim_linf)(…)`` also returns the :class:`Trace`.
     """
     if decay < 0:
         raise ValueError(f"decay must be >= 0, got {decay}")
+    box = claim_trace()
     x_adv, trace = _sign_iterate(
         model,
         x,
@@ -288,8 +218,10 @@ def mim_linf(
         random_start=random_start,
         loss=loss,
         decay=decay,
-        record=record,
+        record=box is not None,
         generator=generator,
         callback=callback,
     )
-    return (x_adv, trace) if trace is not None else x_adv
+    if box is not None:
+        box.trace = trace
+    return x_adv

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kwta.attacks._core import ProgressCallback, Trace
+from kwta.attacks._core import ProgressCallback, Trace, traced
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.registry import max_queries
 from kwta.explorer.runs import AttackRun, finish_run
@@ -140,7 +140,7 @@ def adaptive_attack_with_trace(
     x1 = x1.detach().to(device, torch.float32)
     y = torch.tensor([int(label)], device=device)
     attack = fd_pgd_linf if estimator == "fd" else eot_pgd_linf
-    x_adv, trace = attack(
+    x_adv, trace = traced(attack)(
         model,
         x1,
         y,
@@ -151,7 +151,6 @@ def adaptive_attack_with_trace(
         samples=samples,
         loss="margin",
         early_stop=True,
-        record=True,
         generator=torch.Generator().manual_seed(int(seed)),
         callback=callback,
     )

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kwta.analysis.landscape import Landscape
-from kwta.attacks._core import Trace
+from kwta.attacks._core import Trace, traced
 from kwta.attacks.sign_gradient import pgd_linf
 
 __all__ = [
@@ -163,7 +163,8 @@ def attack_with_trace(
 ) -> AttackRun:
     """Untargeted L∞ PGD on one image, recording every step (Fig. 3a/b).
 
-    Runs :func:`kwta.attacks.sign_gradient.pgd_linf` with ``record=True`` on the model's device.
+    Runs :func:`kwta.attacks.sign_gradient.pgd_linf` under :func:`kwta.attacks._core.traced`
+    on the model's device.
     After each step ``callback(step, steps, logits, linf)`` receives the trace rows
     known so far (row 0 is the clean image), so a caller can draw the logits as
     the attack proceeds; the last call, after the attack, passes all
@@ -201,7 +202,7 @@ def attack_with_trace(
             logits, linf = tap.rows()
             callback(step, total, logits, linf)
 
-    x_adv, trace = pgd_linf(
+    x_adv, trace = traced(pgd_linf)(
         tap,
         x1,
         y,
@@ -210,7 +211,6 @@ def attack_with_trace(
         steps=steps,
         random_start=random_start,
         loss=loss,
-        record=True,
         generator=gen,
         callback=on_step,
     )
