@@ -148,6 +148,30 @@ def test_attack_with_trace_equals_pgd_and_streams_prefixes(
     assert d["classes"][0] == "airplane"
 
 
+def test_first_misclassified_step(relu_model: nn.Module, test_sample: CIFAR10Tensors) -> None:
+    x, y = test_sample.tensors([2])
+    run = attack_with_trace(relu_model, x, int(y), eps=0.031, alpha=0.003, steps=20)
+    wrong = [int(p) != int(y) for p in run.trace.pred[:, 0]]
+    expected = wrong.index(True) if any(wrong) else None
+    assert run.first_misclassified == expected
+    calm = attack_with_trace(relu_model, x, int(y), eps=0.0, alpha=0.0, steps=3)
+    assert calm.first_misclassified == (0 if calm.clean_pred != int(y) else None)
+
+
+def test_masking_check_is_the_seeded_balanced_subset(
+    relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    from kwta.analysis.masking import masking_indicators
+    from kwta.explorer.adaptive import masking_check
+
+    rep = masking_check(relu_model, test_sample, n=10, eps=0.031, seed=3)
+    x, y = test_sample.tensors(test_sample.balanced_indices(10, seed=3))
+    ref = masking_indicators(
+        relu_model, x, y, eps=0.031, generator=torch.Generator().manual_seed(3)
+    )
+    assert rep.to_dict() == ref.to_dict() and rep.n == 10
+
+
 def test_attack_with_trace_rejects_batches(tiny_kwta: nn.Module) -> None:
     with pytest.raises(ValueError, match="one image"):
         attack_with_trace(tiny_kwta, torch.rand(2, 3, 32, 32), 0, eps=0.01, alpha=0.01, steps=1)
@@ -225,6 +249,27 @@ def test_winner_map(tiny_kwta: nn.Module, test_sample: CIFAR10Tensors) -> None:
     with pytest.raises(ValueError):
         winner_map(tiny_kwta, x, "act1", eps=-1.0)
     assert _same(tiny_kwta, before)
+
+
+def test_pattern_change_sweep_reports_one_unit_per_curve(
+    tiny_kwta: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    from kwta.explorer.patterns import EPS_GRID, pattern_change_sweep
+
+    x, _ = test_sample.tensors([2])
+    before = _state(tiny_kwta)
+    seen: list[tuple[int, int]] = []
+    out = pattern_change_sweep(
+        tiny_kwta, x, (0.05, 0.5), n_dirs=1, seed=0, callback=lambda d, t: seen.append((d, t))
+    )
+    assert list(out) == ["as trained", "γ = 0.05", "γ = 0.5"]
+    assert seen[0] == (1, 3) and seen[-1] == (3, 3)
+    assert all(t == 3 for _, t in seen) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert out["as trained"].eps.tolist() == pytest.approx(list(EPS_GRID))
+    assert EPS_GRID[-1] == pytest.approx(kwta.paper.EPS)
+    ref = pattern_change(tiny_kwta, x, EPS_GRID, n_dirs=1, seed=0)
+    assert torch.equal(out["as trained"].changed_fraction, ref.changed_fraction)
+    assert all(torch.equal(v, before[k]) for k, v in _state(tiny_kwta).items())
 
 
 def test_pattern_change_by_ratio_leaves_model_alone(

@@ -11,7 +11,6 @@ import streamlit as st
 from torch import nn
 
 from kwta import paper
-from kwta.analysis.masking import masking_indicators
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
 from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import jobs
@@ -21,6 +20,7 @@ from kwta.explorer.adaptive import (
     adaptive_attack_with_trace,
     budget_schedule,
     margin_curve,
+    masking_check,
     robustness_rows,
 )
 from kwta.explorer.images import to_png_bytes
@@ -115,20 +115,11 @@ def run_masking(
     _model: nn.Module,
     _progress: ui.ProgressSink | None = None,
 ) -> dict[str, Any]:
-    """The four masking indicators on ``n`` class-balanced test images (queued)."""
-    import torch
-
-    data = ui.test_images()
-    x, y = data.tensors(data.balanced_indices(n, seed=seed), device=ui.DEVICE)
+    """:func:`kwta.explorer.adaptive.masking_check` on ``n`` test images (queued)."""
 
     def work() -> dict[str, Any]:
-        report = masking_indicators(
-            _model,
-            x,
-            y,
-            eps=eps,
-            generator=torch.Generator().manual_seed(seed),
-            callback=_progress,
+        report = masking_check(
+            _model, ui.test_images(), n=n, eps=eps, seed=seed, callback=_progress
         )
         return report.to_dict()
 

@@ -250,10 +250,9 @@ if show:
             if run.clean_pred != run.label:
                 st.warning(f"Already misclassified before the attack (true class: {true_cls}).")
             elif run.success:
-                first = int((run.trace.pred[:, 0] != run.label).nonzero()[0])
                 st.error(
-                    f"**Attack succeeded**: {true_cls} → {adv_cls} "
-                    f"(first misclassified at step {first}, ‖δ‖∞ = {run.linf:.4f}).",
+                    f"**Attack succeeded**: {true_cls} → {adv_cls} (first misclassified at "
+                    f"step {run.first_misclassified}, ‖δ‖∞ = {run.linf:.4f}).",
                     icon=":material/gpp_bad:",
                 )
             else:

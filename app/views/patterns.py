@@ -12,16 +12,18 @@ import streamlit as st
 import torch
 from torch import nn
 
-from kwta.analysis.patterns import PatternChange, pattern_change
+from kwta.analysis.patterns import PatternChange
 from kwta.analysis.theorem1 import Theorem1Sweep, theorem1_width_sweep
 from kwta.explorer import jobs
 from kwta.explorer.patterns import (
+    DEFAULT_RATIOS,
+    EPS_GRID,
     OVERLAP_IMAGES,
     OverlapProfile,
     WinnerMap,
     activation_layers,
     overlap_profile,
-    pattern_change_by_ratio,
+    pattern_change_sweep,
     winner_map,
 )
 from kwta.explorer.runs import from_uint8, records_to_csv
@@ -31,7 +33,6 @@ from kwta.zoo.summary import default_pair, summarize_card
 P = "pat"
 NONE = "(none)"
 #: ε values of the pattern-change curves (random sign directions, pixel units).
-EPS_GRID: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-5, 0.031, 10))
 GAMMAS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.0]
 
 
@@ -67,33 +68,11 @@ def run_change(
     the shared model is never changed.
     """
     return ui.queued_job(
-        lambda: _change(_model, from_uint8(pixels), ratios, n_dirs, seed, _progress),
+        lambda: pattern_change_sweep(
+            _model, from_uint8(pixels), ratios, n_dirs=n_dirs, seed=seed, callback=_progress
+        ),
         _progress,
     )
-
-
-def _change(
-    model: nn.Module,
-    x: torch.Tensor,
-    ratios: tuple[float, ...],
-    n_dirs: int,
-    seed: int,
-    progress: ui.ProgressSink | None,
-) -> dict[str, PatternChange]:
-    out = {"as trained": pattern_change(model, x, EPS_GRID, n_dirs=n_dirs, seed=seed)}
-    if progress is not None:
-        progress(1, 1 + len(ratios))
-    if ratios:
-
-        def step(done: int, total: int) -> None:
-            if progress is not None:
-                progress(1 + done, 1 + total)
-
-        by_ratio = pattern_change_by_ratio(
-            model, x, EPS_GRID, ratios, n_dirs=n_dirs, seed=seed, callback=step
-        )
-        out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
-    return out
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -179,7 +158,7 @@ sb.header("Perturbations")
 ui.init_state(f"{P}_eps", 0.002, lo=0.0, hi=0.1)
 own = get_ratio(model)
 is_kwta = own is not None
-ui.init_state(f"{P}_gammas", [0.05, 0.2, 0.5] if is_kwta else [], choices=GAMMAS, item=float)
+ui.init_state(f"{P}_gammas", list(DEFAULT_RATIOS) if is_kwta else [], choices=GAMMAS, item=float)
 ui.init_state(f"{P}_relu", relu_names[0] if relu_names else NONE, choices=[NONE, *relu_names])
 ui.init_state(f"{P}_dirs", 2, lo=1, hi=16)
 ui.init_state(f"{P}_seed", 0, lo=0, hi=10**9)

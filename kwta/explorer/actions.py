@@ -31,11 +31,17 @@ from torch import Tensor, nn
 from kwta import paper
 from kwta.analysis.landscape import Landscape, loss_landscape
 from kwta.analysis.masking import MaskingReport, masking_indicators
-from kwta.analysis.patterns import PatternChange, pattern_change
+from kwta.analysis.patterns import PatternChange
 from kwta.analysis.toy import ToyFit, toy_fit
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
-from kwta.explorer.patterns import WinnerMap, activation_layers, winner_map
+from kwta.explorer.patterns import (
+    DEFAULT_RATIOS,
+    WinnerMap,
+    activation_layers,
+    pattern_change_sweep,
+    winner_map,
+)
 from kwta.explorer.runs import AttackRun, attack_with_trace
 
 __all__ = [
@@ -56,8 +62,6 @@ __all__ = [
 ADAPTIVE_BUDGET = 4000
 #: The landscape page's batch of grid points per forward pass (halved on out-of-memory).
 LANDSCAPE_BATCH = 256
-#: ε values of the pattern-change curve (log-spaced, as on the page).
-PATTERN_EPS = tuple(float(v) for v in torch.logspace(-5, -1.5, 10))
 
 
 @dataclass(frozen=True)
@@ -198,13 +202,18 @@ def _landscape_probes(ls: Landscape, inputs: ActionInputs) -> list[Probe]:
     ]
 
 
-def _pattern_probes(result: tuple[WinnerMap, PatternChange], inputs: ActionInputs) -> list[Probe]:
-    wm, pc = result
+def _pattern_probes(
+    result: tuple[WinnerMap, dict[str, PatternChange]], inputs: ActionInputs
+) -> list[Probe]:
+    wm, curves = result
     share = 0.999 if _is_kwta(inputs.model) else 1.0
     return [
         Probe("winner mask (clean)", _cpu(wm.clean), "exact", min_agree=share),
         Probe("winner mask (perturbed)", _cpu(wm.perturbed), "exact", min_agree=share),
-        Probe("changed fraction vs ε", _cpu(pc.changed_fraction).double(), atol=0.01),
+        *(
+            Probe(f"changed fraction vs ε, {k}", _cpu(pc.changed_fraction).double(), atol=0.01)
+            for k, pc in curves.items()
+        ),
     ]
 
 
@@ -286,11 +295,11 @@ def _landscape(grid: int) -> Callable[[ActionInputs], Landscape]:
     return run
 
 
-def _patterns(i: ActionInputs) -> tuple[WinnerMap, PatternChange]:
+def _patterns(i: ActionInputs) -> tuple[WinnerMap, dict[str, PatternChange]]:
     layer = next(iter(activation_layers(i.model, i.x)))
-    return winner_map(i.model, i.x, layer, eps=0.002), pattern_change(
-        i.model, i.x, PATTERN_EPS, n_dirs=2
-    )
+    ratios = DEFAULT_RATIOS if _is_kwta(i.model) else ()
+    curves = pattern_change_sweep(i.model, i.x, ratios, n_dirs=2, seed=0)
+    return winner_map(i.model, i.x, layer, eps=0.002), curves
 
 
 def _adaptive(i: ActionInputs) -> AttackRun:

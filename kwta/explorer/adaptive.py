@@ -26,9 +26,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.attacks._core import ProgressCallback, Trace, traced
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.registry import max_queries
+from kwta.data import CIFAR10Tensors
 from kwta.explorer.runs import AttackRun, finish_run
 from kwta.zoo.summary import as_float, paper_reference, summarize_card
 
@@ -39,6 +41,7 @@ __all__ = [
     "adaptive_attack_with_trace",
     "budget_schedule",
     "margin_curve",
+    "masking_check",
     "robustness_rows",
 ]
 
@@ -267,3 +270,33 @@ def robustness_rows(cards: Mapping[str, Mapping[str, Any]]) -> list[RobustnessRo
             )
         )
     return rows
+
+
+def masking_check(
+    model: nn.Module,
+    data: CIFAR10Tensors,
+    *,
+    n: int,
+    eps: float,
+    seed: int = 0,
+    callback: ProgressCallback | None = None,
+) -> MaskingReport:
+    """The gradient-masking indicators on ``n`` class-balanced test images (the page's check).
+
+    The subset (:meth:`CIFAR10Tensors.balanced_indices` with ``seed``) and every random
+    draw of :func:`kwta.analysis.masking.masking_indicators` (a generator seeded by
+    ``seed``) are fixed, so the same request gives the same report.
+
+    Args:
+        model: Classifier in eval mode; the images go to its device.
+        data: Test images.
+        n: Images to check (at most ``len(data)``).
+        eps: L∞ radius.
+        seed: Seed of the subset and of the attacks' randomness.
+        callback: Progress, as :func:`masking_indicators` reports it.
+    """
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=seed), device=device)
+    return masking_indicators(
+        model, x, y, eps=eps, generator=torch.Generator().manual_seed(seed), callback=callback
+    )

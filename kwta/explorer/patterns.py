@@ -10,9 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kwta import paper
 from kwta.analysis.patterns import (
     PatternChange,
     activation_patterns,
@@ -24,14 +26,23 @@ from kwta.nn.activations import KWTA, set_ratio
 from kwta.nn.functional import check_ratio
 
 __all__ = [
+    "DEFAULT_RATIOS",
+    "EPS_GRID",
     "OVERLAP_IMAGES",
     "OverlapProfile",
     "WinnerMap",
     "activation_layers",
     "overlap_profile",
     "pattern_change_by_ratio",
+    "pattern_change_sweep",
     "winner_map",
 ]
+
+
+#: Other γ the page evaluates a k-WTA model at, on the same weights, by default.
+DEFAULT_RATIOS: tuple[float, ...] = (0.05, 0.2, 0.5)
+#: The pattern-change curves' ε values: 10 log-spaced from 1e-5 to the paper's ε.
+EPS_GRID: tuple[float, ...] = tuple(float(v) for v in np.geomspace(1e-5, paper.EPS, 10))
 
 
 def activation_layers(model: nn.Module, x: Tensor) -> dict[str, tuple[int, ...]]:
@@ -255,3 +266,45 @@ def overlap_profile(model: nn.Module, x: Tensor) -> OverlapProfile:
         chance=tuple(share[k] for k in layers),
         n_images=int(x.shape[0]),
     )
+
+
+def pattern_change_sweep(
+    model: nn.Module,
+    x: Tensor,
+    ratios: Sequence[float] = (),
+    *,
+    n_dirs: int,
+    seed: int,
+    eps_values: Sequence[float] = EPS_GRID,
+    callback: Callable[[int, int], None] | None = None,
+) -> dict[str, PatternChange]:
+    """Pattern change against ε for the model as trained, then at each γ of ``ratios``.
+
+    The Activation patterns page's curves (Sec. 3, Theorem 1): ``"as trained"`` from
+    :func:`kwta.analysis.patterns.pattern_change`, then ``"γ = …"`` per ratio from
+    :func:`pattern_change_by_ratio` (on a private copy; ``model`` is never changed).
+
+    Args:
+        model: Network; not modified.
+        x: One image or a batch in [0, 1].
+        ratios: Other sparsity ratios to evaluate on the same weights (k-WTA only).
+        n_dirs: Random sign directions per ε.
+        seed: Seed of the directions.
+        eps_values: Perturbation sizes.
+        callback: ``callback(done, 1 + len(ratios))``: one unit per curve.
+    """
+    total = 1 + len(ratios)
+    out = {"as trained": pattern_change(model, x, eps_values, n_dirs=n_dirs, seed=seed)}
+    if callback is not None:
+        callback(1, total)
+    if ratios:
+
+        def step(done: int, _total: int) -> None:
+            if callback is not None:
+                callback(1 + done, total)
+
+        by_ratio = pattern_change_by_ratio(
+            model, x, eps_values, ratios, n_dirs=n_dirs, seed=seed, callback=step
+        )
+        out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
+    return out

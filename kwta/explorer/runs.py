@@ -117,6 +117,12 @@ class AttackRun:
         return self.adv_pred != self.label
 
     @property
+    def first_misclassified(self) -> int | None:
+        """The first step whose iterate is misclassified (0: the clean image); ``None``: none."""
+        wrong = (self.trace.pred[:, 0] != self.label).nonzero()
+        return int(wrong[0]) if len(wrong) else None
+
+    @property
     def linf(self) -> float:
         """``‖x_adv − x‖∞``."""
         return float((self.x_adv - self.x).abs().amax())
