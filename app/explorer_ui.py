@@ -350,6 +350,39 @@ def model_label(cards: Mapping[str, Mapping[str, Any]], name: str) -> str:
     return f"{name} — {s.activation_label} · {s.method or '?'}{width}"
 
 
+def model_picker(
+    key: str,
+    cards: Mapping[str, Mapping[str, Any]],
+    default: str | None,
+    *,
+    label: str = "Model",
+    none: str | None = None,
+) -> str | None:
+    """A sidebar model selectbox whose value a link or a page switch can set.
+
+    Args:
+        key: Widget and URL key.
+        cards: The models to offer (name → card), labelled by :func:`model_label`.
+        default: The preselected model (else the ``none`` entry, else the first model).
+        label: The widget's label.
+        none: An extra first option meaning "no model" (e.g. ``"(none)"``), if any.
+
+    Returns:
+        The chosen model's name, or ``None`` for the ``none`` option.
+    """
+    names = list(cards)
+    options = [none, *names] if none is not None else names
+    init_state(key, default if default in names else (none or names[0]), choices=options)
+    st.sidebar.selectbox(
+        label,
+        options,
+        key=key,
+        format_func=lambda n: n if n == none else model_label(cards, n),
+    )
+    value = st.session_state[key]
+    return None if value == none else str(value)
+
+
 def require_models() -> dict[str, dict[str, Any]] | None:
     """The model cards, or ``None`` after explaining how to train models."""
     cards = model_cards()

@@ -140,14 +140,12 @@ st.markdown(
 cards = ui.require_models() or {}
 if not cards:
     st.stop()
-names = list(cards)
 _, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
 sb.header("Model")
-ui.init_state(f"{P}_m", kwta_default or names[0], choices=names)
-sb.selectbox("Model", names, key=f"{P}_m", format_func=lambda n: ui.model_label(cards, n))
+ui.model_picker(f"{P}_m", cards, kwta_default)
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("Attacks")

@@ -81,21 +81,13 @@ st.markdown(
 cards = ui.require_models() or {}
 if not cards:
     st.stop()
-names = list(cards)
 relu_default, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
 sb.header("Models")
-ui.init_state(f"{P}_a", relu_default or names[0], choices=names)
-ui.init_state(f"{P}_b", kwta_default or NONE, choices=[NONE, *names])
-sb.selectbox("Model A", names, key=f"{P}_a", format_func=lambda n: ui.model_label(cards, n))
-sb.selectbox(
-    "Model B (side by side)",
-    [NONE, *names],
-    key=f"{P}_b",
-    format_func=lambda n: n if n == NONE else ui.model_label(cards, n),
-)
+ui.model_picker(f"{P}_a", cards, relu_default, label="Model A")
+ui.model_picker(f"{P}_b", cards, kwta_default, label="Model B (side by side)", none=NONE)
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("PGD")

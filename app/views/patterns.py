@@ -134,9 +134,7 @@ default_model = default_pair(cards)[1] or names[0]
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
 sb.header("Model and layer")
-ui.init_state(f"{P}_model", default_model, choices=names)
-sb.selectbox("Model", names, key=f"{P}_model", format_func=lambda n: ui.model_label(cards, n))
-name = str(st.session_state[f"{P}_model"])
+name = str(ui.model_picker(f"{P}_model", cards, default_model))
 loaded = ui.get_model(name)
 if loaded is None:
     st.stop()
