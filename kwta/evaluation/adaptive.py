@@ -4,8 +4,6 @@ finite-difference and EOT PGD, and transfer from the ReLU twin (Tramèr et al. 2
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -13,10 +11,9 @@ import torch
 from torch import nn
 
 from kwta import paper
-from kwta.attacks._core import is_correct
-from kwta.attacks.registry import DEFAULT_ADAPTIVE, attack_names, get_attack, max_queries
+from kwta.attacks.registry import DEFAULT_ADAPTIVE, get_attack, max_queries
 from kwta.data import CIFAR10Tensors
-from kwta.evaluation.robust import scored_attack
+from kwta.evaluation.robust import attack_subset, scored_attack
 from kwta.utils import default_device
 
 __all__ = [
@@ -87,29 +84,25 @@ def evaluate_adaptive(
         RuntimeError: An attack returned points outside the ε-ball or [0, 1].
     """
     names = list(DEFAULT_ADAPTIVE if attacks is None else attacks)
-    known = attack_names("adaptive")
-    unknown = [a for a in names if a not in known]
-    if unknown:
-        raise ValueError(f"unknown adaptive attack(s) {unknown}; choose from {known}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
     overrides = overrides or {}
     dev = default_device(device)
     model = model.to(dev).eval()
     if twin is not None:
         twin = twin.to(dev).eval()
-    idx = data.balanced_indices(min(n, len(data)), seed=seed)
-    x, y = data.tensors(idx, device=dev)
-    ok_clean = is_correct(model, x, y, batch_size=batch_size)
-    idx_list = [int(i) for i in idx]
+    sub = attack_subset(
+        model,
+        data,
+        attacks=names,
+        group="adaptive",
+        n=n,
+        eps=eps,
+        seed=seed,
+        batch_size=batch_size,
+        device=dev,
+    )
+    x, y, ok_clean = sub.x, sub.y, sub.ok_clean
     result: dict[str, Any] = {
-        "n": len(idx_list),
-        "seed": seed,
-        "rule": f"CIFAR10Tensors.balanced_indices({n}, seed={seed}) of the test split",
-        "indices_sha256": hashlib.sha256(json.dumps(idx_list).encode()).hexdigest(),
-        "clean_accuracy": int(ok_clean.sum()) / len(idx_list),
+        **{k: v for k, v in sub.record.items() if k != "indices"},
         "eps": eps,
         "attacks": {},
         "standard_pgd": None,

@@ -11,8 +11,9 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -130,6 +131,76 @@ def scored_attack(
     return ok, entry
 
 
+@dataclass(frozen=True, eq=False)
+class AttackSubset:
+    """The class-balanced images an evaluation attacks, on its device.
+
+    Attributes:
+        x: ``(n, 3, H, W)`` images in [0, 1].
+        y: ``(n,)`` labels.
+        ok_clean: ``(n,)`` bool: the model classifies the image correctly.
+        record: What a card stores about the subset: ``n``, ``seed``, ``rule``,
+            ``indices_sha256``, ``indices`` and ``clean_accuracy``.
+    """
+
+    x: Tensor
+    y: Tensor
+    ok_clean: Tensor
+    record: dict[str, Any]
+
+
+def attack_subset(
+    model: nn.Module,
+    data: CIFAR10Tensors,
+    *,
+    attacks: Sequence[str],
+    group: Literal["standard", "adaptive"],
+    n: int,
+    eps: float,
+    seed: int,
+    batch_size: int,
+    device: torch.device,
+) -> AttackSubset:
+    """Check an evaluation's request and draw its subset (what both evaluations share).
+
+    Args:
+        model: The evaluated model, in eval mode on ``device``.
+        data: Test split.
+        attacks: Requested attack names; each must be in ``group``
+            (:func:`kwta.attacks.registry.attack_names`).
+        group: ``"standard"`` or ``"adaptive"``.
+        n: Subset size (capped at ``len(data)``).
+        eps: ℓ∞ radius (≥ 0).
+        seed: Seed of ``data.balanced_indices``.
+        batch_size: Inference batch size.
+        device: Where the images go.
+
+    Raises:
+        ValueError: Unknown attack, ``n < 1`` or ``eps < 0``.
+    """
+    known = attack_names(group)
+    unknown = [a for a in attacks if a not in known]
+    if unknown:
+        kind = "" if group == "standard" else f"{group} "
+        raise ValueError(f"unknown {kind}attack(s) {unknown}; choose from {known}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not eps >= 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    idx = [int(i) for i in data.balanced_indices(min(n, len(data)), seed=seed)]
+    x, y = data.tensors(idx, device=device)
+    ok_clean = is_correct(model, x, y, batch_size=batch_size)
+    record = {
+        "n": len(idx),
+        "seed": seed,
+        "rule": f"CIFAR10Tensors.balanced_indices({n}, seed={seed}) of the test split",
+        "indices_sha256": hashlib.sha256(json.dumps(idx).encode()).hexdigest(),
+        "indices": idx,
+        "clean_accuracy": int(ok_clean.sum()) / len(idx),
+    }
+    return AttackSubset(x, y, ok_clean, record)
+
+
 def _pgd_restarts(
     model: nn.Module,
     x: Tensor,
@@ -243,19 +314,24 @@ def evaluate(
         ValueError: Unknown attack, bad ``n``/``clean_n``/``eps``.
         RuntimeError: An attack returned points outside the ε-ball or [0, 1].
     """
-    known = attack_names("standard")
-    unknown = [a for a in attacks if a not in known]
-    if unknown:
-        raise ValueError(f"unknown attack(s) {unknown}; choose from {known}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
     if clean_n is not None and clean_n < 1:
         raise ValueError(f"clean_n must be >= 1, got {clean_n}")
-    if not eps >= 0:
-        raise ValueError(f"eps must be >= 0, got {eps}")
     overrides = overrides or {}
     dev = default_device(device)
     model = model.to(dev).eval()
+
+    sub = attack_subset(
+        model,
+        data,
+        attacks=attacks,
+        group="standard",
+        n=n,
+        eps=eps,
+        seed=seed,
+        batch_size=batch_size,
+        device=dev,
+    )
+    x, y, ok_clean = sub.x, sub.y, sub.ok_clean
 
     clean_idx = (
         None
@@ -269,10 +345,6 @@ def evaluate(
         "clean accuracy %.4f on %d images (%.1fs)", acc_clean, n_clean, time.perf_counter() - t0
     )
 
-    idx = data.balanced_indices(n, seed=seed)
-    x, y = data.tensors(idx, device=dev)
-    ok_clean = is_correct(model, x, y, batch_size=batch_size)
-    idx_list = [int(i) for i in idx]
     result: dict[str, Any] = {
         "clean": {
             "accuracy": acc_clean,
@@ -280,14 +352,7 @@ def evaluate(
             "n": n_clean,
             "rule": "all" if clean_idx is None else f"balanced_indices({clean_n}, seed={seed})",
         },
-        "subset": {
-            "n": len(idx_list),
-            "seed": seed,
-            "rule": f"CIFAR10Tensors.balanced_indices({n}, seed={seed}) of the test split",
-            "indices_sha256": hashlib.sha256(json.dumps(idx_list).encode()).hexdigest(),
-            "indices": idx_list,
-            "clean_accuracy": int(ok_clean.sum()) / len(idx_list),
-        },
+        "subset": sub.record,
         "attacks": {},
         "eps": eps,
         "A_rob": None,
