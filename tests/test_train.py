@@ -235,7 +235,14 @@ def test_incremental_fine_tuning(
     assert get_ratio(again) == 0.19 and card2["sha256"] == card["sha256"]
 
 
-@pytest.mark.parametrize("method", ["pgd", "trades", "free"])
+def test_every_method_has_a_step_function() -> None:
+    from kwta.training.config import METHODS
+    from kwta.training.epoch import METHOD_STEPS
+
+    assert set(METHOD_STEPS) == set(METHODS)
+
+
+@pytest.mark.parametrize("method", ["pgd", "trades", "free", "fgsm"])
 def test_adversarial_methods_run(method: str, train_sample: CIFAR10Tensors) -> None:
     # Free AT: epochs=4 with m=4 is one pass with 4 replays of every minibatch.
     extra = {"epochs": 4, "free_replays": 4} if method == "free" else {"epochs": 1}

@@ -141,6 +141,141 @@ class TrainState:
     wall_time: float = 0.0
 
 
+@dataclass
+class _Step:
+    """What a method's step needs: the batch, the run's settings and the shared actions."""
+
+    state: TrainState
+    config: TrainConfig
+    x: Tensor
+    y: Tensor
+    generator: torch.Generator
+    channels_last: bool
+    amp_ctx: Callable[[], contextlib.AbstractContextManager[Any]]
+    ce: Callable[[Tensor, Tensor], Tensor]
+    update: Callable[[Tensor], None]  # backward + optimiser step
+    tally: Callable[[Tensor, Tensor, Tensor], None]  # running loss and accuracy
+
+
+def _natural_step(s: _Step) -> None:
+    model = s.state.model
+    model.train()
+    with s.amp_ctx():
+        logits = model(s.x)
+    loss = s.ce(logits, s.y)
+    s.update(loss)
+    s.tally(loss, logits, s.y)
+
+
+def _pgd_at_step(s: _Step) -> None:
+    """Madry et al. (2018): train on PGD examples."""
+    model, config = s.state.model, s.config
+    model.eval()  # attack with BatchNorm's running statistics, leaving them as they are
+    x_adv = _pgd(
+        model,
+        s.x,
+        s.y,
+        eps=config.eps,
+        alpha=config.pgd_alpha,
+        steps=config.steps,
+        generator=s.generator,
+        amp_ctx=s.amp_ctx,
+    )
+    model.train()
+    with s.amp_ctx():
+        logits = model(x_adv)
+    loss = s.ce(logits, s.y)
+    s.update(loss)
+    s.tally(loss, logits, s.y)
+
+
+def _fgsm_at_step(s: _Step) -> None:
+    """Fast AT (Wong, Rice, Kolter 2020): one FGSM step from a random start, in train mode."""
+    model, config, x, y = s.state.model, s.config, s.x, s.y
+    model.train()
+    alpha = config.fgsm_alpha or FGSM_ALPHA_FACTOR * config.eps
+    noise = torch.empty(x.shape).uniform_(-config.eps, config.eps, generator=s.generator)
+    delta = noise.to(x.device, x.dtype)
+    if s.channels_last:
+        delta = delta.contiguous(memory_format=torch.channels_last)
+    delta.requires_grad_(True)
+    with s.amp_ctx():
+        adv_logits = model((x + delta).clamp(0.0, 1.0))
+    (g_delta,) = torch.autograd.grad(F.cross_entropy(adv_logits.float(), y), delta)
+    delta = (delta.detach() + alpha * g_delta.sign()).clamp_(-config.eps, config.eps)
+    x_adv = (x + delta).clamp_(0.0, 1.0)
+    with s.amp_ctx():
+        logits = model(x_adv)
+    loss = s.ce(logits, y)
+    s.update(loss)
+    s.tally(loss, logits, y)
+
+
+def _trades_step(s: _Step) -> None:
+    """TRADES (Zhang et al. 2019): CE on x plus β · KL(f(x) ‖ f(x_adv))."""
+    model, config, x, y = s.state.model, s.config, s.x, s.y
+    model.eval()
+    with torch.no_grad(), s.amp_ctx():
+        p_nat = F.softmax(model(x).float(), dim=1)
+    x_adv = _pgd(
+        model,
+        x,
+        y,
+        eps=config.eps,
+        alpha=config.pgd_alpha,
+        steps=config.steps,
+        generator=s.generator,
+        amp_ctx=s.amp_ctx,
+        target_probs=p_nat,
+    )
+    model.train()
+    with s.amp_ctx():
+        logits = model(x).float()
+        logits_adv = model(x_adv).float()
+    loss_nat = F.cross_entropy(logits, y)
+    loss_rob = F.kl_div(
+        F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="sum"
+    ) / len(y)
+    loss = loss_nat + config.trades_beta * loss_rob
+    s.update(loss)
+    s.tally(loss, logits, y)
+
+
+def _free_at_step(s: _Step) -> None:
+    """Free AT (Shafahi et al. 2019): each batch replayed m times, δ carried over."""
+    model, config, state, x, y = s.state.model, s.config, s.state, s.x, s.y
+    b = len(y)
+    model.train()
+    if state.free_delta is None:
+        state.free_delta = torch.zeros(
+            (config.batch_size, *x.shape[1:]), device=x.device, dtype=torch.float32
+        )
+    for _ in range(config.free_replays):
+        delta = state.free_delta[:b].clone().requires_grad_(True)
+        x_adv = (x + delta).clamp(0.0, 1.0)
+        with s.amp_ctx():
+            logits = model(x_adv)
+        loss = s.ce(logits, y)
+        s.update(loss)  # one backward: grads of the weights and of δ
+        grad = delta.grad
+        assert grad is not None
+        grad = torch.nan_to_num(grad, nan=0.0)
+        state.free_delta[:b] = (delta.detach() + config.eps * grad.sign()).clamp_(
+            -config.eps, config.eps
+        )
+        s.tally(loss, logits, y)
+
+
+#: One step function per training method (:data:`kwta.training.config.METHODS`).
+METHOD_STEPS: dict[str, Callable[[_Step], None]] = {
+    "natural": _natural_step,
+    "pgd": _pgd_at_step,
+    "fgsm": _fgsm_at_step,
+    "trades": _trades_step,
+    "free": _free_at_step,
+}
+
+
 def train_epoch(
     state: TrainState,
     images: Tensor,
@@ -173,6 +308,7 @@ def train_epoch(
         ``(mean loss, accuracy, examples)`` over the examples trained on.
     """
     model, opt, scaler = state.model, state.optimizer, state.scaler
+    method = METHOD_STEPS[config.method]
     dev = images.device
     channels_last = config.channels_last and model_is_channels_last(model)
     smoothing = float(config.label_smoothing)
@@ -221,99 +357,7 @@ def train_epoch(
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = labels[idx]
-            b = len(y)
-            if config.method == "natural":
-                model.train()
-                with amp_ctx():
-                    logits = model(x)
-                loss = ce(logits, y)
-                step(loss)
-                tally(loss, logits, y)
-            elif config.method == "pgd":
-                model.eval()  # attack with BatchNorm's running statistics, leaving them as they are
-                x_adv = _pgd(
-                    model,
-                    x,
-                    y,
-                    eps=config.eps,
-                    alpha=config.pgd_alpha,
-                    steps=config.steps,
-                    generator=generator,
-                    amp_ctx=amp_ctx,
-                )
-                model.train()
-                with amp_ctx():
-                    logits = model(x_adv)
-                loss = ce(logits, y)
-                step(loss)
-                tally(loss, logits, y)
-            elif config.method == "fgsm":  # fast AT (Wong, Rice, Kolter 2020), in train mode
-                model.train()
-                alpha = config.fgsm_alpha or FGSM_ALPHA_FACTOR * config.eps
-                noise = torch.empty(x.shape).uniform_(-config.eps, config.eps, generator=generator)
-                delta = noise.to(dev, x.dtype)
-                if channels_last:
-                    delta = delta.contiguous(memory_format=torch.channels_last)
-                delta.requires_grad_(True)
-                with amp_ctx():
-                    adv_logits = model((x + delta).clamp(0.0, 1.0))
-                (g_delta,) = torch.autograd.grad(F.cross_entropy(adv_logits.float(), y), delta)
-                delta = (delta.detach() + alpha * g_delta.sign()).clamp_(-config.eps, config.eps)
-                x_adv = (x + delta).clamp_(0.0, 1.0)
-                with amp_ctx():
-                    logits = model(x_adv)
-                loss = ce(logits, y)
-                step(loss)
-                tally(loss, logits, y)
-            elif config.method == "trades":
-                model.eval()
-                with torch.no_grad(), amp_ctx():
-                    p_nat = F.softmax(model(x).float(), dim=1)
-                x_adv = _pgd(
-                    model,
-                    x,
-                    y,
-                    eps=config.eps,
-                    alpha=config.pgd_alpha,
-                    steps=config.steps,
-                    generator=generator,
-                    amp_ctx=amp_ctx,
-                    target_probs=p_nat,
-                )
-                model.train()
-                with amp_ctx():
-                    logits = model(x).float()
-                    logits_adv = model(x_adv).float()
-                loss_nat = F.cross_entropy(logits, y)
-                loss_rob = (
-                    F.kl_div(
-                        F.log_softmax(logits_adv, dim=1), F.softmax(logits, dim=1), reduction="sum"
-                    )
-                    / b
-                )
-                loss = loss_nat + config.trades_beta * loss_rob
-                step(loss)
-                tally(loss, logits, y)
-            else:  # free adversarial training (Shafahi et al. 2019)
-                model.train()
-                if state.free_delta is None:
-                    state.free_delta = torch.zeros(
-                        (config.batch_size, *x.shape[1:]), device=dev, dtype=torch.float32
-                    )
-                for _ in range(config.free_replays):
-                    delta = state.free_delta[:b].clone().requires_grad_(True)
-                    x_adv = (x + delta).clamp(0.0, 1.0)
-                    with amp_ctx():
-                        logits = model(x_adv)
-                    loss = ce(logits, y)
-                    step(loss)  # one backward: grads of the weights and of δ
-                    grad = delta.grad
-                    assert grad is not None
-                    grad = torch.nan_to_num(grad, nan=0.0)
-                    state.free_delta[:b] = (delta.detach() + config.eps * grad.sign()).clamp_(
-                        -config.eps, config.eps
-                    )
-                    tally(loss, logits, y)
+            method(_Step(state, config, x, y, generator, channels_last, amp_ctx, ce, step, tally))
             bar.update(1)
             if progress and (bar.n % 20 == 0 or bar.n == n_batches):
                 bar.set_postfix(
