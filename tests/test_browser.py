@@ -420,3 +420,36 @@ def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
     open_page(page, f"{server}/nope")
     page.get_by_text("Page not found").first.wait_for(timeout=30_000)  # Streamlit's own
     assert not page.errors, page.errors
+
+
+EVIL = "[log in here](http://evil.example/login) ![pixel](http://evil.example/p.png) <b>bold</b>"
+
+
+def test_link_values_never_render_as_markup(server: str, page: Any) -> None:
+    """Markdown, HTML and very long values in links reach every echoing message only as
+    inert text: no link, image or element of theirs appears in the rendered page."""
+    from urllib.parse import quote
+
+    evil = quote(EVIL + "x" * 5000, safe="")
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    links = {  # link → what its message says
+        f"/attack?atk_eps={evil}&atk_steps=2": "evil.example",  # a number that does not parse
+        f"/attack?atk_a={evil}&atk_steps=2": "evil.example",  # an unknown model
+        f"/landscape?ls_models={evil}": "evil.example",  # unknown models in a list
+        f"/?ov_custom=true&ov_vec={evil}": "is not a number",  # the Overview's typed vector
+        f"/zoo/{evil}/x": "evil.example",  # an unknown nested path
+    }
+    for link, marker in links.items():
+        open_page(page, server + link)
+        main = page.locator('[data-testid="stMain"]')
+        main.get_by_text(marker, exact=False).first.wait_for(timeout=60_000)
+        assert main.locator("a[href*='evil.example']").count() == 0, link
+        assert page.locator("img[src*='evil.example']").count() == 0, link
+        assert main.locator("b", has_text="bold").count() == 0, link
+        longest = max(len(t) for t in main.locator("code").all_inner_texts())
+        assert longest < 300, (link, longest)  # echoes are cut short
+    from urllib.parse import urlparse
+
+    assert not [u for u in requests if urlparse(u).hostname == "evil.example"]  # nothing fetched
+    assert not page.errors, page.errors
