@@ -201,7 +201,13 @@ def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str
             "s => location.search.includes(s)", arg=f"les_step={i}", timeout=RUN_TIMEOUT_MS
         )
         if step.key == "pgd":
-            assert plots(page, 2) == 2  # the ReLU and the k-WTA logit traces
+            plots(page, 2)
+            # the ReLU and the k-WTA logit traces; the previous step's chart may linger a
+            # moment after the run on a busy machine, so wait for it to go
+            page.wait_for_function(
+                "() => document.querySelectorAll('.js-plotly-plot').length === 2",
+                timeout=30_000,
+            )
             shoot(page, "lesson")
             link = page.get_by_role("link", name="Try it yourself: open the full page")
             href = link.get_attribute("href")
