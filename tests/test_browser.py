@@ -92,8 +92,10 @@ def page(browser: Any) -> Iterator[Any]:
 def open_page(p: Any, url: str) -> None:
     p.goto(url, wait_until="domcontentloaded")
     wait_idle(p)
-    sidebar = p.locator('[data-testid="stSidebar"]').inner_text()
-    assert "Device:" in sidebar, sidebar
+    # the device line comes with the entry script's run: on a busy machine the page can
+    # look idle a moment before it is drawn
+    p.locator('[data-testid="stSidebar"]').get_by_text("Device:").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(p)
     assert not p.locator('[data-testid="stException"]').count(), p.locator(
         '[data-testid="stException"]'
     ).first.inner_text()
