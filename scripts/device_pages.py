@@ -1,6 +1,6 @@
 """Every page's computation on the GPU, checked against the CPU, timed, and pushed out of memory.
 
-One command on the accelerator machine (about 3 minutes with the shipped models)::
+One command on the accelerator machine (not yet timed there)::
 
     KWTA_NATIVE=0 python3 scripts/device_pages.py OUT_DIR            # CUDA vs the CPU
     python scripts/device_pages.py OUT_DIR --smoke                   # CPU vs CPU, seconds (tested)
@@ -31,6 +31,7 @@ README); exits 1 if a parity check or the OOM recovery failed.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import statistics
@@ -43,7 +44,7 @@ from typing import Any
 
 import torch
 
-from kwta.data import cifar10_sample
+from kwta.data import CIFAR10Tensors, cifar10_sample
 from kwta.explorer import jobs
 from kwta.explorer.actions import (
     LANDSCAPE_BATCH,
@@ -76,9 +77,14 @@ def timed(fn: Callable[[], Any], device: torch.device) -> tuple[Any, float]:
     return out, time.perf_counter() - t0
 
 
+@functools.cache
+def _sample() -> CIFAR10Tensors:
+    return cifar10_sample("test")  # read once for every model and device
+
+
 def inputs_on(model: torch.nn.Module, device: torch.device) -> ActionInputs:
     """The shared inputs (bundled test image #2, 32 balanced images) on ``device``."""
-    sample = cifar10_sample("test")
+    sample = _sample()
     x, y = sample.tensors([2], device=device)
     xs, ys = sample.tensors(sample.balanced_indices(32, seed=0), device=device)
     return ActionInputs(model, x, int(y), xs, ys)
@@ -112,9 +118,14 @@ def provoke_oom(inputs: ActionInputs, *, key: str = "landscape50") -> dict[str, 
     action = get_action(key)
     run: Callable[..., Any] = action.run
     device = inputs.device
-    expected = run(inputs)
-    tried: list[int] = []
     simulated = device.type != "cuda"
+    base = 0
+    if not simulated:
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    expected = run(inputs)  # the reference result and, on CUDA, the memory a batch needs
+    tried: list[int] = []
     limit = 0
 
     def compute(batch_size: int) -> Any:
@@ -124,10 +135,6 @@ def provoke_oom(inputs: ActionInputs, *, key: str = "landscape50") -> dict[str, 
         return run(inputs, batch_size=batch_size)
 
     if not simulated:
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        run(inputs)
         need = torch.cuda.max_memory_allocated(device) - base
         limit = base + need // 3
         total = torch.cuda.get_device_properties(device).total_memory

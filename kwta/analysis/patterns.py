@@ -19,6 +19,7 @@ from kwta.analysis._common import Callback, as_batch, device_of, eval_view, rade
 __all__ = [
     "PatternChange",
     "activation_patterns",
+    "masks_overlap",
     "overlap_summary",
     "pattern_change",
     "pattern_overlap",
@@ -227,8 +228,13 @@ def pattern_overlap(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
         Layer name → ``(B, B)`` float64 overlap matrix on the CPU (diagonal 1).
         See :func:`overlap_summary` for the mean off-diagonal overlap.
     """
+    return masks_overlap(activation_patterns(model, x))
+
+
+def masks_overlap(masks: dict[str, Tensor]) -> dict[str, Tensor]:
+    """:func:`pattern_overlap` of patterns already computed (:func:`activation_patterns`)."""
     out: dict[str, Tensor] = {}
-    for name, mask in activation_patterns(model, x).items():
+    for name, mask in masks.items():
         m = mask.reshape(mask.shape[0], -1).double()
         inter = m @ m.T
         size = m.sum(dim=1)

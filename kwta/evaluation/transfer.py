@@ -22,10 +22,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
-from kwta import paper
+from kwta.attacks._core import is_correct
 from kwta.attacks.registry import get_attack
 from kwta.attacks.transfer import transfer_matrix
 from kwta.data import CIFAR10Tensors, portable_source
@@ -93,18 +92,10 @@ def compute_transfer(
     device = next(models[roles[0]].parameters()).device
     x, y = data.tensors(indices, device=device)
     ordered = {r: models[r] for r in roles}
-    with torch.no_grad():
-        clean = {
-            r: float(
-                torch.cat(
-                    [m(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
-                )
-                .eq(y)
-                .double()
-                .mean()
-            )
-            for r, m in ordered.items()
-        }
+    clean = {
+        r: float(is_correct(m, x, y, batch_size=batch_size).double().mean())
+        for r, m in ordered.items()
+    }
     matrix = transfer_matrix(
         ordered, x, y, attack=TRANSFER_ATTACK, seed=seed, batch_size=batch_size, callback=callback
     )
@@ -115,7 +106,7 @@ def compute_transfer(
         "roles": roles,
         "labels": {r: TABLE3_ROLES[r] for r in roles},
         "attack": TRANSFER_ATTACK,
-        "settings": {"eps": paper.EPS, **dict(get_attack(TRANSFER_ATTACK).defaults), "seed": seed},
+        "settings": dict(get_attack(TRANSFER_ATTACK).defaults) | {"seed": seed},
         "n": len(indices),
         "indices": indices,
         "indices_sha256": hashlib.sha256(idx_bytes).hexdigest(),

@@ -21,8 +21,8 @@ adversarial image re-evaluated by the reference device (:func:`cross_check`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
@@ -43,6 +43,7 @@ from kwta.explorer.patterns import (
     winner_map,
 )
 from kwta.explorer.runs import AttackRun, attack_with_trace
+from kwta.nn.activations import get_ratio
 
 __all__ = [
     "ADAPTIVE_BUDGET",
@@ -179,7 +180,7 @@ def _cpu(t: Tensor) -> Tensor:
 
 
 def _is_kwta(model: nn.Module) -> bool:
-    return any(hasattr(m, "ratio") and hasattr(m, "mask") for m in model.modules())
+    return get_ratio(model) is not None
 
 
 def _attack_probes(run: AttackRun, inputs: ActionInputs) -> list[Probe]:
@@ -281,7 +282,6 @@ class PageAction:
     per_model: bool = True
     repeats: int | None = None
     batched: bool = False
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _attack(i: ActionInputs) -> AttackRun:

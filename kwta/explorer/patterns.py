@@ -18,9 +18,9 @@ from kwta import paper
 from kwta.analysis.patterns import (
     PatternChange,
     activation_patterns,
+    masks_overlap,
     overlap_summary,
     pattern_change,
-    pattern_overlap,
 )
 from kwta.nn.activations import KWTA, set_ratio
 from kwta.nn.functional import check_ratio
@@ -256,8 +256,8 @@ def overlap_profile(model: nn.Module, x: Tensor) -> OverlapProfile:
     """
     if x.dim() != 4 or x.shape[0] < 2:
         raise ValueError(f"need a batch of at least two inputs, got shape {tuple(x.shape)}")
-    summary = overlap_summary(pattern_overlap(model, x))
-    masks = activation_patterns(model, x)
+    masks = activation_patterns(model, x)  # one forward pass serves both measures
+    summary = overlap_summary(masks_overlap(masks))
     share = {k: float(m.reshape(m.shape[0], -1).double().mean()) for k, m in masks.items()}
     layers = tuple(summary)
     return OverlapProfile(
