@@ -524,3 +524,64 @@ def robustness_bars(rows: Sequence[Any]) -> go.Figure:
         margin=_MARGIN,
     )
     return fig
+
+
+def gamma_sweep_figure(
+    trained: Sequence[Mapping[str, Any]] | None,
+    live: Mapping[str, Any] | None = None,
+    *,
+    trained_label: str = "fine-tuned at each γ",
+    live_label: str = "same weights, γ changed",
+) -> go.Figure:
+    """Clean (left) and PGD-20 robust (right) accuracy against γ, γ falling to the right (Fig. 4).
+
+    Args:
+        trained: Points of :func:`kwta.training.sweep.ratio_sweep` (``ratio``,
+            ``clean_accuracy``, ``robust_accuracy``), or ``None``.
+        live: A :meth:`kwta.analysis.weights.GammaSweep.to_dict` (clean, and robust when
+            measured), or ``None``.
+        trained_label: Legend name of the trained curve.
+        live_label: Legend name of the live curve.
+    """
+    fig = make_subplots(
+        rows=1, cols=2, subplot_titles=("standard accuracy", "robust accuracy (PGD-20)")
+    )
+    if trained:
+        xs = [float(p["ratio"]) for p in trained]
+        for col, key in ((1, "clean_accuracy"), (2, "robust_accuracy")):
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=[float(p[key]) for p in trained],
+                    mode="lines+markers",
+                    name=trained_label,
+                    legendgroup="trained",
+                    showlegend=col == 1,
+                    line={"width": 3, "color": KWTA_COLOR},
+                    hovertemplate="γ %{x:g}<br>%{y:.1%}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    if live is not None:
+        for col, key in ((1, "clean_accuracy"), (2, "robust_accuracy")):
+            if live.get(key) is None:
+                continue
+            fig.add_trace(
+                go.Scatter(
+                    x=list(live["ratios"]),
+                    y=list(live[key]),
+                    mode="lines+markers",
+                    name=live_label,
+                    legendgroup="live",
+                    showlegend=col == 1,
+                    line={"width": 2, "color": RELU_COLOR, "dash": "dash"},
+                    hovertemplate="γ %{x:g}<br>%{y:.1%}<extra></extra>",
+                ),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="sparsity ratio γ", autorange="reversed")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero")
+    fig.update_layout(height=360, margin=_MARGIN, hovermode="x unified")
+    return fig

@@ -250,7 +250,7 @@ URL_KEYS = {
                  "pat_dirs", "pat_seed", "pat_scope"],
     "adaptive": ["adv_m", "adv_eps", "adv_pgd_steps", "adv_est", "adv_steps", "adv_alpha",
                  "adv_sigma", "adv_budget", "adv_seed", "adv_n"],
-    "zoo": ["zoo_filter"],
+    "zoo": ["zoo_filter", "zoo_gamma_model"],
     "lesson": ["les_step"],
 }  # fmt: skip
 PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat", "adaptive": "adv"}
@@ -503,6 +503,51 @@ def test_zoo_page(app_env: Path) -> None:
     at.radio(key="zoo_filter").set_value("kwta").run()
     ok(at)
     assert len(at.dataframe) == 1
+
+
+def test_zoo_page_fig4(app_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fig. 4: the live curve is the library's γ sweep; a published sweep is drawn only for
+    the weights it started from."""
+    from kwta.analysis.weights import gamma_sweep
+    from kwta.training.sweep import SWEEP_FILE, publish_sweep
+
+    at = open_page(start(), "zoo")
+    assert "No trained sweep" in texts(at.info) and "zoo_gamma_chart" not in charts(at)
+    picker = at.selectbox(key="zoo_gamma_model")
+    assert picker.value == KWTA_NAME and len(picker.options) == 1  # k-WTA models only
+    at.button(key="zoo_gamma_run").click().run()
+    ok(at)
+    live = charts(at)["zoo_gamma_chart"]["data"]
+    assert len(live) == 1 and "without retraining" in live[0]["name"]  # clean only
+    assert live[0]["x"] == [0.2, 0.175, 0.15, 0.125, 0.1, 0.075, 0.05, 0.025]
+    data = cifar10_sample("test")
+    x, y = data.tensors(data.balanced_indices(200, seed=0))
+    ref = gamma_sweep(load(app_env, KWTA_NAME), x, y, live[0]["x"])
+    assert np.allclose(live[0]["y"], ref.clean_accuracy.numpy(), atol=1e-6)
+    assert live[0]["y"][0] > 0.15  # the model's own γ: trained (chance is 0.1)
+    assert at.query_params["zoo_gamma_model"] == KWTA_NAME
+
+    # a published sweep (here a made-up one in a copy of the zoo) is drawn beside it
+    zoo = tmp_path / "zoo"
+    shutil.copytree(app_env, zoo)
+    monkeypatch.setenv("KWTA_PRETRAINED", str(zoo))
+    card = kwta.list_pretrained(zoo)[KWTA_NAME]
+    points = [
+        {"ratio": r, "clean_accuracy": c, "clean_n": 1000, "robust_accuracy": a,
+         "robust_n": 500, "sha256": "", "train_seconds": 60.0, "eval_seconds": 1.0}
+        for r, c, a in ((0.2, 0.8, 0.05), (0.1, 0.78, 0.09), (0.05, 0.6, 0.04))
+    ]  # fmt: skip
+    settings = {"passes": 2, "lr": 0.01, "pgd": {"eps": 0.031, "steps": 20}}
+    result = {"start": KWTA_NAME, "settings": settings | {"start_sha256": card["sha256"]}}
+    publish_sweep(result | {"points": points}, card, zoo)
+    at = open_page(start(), "zoo")
+    fig = charts(at)["zoo_gamma_chart"]["data"]
+    assert [t["name"] for t in fig] == [f"fine-tuned from {KWTA_NAME}"] * 2
+    assert fig[0]["y"] == [0.8, 0.78, 0.6] and fig[1]["y"] == [0.05, 0.09, 0.04]
+    assert "2 fine-tuning pass(es)" in texts(at.caption) and "No trained sweep" not in texts(
+        at.info
+    )
+    assert (zoo / SWEEP_FILE).is_file() and not (app_env / SWEEP_FILE).exists()
 
 
 # --------------------------------------------------------------------------- adaptive attacks

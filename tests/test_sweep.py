@@ -12,8 +12,8 @@ from torch import nn
 from kwta.data import CIFAR10Tensors
 from kwta.nn.activations import get_ratio
 from kwta.training import sweep as sweep_mod
-from kwta.training.sweep import ratio_sweep, sweep_ratios
-from kwta.zoo.hub import load_from_card, save_model, sha256_of
+from kwta.training.sweep import SWEEP_FILE, publish_sweep, ratio_sweep, read_sweep, sweep_ratios
+from kwta.zoo.hub import list_pretrained, load_from_card, save_model, sha256_of
 
 
 def test_sweep_ratios() -> None:
@@ -82,9 +82,24 @@ def test_cli_sweep(
     args += ["--passes", "1", "--subset", "64", "--eval-n", "50", "--robust-n", "10", "-q"]
     assert main([*args, "--work", str(work)]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0] == "| γ | clean | PGD-20 |" and len(table) == 4  # γ 0.2 and 0.15
+    assert table[0] == "| γ | clean | PGD-20 |" and len(table) == 5  # γ 0.2 and 0.15
     points = json.loads((work / "sweep.json").read_text())["points"]
     assert table[3].startswith("| 0.15 |") and f"{points[1]['clean_accuracy']:.2%}" in table[3]
+    # published beside the models for the Model zoo page, valid for these weights only
+    assert table[4] == f"wrote {SWEEP_FILE} in {start.parent.name}/ (the Model zoo page's Fig. 4)"
+    cards = list_pretrained()
+    published = read_sweep(start.parent, cards)
+    assert published is not None and published["points"] == points
+    assert published["start"] == "kwta0.2-start"
+    assert read_sweep(start.parent, {}) is None  # the start model is gone
+    other = {"kwta0.2-start": cards["kwta0.2-start"] | {"sha256": "0" * 64}}
+    assert read_sweep(start.parent, other) is None  # retrained since: stale numbers hidden
+    with pytest.raises(ValueError, match="did not start"):
+        publish_sweep(
+            json.loads((work / "sweep.json").read_text()), other["kwta0.2-start"], tmp_path
+        )
+    (start.parent / SWEEP_FILE).write_text("{not json")
+    assert read_sweep(start.parent, cards) is None
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "--model", "../etc/passwd"])
     assert exit_info.value.code == 2

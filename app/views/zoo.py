@@ -7,12 +7,42 @@ import json
 import explorer_ui as ui
 import figures
 import streamlit as st
+from torch import nn
 
+from kwta.analysis.weights import gamma_sweep
 from kwta.evaluation.transfer import read_transfer
+from kwta.training.sweep import read_sweep, sweep_ratios
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import paper_reference, summarize_card, table3_models
 
 P = "zoo"
+#: Fig. 4 live: class-balanced test images for the clean accuracy at each γ (fixed weights).
+GAMMA_IMAGES = 200
+#: Fig. 4 live when no trained sweep is published: γ from the model's own down to this.
+GAMMA_LOWEST = 0.025
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def run_gamma(
+    name: str,
+    sha256: str,
+    ratios: tuple[float, ...],
+    n: int,
+    _model: nn.Module,
+    _progress: ui.ProgressSink | None = None,
+) -> dict[str, object]:
+    """:func:`kwta.analysis.weights.gamma_sweep` (clean) on ``n`` test images, cached (queued)."""
+    data = ui.test_images()
+    x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
+    device = next(_model.parameters()).device
+    return ui.queued_job(
+        lambda: gamma_sweep(
+            _model, x.to(device), y.to(device), ratios, callback=_progress
+        ).to_dict(),
+        _progress,
+    )
+
+
 ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
 
 st.title("Model zoo")
@@ -36,6 +66,12 @@ st.sidebar.radio(
     ["all", "relu", "kwta", "lwta"],
     key=f"{P}_filter",
     format_func={"all": "all models", "relu": "ReLU", "kwta": "k-WTA", "lwta": "LWTA"}.__getitem__,
+)
+kwta_cards = {n: c for n, c in cards.items() if summarize_card(c).act == "kwta"}
+gamma_model = (
+    ui.model_picker(f"{P}_gamma_model", kwta_cards, "kwta0.2-nat", label="Fig. 4: k-WTA model")
+    if kwta_cards
+    else None
 )
 ui.show_notices()
 flt = st.session_state[f"{P}_filter"]
@@ -179,4 +215,75 @@ else:
         "copy of each model); the paper's uses a second, independently trained copy."
     )
 
-ui.sync_url([f"{P}_filter"])
+st.header("Accuracy as γ falls (Fig. 4)")
+st.markdown(
+    "The paper (Sec. 4.2) starts from a k-WTA model trained at γ = 0.2 and lowers γ step by "
+    "step, fine-tuning at each (incremental fine-tuning, Sec. 2.2). Down to γ ≈ 0.1 the "
+    "standard accuracy hardly moves while PGD-20's robust accuracy rises; below it both "
+    "fall — robust accuracy peaks on the way. (The paper draws this as curves without printed "
+    "numbers, so only its shape is compared here.)"
+)
+sweep = read_sweep(directory, cards)
+if sweep is None:
+    st.info(
+        "No trained sweep for these models yet: `python -m kwta sweep --model kwta0.2-nat "
+        "--data PATH` fine-tunes a copy at each γ, measures it and writes `sweep.json` beside "
+        "the models (hours on a CPU, resumable). Meanwhile the dashed curve below changes γ "
+        "on fixed weights.",
+        icon=":material/info:",
+    )
+live = None
+if gamma_model is not None:
+    gamma_card = kwta_cards[gamma_model]
+    own = summarize_card(gamma_card).ratio or 0.1
+    if sweep is not None:
+        ratios = tuple(float(p["ratio"]) for p in sweep["points"])
+    else:
+        ratios = (own, *sweep_ratios(own, GAMMA_LOWEST, GAMMA_LOWEST))
+    clicked = st.button(
+        f"Measure {gamma_model} at each γ without retraining ({GAMMA_IMAGES} test images)",
+        key=f"{P}_gamma_run",
+        icon=":material/play_arrow:",
+    )
+    if ui.remember_run(f"{P}_gamma_ran", {"model": gamma_model, "ratios": ratios}, clicked):
+        model = ui.get_model(gamma_model)
+        if model is not None:
+            sha = str(gamma_card["sha256"])
+            live = ui.run_with_progress(
+                lambda sink: run_gamma(
+                    gamma_model, sha, ratios, GAMMA_IMAGES, _model=model, _progress=sink
+                ),
+                label=f"{gamma_model}: clean accuracy at {len(ratios)} values of γ",
+            )
+if sweep is not None or live is not None:
+    st.plotly_chart(
+        figures.gamma_sweep_figure(
+            sweep["points"] if sweep is not None else None,
+            live,
+            trained_label=f"fine-tuned from {sweep['start']}" if sweep is not None else "",
+            live_label=f"{gamma_model}, γ changed without retraining",
+        ),
+        key=f"{P}_gamma_chart",
+        config={"displaylogo": False},
+    )
+notes = []
+if sweep is not None:
+    cfg = sweep["settings"]
+    pts = sweep["points"]
+    notes.append(
+        f"Solid: `kwta sweep` from {sweep['start']}, {cfg['passes']} fine-tuning pass(es) per "
+        f"step at peak LR {cfg['lr']:g}; clean accuracy on {pts[0]['clean_n']} and PGD-20 "
+        f"(ε = {cfg['pgd']['eps']:g}) on {pts[0]['robust_n']} class-balanced test images; "
+        f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning."
+    )
+if live is not None:
+    notes.append(
+        f"Dashed: {gamma_model}'s own weights with every k-WTA layer set to each γ, clean "
+        f"accuracy on {GAMMA_IMAGES} class-balanced test images — not the paper's procedure "
+        "(which fine-tunes at each γ): it shows how much the weights depend on the γ they were "
+        "trained with."
+    )
+if notes:
+    st.caption(" ".join(notes))
+
+ui.sync_url([f"{P}_filter", f"{P}_gamma_model"])

@@ -387,7 +387,7 @@ def _cmd_transfer(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
 
 def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from kwta.data import DataSourceError, cifar10
-    from kwta.training.sweep import ratio_sweep, sweep_ratios
+    from kwta.training.sweep import publish_sweep, ratio_sweep, sweep_ratios
     from kwta.zoo.hub import WeightsError, list_pretrained, pretrained_dir
 
     cards = list_pretrained()
@@ -421,7 +421,10 @@ def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"| {p['ratio']:g} | {p['clean_accuracy']:.2%} | {p['robust_accuracy']:.2%} |"
         for p in result["points"]
     ]
+    path = publish_sweep(result, card, pretrained_dir())
     sys.stdout.write("\n".join(rows) + "\n")
+    where = f"{path.name} in {pretrained_dir().name}/"
+    sys.stdout.write(f"wrote {where} (the Model zoo page's Fig. 4)\n")
     return 0
 
 

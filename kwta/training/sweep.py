@@ -30,13 +30,26 @@ from kwta.evaluation.clean import clean_accuracy
 from kwta.training.config import TrainConfig
 from kwta.training.loop import train
 from kwta.zoo.hub import load_from_card, sha256_of
+from kwta.zoo.results import model_refs, read_results, write_results
 
-__all__ = ["SWEEP_PGD", "ratio_sweep", "sweep_ratios"]
+__all__ = [
+    "SWEEP_FILE",
+    "SWEEP_FORMAT",
+    "SWEEP_PGD",
+    "publish_sweep",
+    "ratio_sweep",
+    "read_sweep",
+    "sweep_ratios",
+]
 
 log = logging.getLogger(__name__)
 
 #: Sec. 4.2's attack for Fig. 4: PGD with 20 iterations (step 0.003, random start).
 SWEEP_PGD: dict[str, Any] = {"eps": paper.EPS, "steps": 20}
+
+#: The published sweep, beside the models (a results file of :mod:`kwta.zoo.results`).
+SWEEP_FILE = "sweep.json"
+SWEEP_FORMAT = 1
 
 
 def sweep_ratios(start: float, stop: float, delta: float) -> list[float]:
@@ -201,3 +214,48 @@ def ratio_sweep(
         prev_weights = out / f"{name}.safetensors"
         prev_sha = sha256_of(prev_weights)
     return result
+
+
+def publish_sweep(
+    result: Mapping[str, Any], start_card: Mapping[str, Any], directory: str | os.PathLike[str]
+) -> Path:
+    """Write a finished :func:`ratio_sweep` as the zoo's Fig. 4 results file.
+
+    Args:
+        result: What :func:`ratio_sweep` returned.
+        start_card: Card of the model the sweep started from (its sha256 must be the one
+            the sweep recorded).
+        directory: The models' folder (``pretrained/``).
+
+    Returns:
+        The path of ``<directory>/sweep.json``.
+
+    Raises:
+        ValueError: ``result`` was not computed from ``start_card``'s weights, or has no
+            fine-tuned step.
+    """
+    if result["settings"]["start_sha256"] != start_card["sha256"]:
+        raise ValueError(f"the sweep did not start from {start_card['name']}'s weights")
+    if len(result["points"]) < 2:
+        raise ValueError("the sweep has no fine-tuned step yet")
+    published = {"format": SWEEP_FORMAT, "models": model_refs({"start": start_card}), **result}
+    return write_results(published, directory, SWEEP_FILE)
+
+
+def read_sweep(
+    directory: str | os.PathLike[str], cards: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any] | None:
+    """The published sweep if it started from one of ``cards`` ({name: card}) as it is now.
+
+    Returns:
+        The results (``start``, ``settings``, ``points`` as :func:`ratio_sweep` returns
+        them), or ``None`` when missing, unreadable, of another format, or computed from
+        weights that are not in ``cards`` any more.
+    """
+    try:
+        name = json.loads((Path(directory) / SWEEP_FILE).read_text())["models"]["start"]["name"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(name, str) or name not in cards:
+        return None
+    return read_results(directory, SWEEP_FILE, SWEEP_FORMAT, {"start": cards[name]})
