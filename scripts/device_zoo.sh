@@ -4,7 +4,7 @@
 #   bash scripts/device_zoo.sh OUT_DIR            # on the GPU machine (about 9 minutes)
 #   bash scripts/device_zoo.sh OUT_DIR --smoke    # anywhere, on the CPU, in seconds (tested)
 #
-# Full mode: `kwta zoo build --device cuda --width 32 --minutes 8` (all five models,
+# Full mode: `kwta zoo build --device cuda --width 32 --minutes 8` (all six models,
 # schedules sized to the budget from timed first steps), each evaluated on 1 000 test
 # images (+ PGD-40 with 5 restarts) and on all 10 000 for clean accuracy; then the CUDA
 # tests (tests/test_cuda.py: exactness, no host sync, CPU parity) and the GPU rows of

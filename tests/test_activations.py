@@ -111,6 +111,19 @@ def test_lwta_one_winner_per_group() -> None:
         kwta.LWTA(0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_lwta_channels_last_gives_the_same_winners(dtype: torch.dtype) -> None:
+    """The channels-last path (the fast path's layout) keeps the winners and the tie rule."""
+    gen = torch.Generator().manual_seed(0)
+    for c, size in ((16, 10), (12, 5), (7, 3), (64, 10), (5, 1)):
+        x = torch.randn(3, c, 4, 5, generator=gen).round(decimals=1).to(dtype)  # many ties
+        x[:, :, 0, 0] = 1.0  # every group tied
+        cl = x.contiguous(memory_format=torch.channels_last)
+        assert torch.equal(F.lwta_mask(cl, size), F.lwta_mask(x, size)), (c, size)
+        assert F.lwta_mask(cl, size)[:, :size, 0, 0].float().argmax(1).eq(0).all()  # lowest
+        assert torch.equal(F.lwta(cl, size), F.lwta(x, size))
+
+
 def test_registry_and_modules() -> None:
     assert registered_acts() == ["kwta", "lwta", "relu"]
     assert isinstance(kwta.create_act("relu"), kwta.ReLU)

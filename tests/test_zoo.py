@@ -37,7 +37,11 @@ def _bundled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_recipes_follow_the_paper_structure() -> None:
-    assert list(ZOO) == ["relu-nat", "kwta0.2-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at"]
+    assert list(ZOO) == [
+        "relu-nat", "kwta0.2-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at", "lwta0.1-nat"
+    ]  # fmt: skip
+    lwta = recipe_config(ZOO["lwta0.1-nat"], work_dir="w", out_dir="o")
+    assert lwta.arch_kwargs == {"width": 16, "act": "lwta", "act_kwargs": {"group_size": 10}}
     assert ZOO["kwta0.1-nat"].parent == "kwta0.2-nat"  # incremental fine-tuning, Sec. 2.2
     assert ZOO["kwta0.1-nat"].incremental_from == 0.2 and ZOO["kwta0.1-nat"].ratio == 0.1
     assert {ZOO[n].method for n in ("relu-at", "kwta0.1-at")} == {"fgsm"}

@@ -1,6 +1,6 @@
 """The model zoo's recipes and the one command that rebuilds it (``kwta zoo build``).
 
-Five networks, the paper's structure (Sec. 4, Table 1) at a width and schedule
+Six networks, the paper's structure (Sec. 4, Tables 1 and 2) at a width and schedule
 that a 2-core CPU (or a 15-minute GPU slot) can afford:
 
 - ``relu-nat``: ReLU, natural training;
@@ -9,7 +9,9 @@ that a 2-core CPU (or a 15-minute GPU slot) can afford:
   ``kwta0.2-nat``: γ lowered 0.2 → 0.1 in steps of 0.025, two passes each;
 - ``relu-at`` and ``kwta0.1-at``: adversarial training at ε = 0.031 with fast
   AT (FGSM from a random start, α = 1.25ε; Wong, Rice, Kolter 2020). The
-  k-WTA one starts from ``kwta0.1-nat``.
+  k-WTA one starts from ``kwta0.1-nat``;
+- ``lwta0.1-nat``: LWTA with groups of 10 (the same sparsity as k-WTA-0.1; Table 2's
+  strongest other activation, App. D.3), natural training.
 
 Every run uses the fast path (:mod:`kwta.nn.precision`), a one-cycle learning
 rate (Nesterov SGD, weight decay 5e-4), label smoothing 0.1, random crop +
@@ -134,6 +136,8 @@ ZOO: dict[str, ZooRecipe] = {
             parent="kwta0.1-nat",
             cost=2.8,
         ),
+        # groups of TrainConfig.group_size = 10 channels: LWTA-0.1 (Table 2)
+        ZooRecipe("lwta0.1-nat", "lwta", epochs=24, cost=1.2),
     )
 }
 
