@@ -159,6 +159,13 @@ def test_overview_fig2(app_env: Path) -> None:
     ok(at)
     assert "banana" in texts(at.error)
     assert "ov_chart" in charts(at)
+    # the same activations, trained: the zoo's natural models with their cards' numbers
+    table = next(t.value for t in at.dataframe if "model" in t.value.columns)
+    assert list(table["model"]) == [RELU_NAME, KWTA_NAME]
+    cards = kwta.list_pretrained(app_env)
+    for name, clean in zip(table["model"], table["clean"], strict=True):
+        assert clean == f"{100 * summarize_card(cards[name]).clean:.1f}%"
+    assert "No naturally trained LWTA model" in texts(at.caption)
 
 
 # --------------------------------------------------------------------------- Live attack (Fig. 3)

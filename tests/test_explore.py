@@ -424,6 +424,23 @@ def test_default_pair_and_landscape_selection() -> None:
     assert landscape_selection({"relu-at": cards["relu-at"]}) == ["relu-at"]
 
 
+def test_fig2_models_are_the_natural_relu_lwta_and_kwta() -> None:
+    from kwta.zoo.summary import fig2_models
+
+    cards = {
+        "kwta0.2-nat": _card("kwta0.2-nat", "kwta", "natural", ratio=0.2),
+        "lwta-at": _card("lwta-at", "lwta", "fgsm"),
+        "kwta0.1-nat": _card("kwta0.1-nat", "kwta", "natural", ratio=0.1),
+        "relu-at": _card("relu-at", "relu", "fgsm"),
+    }
+    # k-WTA-0.1 preferred; no natural ReLU or LWTA: none, never the adversarial ones
+    assert fig2_models(cards) == {"relu": None, "lwta": None, "kwta": "kwta0.1-nat"}
+    cards["lwta0.1-nat"] = _card("lwta0.1-nat", "lwta", "natural")
+    cards["relu-nat"] = _card("relu-nat", "relu", "natural")
+    del cards["kwta0.1-nat"]
+    assert fig2_models(cards) == {"relu": "relu-nat", "lwta": "lwta0.1-nat", "kwta": "kwta0.2-nat"}
+
+
 def test_display_order_natural_first_relu_first() -> None:
     from kwta.zoo.summary import display_order
 

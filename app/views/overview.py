@@ -7,8 +7,10 @@ import figures
 import streamlit as st
 
 from kwta.explorer.demo import activation_demo, parse_vector, random_vector
+from kwta.zoo.summary import fig2_models, paper_reference, summarize_card
 
 P = "ov"
+ACT_LABELS = {"relu": "ReLU", "lwta": "LWTA", "kwta": "k-WTA"}
 KEYS = [f"{P}_n", f"{P}_seed", f"{P}_gamma", f"{P}_group", f"{P}_custom", f"{P}_vec"]
 
 st.title("k-Winners-Take-All, explored")
@@ -87,6 +89,34 @@ with st.expander("Values"):
             "k-WTA": demo.kwta.tolist(),
         },
         key=f"{P}_table",
+    )
+
+st.subheader("The same activations in trained networks")
+cards = ui.model_cards()
+trained = {act: name for act, name in fig2_models(cards).items() if name is not None}
+if trained:
+    rows = [summarize_card(cards[name]) for name in trained.values()]
+    refs = [paper_reference(s) for s in rows]
+    st.dataframe(
+        {
+            "activation": [s.activation_label for s in rows],
+            "model": [s.name for s in rows],
+            "clean": [ui.pct(s.clean) for s in rows],
+            "PGD-40": [ui.pct(s.robust.get("pgd")) for s in rows],
+            "A_rob": [ui.pct(s.a_rob) for s in rows],
+            "paper: clean": [ui.pct(p.clean) if p else "—" for p in refs],
+            "paper: A_rob": [ui.pct(p.a_rob) if p else "—" for p in refs],
+        },
+        hide_index=True,
+        key=f"{P}_trained",
+    )
+    missing = [label for act, label in ACT_LABELS.items() if act not in trained]
+    st.caption(
+        "Naturally trained ResNet-18s of the model zoo (our numbers: the cards' `kwta evaluate` "
+        "at ε = 0.031, A_rob = the worst of the paper's four attacks; the paper's: Table 1, "
+        "LWTA from Table 2, width 64). "
+        + (f"No naturally trained {', '.join(missing)} model in the zoo. " if missing else "")
+        + "The **Model zoo** page has every model and attack."
     )
 
 st.subheader("Where to go next")

@@ -17,6 +17,7 @@ __all__ = [
     "as_float",
     "default_pair",
     "display_order",
+    "fig2_models",
     "landscape_selection",
     "paper_reference",
     "published_metrics",
@@ -263,6 +264,20 @@ def table3_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | Non
         "kwta": find("kwta", True),
         "relu_at": find("relu", False),
         "kwta_at": find("kwta", False),
+    }
+
+
+def fig2_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]:
+    """The naturally trained ReLU, LWTA and k-WTA models: Fig. 2's activations, trained.
+
+    k-WTA prefers γ = 0.1 (then any γ); ``None`` where the zoo has no naturally trained
+    model with that activation (no fallback to adversarially trained ones).
+    """
+    natural = {k: v for k, v in cards.items() if summarize_card(v).method == "natural"}
+    return {
+        "relu": _pick(natural, "relu", "natural", None),
+        "lwta": _pick(natural, "lwta", "natural", None),
+        "kwta": _pick(natural, "kwta", "natural", 0.1),
     }
 
 
