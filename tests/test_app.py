@@ -555,6 +555,8 @@ def test_zoo_page_fig4(app_env: Path, tmp_path: Path, monkeypatch: pytest.Monkey
         at.info
     )
     assert (zoo / SWEEP_FILE).is_file() and not (app_env / SWEEP_FILE).exists()
+    # Fig. 6 needs a directly trained k-WTA-0.1 beside an incremental one: says how to get it
+    assert "--only kwta0.1-direct" in texts(at.info)
 
 
 # --------------------------------------------------------------------------- adaptive attacks

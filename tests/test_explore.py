@@ -441,6 +441,33 @@ def test_fig2_models_are_the_natural_relu_lwta_and_kwta() -> None:
     assert fig2_models(cards) == {"relu": "relu-nat", "lwta": "lwta0.1-nat", "kwta": "kwta0.2-nat"}
 
 
+def test_fig6_rows_pair_incremental_and_direct_with_their_whole_cost() -> None:
+    from kwta.zoo.summary import fig6_rows
+
+    def card(name: str, ratio: float, passes: int, seconds: float, **training: object) -> dict:
+        c = _card(name, "kwta", "natural", ratio=ratio, sha256=f"sha-{name}")
+        c["training"] |= {"epochs": {"passes": passes}, "wall_time_s": seconds, **training}
+        return c
+
+    parent = card("k2", 0.2, 24, 100.0, init_from=None)
+    inc = card(
+        "k1", 0.1, 9, 40.0,
+        init_from={"file": "k2.safetensors", "sha256": "sha-k2"},
+        hyperparameters={"incremental_from": 0.2},
+    )  # fmt: skip
+    cards = {"k2": parent, "k1": inc}
+    assert fig6_rows(cards) == []  # no directly trained k-WTA-0.1 to compare with
+    cards["k1d"] = card("k1d", 0.1, 33, 150.0, init_from=None)
+    rows = fig6_rows(cards)
+    assert [(r["how"], r["name"], r["passes"], r["seconds"]) for r in rows] == [
+        ("incremental", "k1", 33, 140.0),  # its own 9 passes and its parent's 24
+        ("direct", "k1d", 33, 150.0),
+    ]
+    assert rows[0]["lineage"] == ["k1", "k2"] and rows[1]["summary"].ratio == 0.1
+    del cards["k2"]  # the parent is gone: only the model's own passes are known
+    assert fig6_rows(cards)[0]["passes"] == 9
+
+
 def test_display_order_natural_first_relu_first() -> None:
     from kwta.zoo.summary import display_order
 

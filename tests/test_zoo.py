@@ -16,6 +16,7 @@ import torch
 from kwta.cli import main
 from kwta.data import CIFAR10Tensors
 from kwta.training.loop import train
+from kwta.training.schedules import epoch_plan
 from kwta.training.zoo import ZOO, build, measure_pass_seconds, recipe_config, size_epochs
 from kwta.zoo.hub import list_pretrained, load_pretrained, sha256_of
 
@@ -37,9 +38,16 @@ def _bundled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_recipes_follow_the_paper_structure() -> None:
-    assert list(ZOO) == [
+    assert [n for n, r in ZOO.items() if not r.optional] == [
         "relu-nat", "kwta0.2-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at", "lwta0.1-nat"
     ]  # fmt: skip
+    # Fig. 6's direct k-WTA-0.1: built only on request, with the incremental pair's passes
+    assert [n for n, r in ZOO.items() if r.optional] == ["kwta0.1-direct"]
+    passes = {
+        n: len(epoch_plan(recipe_config(ZOO[n], work_dir="w", out_dir="o")))
+        for n in ("kwta0.2-nat", "kwta0.1-nat", "kwta0.1-direct")
+    }
+    assert passes["kwta0.1-direct"] == passes["kwta0.2-nat"] + passes["kwta0.1-nat"] == 33
     lwta = recipe_config(ZOO["lwta0.1-nat"], work_dir="w", out_dir="o")
     assert lwta.arch_kwargs == {"width": 16, "act": "lwta", "act_kwargs": {"group_size": 10}}
     assert ZOO["kwta0.1-nat"].parent == "kwta0.2-nat"  # incremental fine-tuning, Sec. 2.2

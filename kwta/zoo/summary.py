@@ -18,6 +18,7 @@ __all__ = [
     "default_pair",
     "display_order",
     "fig2_models",
+    "fig6_rows",
     "landscape_selection",
     "paper_reference",
     "published_metrics",
@@ -279,6 +280,65 @@ def fig2_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]
         "lwta": _pick(natural, "lwta", "natural", None),
         "kwta": _pick(natural, "kwta", "natural", 0.1),
     }
+
+
+def _lineage(cards: Mapping[str, Mapping[str, Any]], name: str) -> list[str]:
+    """``name`` and the zoo models it was fine-tuned from (by the sha256 of ``init_from``)."""
+    by_sha = {str(c.get("sha256")): n for n, c in cards.items()}
+    chain = [name]
+    while len(chain) <= len(cards):
+        init = (cards[chain[-1]].get("training") or {}).get("init_from")
+        parent = by_sha.get(str(init.get("sha256"))) if isinstance(init, Mapping) else None
+        if parent is None or parent in chain:
+            break
+        chain.append(parent)
+    return chain
+
+
+def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> list[dict[str, Any]]:
+    """Fig. 6 at one γ: a k-WTA model reached by incremental fine-tuning and one trained
+    directly, with the passes and wall time each took in all (parents included).
+
+    Naturally trained k-WTA models at ``ratio`` whose cards record how they were trained:
+    ``incremental`` ones have ``incremental_from`` set; ``direct`` ones neither that nor an
+    ``init_from``. Each row: ``{"name", "how", "passes", "seconds", "lineage", "summary"}``
+    (``summary`` a :class:`ModelSummary`); empty unless both kinds are present.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    for name, card in cards.items():
+        s = summarize_card(card)
+        if s.act != "kwta" or s.method != "natural" or s.ratio is None:
+            continue
+        if abs(s.ratio - ratio) > 1e-9:
+            continue
+        training = card.get("training") or {}
+        hp = training.get("hyperparameters") or {}
+        how = (
+            "incremental"
+            if hp.get("incremental_from") is not None
+            else "direct"
+            if training.get("init_from") is None
+            else None
+        )
+        if how is None or how in rows:
+            continue
+        lineage = _lineage(cards, name)
+        passes = seconds = 0.0
+        for n in lineage:
+            t = cards[n].get("training") or {}
+            passes += float((t.get("epochs") or {}).get("passes") or 0)
+            seconds += float(t.get("wall_time_s") or 0)
+        rows[how] = {
+            "name": name,
+            "how": how,
+            "passes": int(passes),
+            "seconds": seconds,
+            "lineage": lineage,
+            "summary": s,
+        }
+    if set(rows) != {"incremental", "direct"}:
+        return []
+    return [rows["incremental"], rows["direct"]]
 
 
 def twin_of(cards: Mapping[str, Mapping[str, Any]], name: str) -> str | None:
