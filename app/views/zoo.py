@@ -228,8 +228,8 @@ if sweep is None:
     st.info(
         "No trained sweep for these models yet: `python -m kwta sweep --model kwta0.2-nat "
         "--data PATH` fine-tunes a copy at each γ, measures it and writes `sweep.json` beside "
-        "the models (hours on a CPU, resumable). Meanwhile the dashed curve below changes γ "
-        "on fixed weights.",
+        "the models (hours on a CPU, resumable). Meanwhile the button below changes γ on a "
+        "model's fixed weights.",
         icon=":material/info:",
     )
 live = None
@@ -266,25 +266,25 @@ if sweep is not None or live is not None:
         key=f"{P}_gamma_chart",
         config={"displaylogo": False},
     )
-notes = []
+fig4_notes = []
 if sweep is not None:
     cfg = sweep["settings"]
     pts = sweep["points"]
-    notes.append(
+    fig4_notes.append(
         f"Solid: `kwta sweep` from {sweep['start']}, {cfg['passes']} fine-tuning pass(es) per "
         f"step at peak LR {cfg['lr']:g}; clean accuracy on {pts[0]['clean_n']} and PGD-20 "
         f"(ε = {cfg['pgd']['eps']:g}) on {pts[0]['robust_n']} class-balanced test images; "
         f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning."
     )
 if live is not None:
-    notes.append(
+    fig4_notes.append(
         f"Dashed: {gamma_model}'s own weights with every k-WTA layer set to each γ, clean "
         f"accuracy on {GAMMA_IMAGES} class-balanced test images — not the paper's procedure "
         "(which fine-tunes at each γ): it shows how much the weights depend on the γ they were "
         "trained with."
     )
-if notes:
-    st.caption(" ".join(notes))
+if fig4_notes:
+    st.caption(" ".join(fig4_notes))
 
 st.header("Incremental fine-tuning vs direct training (Fig. 6)")
 st.markdown(
