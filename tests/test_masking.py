@@ -18,7 +18,8 @@ def batch(test_sample: CIFAR10Tensors) -> tuple[torch.Tensor, torch.Tensor]:
 
 @pytest.fixture(scope="module")
 def shipped() -> dict[str, torch.nn.Module]:
-    return {name: kwta.load_pretrained(name) for name in ("relu-nat", "kwta0.1-nat")}
+    names = ("relu-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at")
+    return {name: kwta.load_pretrained(name) for name in names}
 
 
 @pytest.fixture(scope="module")
@@ -33,13 +34,17 @@ def reports(shipped, batch):
 
 
 def test_indicators_flag_kwta_and_not_relu(reports) -> None:
-    relu, kw = reports["relu-nat"], reports["kwta0.1-nat"]
-    assert not relu.suspected, relu.to_dict()
-    assert kw.suspected, kw.to_dict()
-    # the two symptoms k-WTA's discontinuity produces, each well past its threshold
-    assert kw["loss_not_increasing"].value > 2 * THRESHOLDS["loss_not_increasing"]
-    assert kw["noise_instability"].value > 2 * THRESHOLDS["noise_instability"]
-    assert relu["noise_instability"].value < kw["noise_instability"].value / 4
+    for relu, kw in (("relu-nat", "kwta0.1-nat"), ("relu-at", "kwta0.1-at")):
+        r, k = reports[relu], reports[kw]
+        assert not r.suspected, r.to_dict()
+        assert k.suspected, k.to_dict()
+        # PGD's own loss going down on k-WTA, well past the threshold; never on ReLU
+        assert k["loss_not_increasing"].value > 2 * THRESHOLDS["loss_not_increasing"]
+        assert r["loss_not_increasing"].value < THRESHOLDS["loss_not_increasing"] / 2
+        assert r["noise_instability"].value < k["noise_instability"].value
+    # the adversarially trained k-WTA model shows every symptom but zero gradients
+    at = reports["kwta0.1-at"]
+    assert at["blackbox_beats_whitebox"].flagged and at["noise_instability"].flagged
 
 
 def test_report_is_consistent(reports, batch) -> None:

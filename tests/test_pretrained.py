@@ -85,7 +85,7 @@ def test_card_carries_the_papers_numbers_for_its_setting(name: str) -> None:
     published = published_metrics(card)
     assert published is not None, "every zoo model has a row in the paper's Table 1"
     assert card["published"] == published
-    assert card["status"].startswith("CPU stand-in") or card["training"]["device"] != "cpu"
+    assert "Not the paper's width-64" in card["status"]  # says what it is not
 
 
 def test_no_card_holds_a_machine_path() -> None:

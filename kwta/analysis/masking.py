@@ -70,10 +70,12 @@ log = logging.getLogger(__name__)
 #: Flag an indicator when its value is above (``zero_gradients``,
 #: ``loss_not_increasing``, ``blackbox_beats_whitebox``, ``noise_instability``)
 #: these fractions. Measured with ``masking_indicators`` on 64 balanced test
-#: images of the bundled sample (the clean-correct ones): the CPU stand-ins
-#: ``relu-nat`` / ``kwta0.1-nat`` gave 0 / 0 zero gradients, 0.00 / 0.39 of
+#: images of the bundled sample (the clean-correct ones): the CPU stand-ins of
+#: zoo v1 ``relu-nat`` / ``kwta0.1-nat`` gave 0 / 0 zero gradients, 0.00 / 0.39 of
 #: PGD steps lowering the loss, 0.02 / 0.52 of images flipping under 1/255
-#: noise.
+#: noise; zoo v2's ``relu-nat`` / ``kwta0.1-nat`` / ``relu-at`` / ``kwta0.1-at``:
+#: no zero gradients, 0.004 / 0.28 / 0 / 0.44 of PGD steps lowering the loss,
+#: Square beating PGD on 0 / 0 / 0 / 0.30, 0.02 / 0.04 / 0 / 0.23 flipping.
 THRESHOLDS: dict[str, float] = {
     "zero_gradients": 0.05,
     "loss_not_increasing": 0.10,
