@@ -446,7 +446,8 @@ def test_fig6_rows_pair_incremental_and_direct_with_their_whole_cost() -> None:
 
     def card(name: str, ratio: float, passes: int, seconds: float, **training: object) -> dict:
         c = _card(name, "kwta", "natural", ratio=ratio, sha256=f"sha-{name}")
-        c["training"] |= {"epochs": {"passes": passes}, "wall_time_s": seconds, **training}
+        c["training"] |= {"epochs": {"effective_epochs": passes}, "wall_time_s": seconds}
+        c["training"] |= training
         return c
 
     parent = card("k2", 0.2, 24, 100.0, init_from=None)
@@ -466,6 +467,8 @@ def test_fig6_rows_pair_incremental_and_direct_with_their_whole_cost() -> None:
     assert rows[0]["lineage"] == ["k1", "k2"] and rows[1]["summary"].ratio == 0.1
     del cards["k2"]  # the parent is gone: only the model's own passes are known
     assert fig6_rows(cards)[0]["passes"] == 9
+    cards["k1d"]["training"] = {"method": "natural", "epochs": 33}  # older: no wall time
+    assert fig6_rows(cards)[1]["passes"] == 33 and fig6_rows(cards)[1]["seconds"] == 0.0
 
 
 def test_display_order_natural_first_relu_first() -> None:

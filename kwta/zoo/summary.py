@@ -311,8 +311,10 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
             continue
         if abs(s.ratio - ratio) > 1e-9:
             continue
-        training = card.get("training") or {}
-        hp = training.get("hyperparameters") or {}
+        training = card.get("training")
+        training = training if isinstance(training, Mapping) else {}
+        hp = training.get("hyperparameters")
+        hp = hp if isinstance(hp, Mapping) else {}
         how = (
             "incremental"
             if hp.get("incremental_from") is not None
@@ -325,9 +327,9 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
         lineage = _lineage(cards, name)
         passes = seconds = 0.0
         for n in lineage:
-            t = cards[n].get("training") or {}
-            passes += float((t.get("epochs") or {}).get("passes") or 0)
-            seconds += float(t.get("wall_time_s") or 0)
+            t = cards[n].get("training")
+            passes += summarize_card(cards[n]).epochs or 0
+            seconds += (as_float(t.get("wall_time_s")) if isinstance(t, Mapping) else None) or 0.0
         rows[how] = {
             "name": name,
             "how": how,
