@@ -53,7 +53,7 @@ def clean_accuracy(
     split never needs to fit there as floats. The model is put in eval mode.
     Evaluation stays in fp32 by default (``precision``): bf16 changes which
     units win a k-WTA layer. Measured on the bundled 1 000 test images, bf16
-    autocast agreed with fp32 on 99.3 % of the predictions of the width-16 ReLU
+    autocast agreed with fp32 on 99.3 % of the predictions of zoo v1's width-16 ReLU
     stand-in but only 77.6 % (k-WTA-0.1 natural) and 83.7 % (k-WTA-0.1 AT) for
     the k-WTA stand-ins, at equal accuracy. Attacks always run in fp32: their
     gradients and 0.003-sized steps would drown in bf16's 8-bit mantissa.
