@@ -19,7 +19,7 @@ Each model is then measured the way the zoo is: clean accuracy on ``--eval-n``
 class-balanced test images, PGD-40 (the paper's settings, one random start) on
 ``--robust-n``. Prints a Markdown table (method, passes, training wall time, clean,
 PGD-40) and writes it with the raw numbers to ``<out>/compare_at.json``; each
-method's run is resumable (``<out>/<method>.ckpt``), a finished one is not redone.
+method's run is resumable (``<out>/at-<method>-….ckpt``), a finished one is not redone.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def method_config(
         subset=args.subset,
         device=args.device,
         out_dir=str(args.out),
-        name=f"at-{method}",
+        name=f"at-{method}-b{budget}-n{args.subset}-{start['sha256'][:8]}",
         eval_n=0,
         init_from=str(pretrained_dir() / start["weights"]),
         init_sha256=start["sha256"],
@@ -96,11 +96,15 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.budget % COST["pgd"]:
         raise SystemExit("--budget must be a multiple of 4 (PGD-3 costs 4 per minibatch)")
-    start = list_pretrained()[args.start]
+    cards = list_pretrained()
+    if args.start not in cards:
+        raise SystemExit(f"--start: no pretrained model {args.start!r}; choose from {list(cards)}")
+    start = cards[args.start]
     train_data, test_data = cifar10("train", args.data), cifar10("test", args.data)
     args.out.mkdir(parents=True, exist_ok=True)
-    x_r, y_r = test_data.tensors(test_data.balanced_indices(args.robust_n, seed=0))
-    clean_idx = test_data.balanced_indices(args.eval_n, seed=0)
+    robust_n = min(args.robust_n, len(test_data))
+    x_r, y_r = test_data.tensors(test_data.balanced_indices(robust_n, seed=0))
+    clean_idx = test_data.balanced_indices(min(args.eval_n, len(test_data)), seed=0)
     results_path = args.out / "compare_at.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
     rows = []
@@ -108,11 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         cfg = method_config(method, budget=args.budget, start=start, args=args)
         key = f"{method}@{args.budget}/{args.subset}/{start['sha256'][:12]}"
         if key not in results:
-            ckpt = args.out / f"at-{method}.ckpt" / "checkpoint.json"
+            ckpt = args.out / f"{cfg.name}.ckpt" / "checkpoint.json"
             t0 = time.perf_counter()
             train(cfg, train_data=train_data, test_data=test_data, resume=ckpt.is_file())
             train_s = time.perf_counter() - t0
-            model = load_from_card(args.out / f"at-{method}.json", device=args.device)
+            model = load_from_card(args.out / f"{cfg.name}.json", device=args.device)
             dev = next(model.parameters()).device
             clean = clean_accuracy(model, test_data, indices=clean_idx, device=dev)
             gen = torch.Generator().manual_seed(0)
@@ -127,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                 "clean_accuracy": clean,
                 "clean_n": len(clean_idx),
                 "pgd40_accuracy": robust,
-                "robust_n": args.robust_n,
+                "robust_n": robust_n,
                 "device": str(dev),
                 "threads": torch.get_num_threads(),
             }

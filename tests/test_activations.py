@@ -119,6 +119,8 @@ def test_lwta_channels_last_gives_the_same_winners(dtype: torch.dtype) -> None:
         x = torch.randn(3, c, 4, 5, generator=gen).round(decimals=1).to(dtype)  # many ties
         x[:, :, 0, 0] = 1.0  # every group tied
         cl = x.contiguous(memory_format=torch.channels_last)
+        assert not cl.is_contiguous()  # so lwta_mask takes its channels-last path for cl
+        assert not x.is_contiguous(memory_format=torch.channels_last)  # and the other for x
         assert torch.equal(F.lwta_mask(cl, size), F.lwta_mask(x, size)), (c, size)
         assert F.lwta_mask(cl, size)[:, :size, 0, 0].float().argmax(1).eq(0).all()  # lowest
         assert torch.equal(F.lwta(cl, size), F.lwta(x, size))

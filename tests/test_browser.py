@@ -327,12 +327,14 @@ def test_model_zoo(server: str, page: Any, zoo: Path, pair: tuple[str, str]) -> 
     body = page.locator('[data-testid="stMain"]').inner_text()
     assert pair[0] in body and pair[1] in body and "Table 1" in body
     from kwta.evaluation.transfer import read_transfer
-    from kwta.zoo.summary import table3_models
+    from kwta.zoo.summary import fig6_rows, table3_models
 
     all_cards = list_pretrained(zoo)
     roles = {r: all_cards[n] for r, n in table3_models(all_cards).items() if n is not None}
-    # a data frame per card (ours vs paper), and Table 3's two when its results are there
+    # a data frame per card (ours vs paper), Table 3's two when its results are there,
+    # Fig. 6's one when the zoo has its pair
     expected = len(all_cards) + (2 if read_transfer(zoo, roles) is not None else 0)
+    expected += 1 if fig6_rows(all_cards) else 0
     frames = page.locator('[data-testid="stDataFrame"]')
     frames.nth(expected - 1).wait_for(timeout=30_000)  # data frames render after the charts
     assert frames.count() == expected

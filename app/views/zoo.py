@@ -239,7 +239,8 @@ if gamma_model is not None:
     if sweep is not None:
         ratios = tuple(float(p["ratio"]) for p in sweep["points"])
     else:
-        ratios = (own, *sweep_ratios(own, GAMMA_LOWEST, GAMMA_LOWEST))
+        lower = sweep_ratios(own, GAMMA_LOWEST, GAMMA_LOWEST) if own > GAMMA_LOWEST else []
+        ratios = (own, *lower)
     clicked = st.button(
         f"Measure {gamma_model} at each γ without retraining ({GAMMA_IMAGES} test images)",
         key=f"{P}_gamma_run",
@@ -312,7 +313,9 @@ else:
             ],
             "model": [r["name"] for r in fig6],
             "passes in all": [r["passes"] for r in fig6],
-            "CPU time": [f"{r['seconds'] / 60:.0f} min" for r in fig6],
+            "training time": [
+                "—" if r["seconds"] is None else f"{r['seconds'] / 60:.0f} min" for r in fig6
+            ],
             "clean": [ui.pct(r["summary"].clean, 2) for r in fig6],
             "PGD-40": [ui.pct(r["summary"].robust.get("pgd")) for r in fig6],
             "A_rob": [ui.pct(r["summary"].a_rob) for r in fig6],
@@ -320,9 +323,21 @@ else:
         hide_index=True,
         key=f"{P}_fig6",
     )
+    caveats = []
+    if fig6[0]["passes"] != fig6[1]["passes"]:
+        caveats.append(
+            f"the two were trained for different numbers of passes ({fig6[0]['passes']} and "
+            f"{fig6[1]['passes']}), so this is not the equal-budget comparison"
+        )
+    if not fig6[0]["complete"]:
+        caveats.append(
+            f"{fig6[0]['name']}'s parent is not in the zoo any more: only its own passes count"
+        )
     st.caption(
         "From the model cards (clean on the test split, the paper's attacks on the cards' "
-        "subset at ε = 0.031). Passes and time include the parent's training."
+        "subset at ε = 0.031). Passes and time include the parent's training"
+        + ("; " + "; ".join(caveats) if caveats else "")
+        + "."
     )
 
 ui.sync_url([f"{P}_filter", f"{P}_gamma_model"])

@@ -421,8 +421,12 @@ def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
         f"| {p['ratio']:g} | {p['clean_accuracy']:.2%} | {p['robust_accuracy']:.2%} |"
         for p in result["points"]
     ]
-    path = publish_sweep(result, card, pretrained_dir())
     sys.stdout.write("\n".join(rows) + "\n")
+    try:  # the results stay in --work whatever happens here
+        path = publish_sweep(result, card, pretrained_dir())
+    except (OSError, ValueError) as err:
+        log.error("could not publish the sweep beside the models: %s", err)
+        return 1
     where = f"{path.name} in {pretrained_dir().name}/"
     sys.stdout.write(f"wrote {where} (the Model zoo page's Fig. 4)\n")
     return 0

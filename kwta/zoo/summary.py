@@ -284,15 +284,22 @@ def fig2_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | None]
 
 def _lineage(cards: Mapping[str, Mapping[str, Any]], name: str) -> list[str]:
     """``name`` and the zoo models it was fine-tuned from (by the sha256 of ``init_from``)."""
-    by_sha = {str(c.get("sha256")): n for n, c in cards.items()}
+    by_sha = {str(c["sha256"]): n for n, c in cards.items() if c.get("sha256")}
     chain = [name]
     while len(chain) <= len(cards):
-        init = (cards[chain[-1]].get("training") or {}).get("init_from")
-        parent = by_sha.get(str(init.get("sha256"))) if isinstance(init, Mapping) else None
+        training = cards[chain[-1]].get("training")
+        init = training.get("init_from") if isinstance(training, Mapping) else None
+        sha = init.get("sha256") if isinstance(init, Mapping) else None
+        parent = by_sha.get(str(sha)) if sha else None
         if parent is None or parent in chain:
             break
         chain.append(parent)
     return chain
+
+
+def _started_from_scratch(card: Mapping[str, Any]) -> bool:
+    training = card.get("training")
+    return not (isinstance(training, Mapping) and training.get("init_from"))
 
 
 def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> list[dict[str, Any]]:
@@ -301,8 +308,11 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
 
     Naturally trained k-WTA models at ``ratio`` whose cards record how they were trained:
     ``incremental`` ones have ``incremental_from`` set; ``direct`` ones neither that nor an
-    ``init_from``. Each row: ``{"name", "how", "passes", "seconds", "lineage", "summary"}``
-    (``summary`` a :class:`ModelSummary`); empty unless both kinds are present.
+    ``init_from``. Each row: ``{"name", "how", "passes", "seconds", "lineage", "complete",
+    "summary"}``: ``seconds`` is ``None`` when a card of the lineage has no wall time,
+    ``complete`` whether the lineage reaches a model trained from scratch (else a parent
+    is missing and only part of the cost is counted), ``summary`` a :class:`ModelSummary`;
+    empty unless both kinds are present.
     """
     rows: dict[str, dict[str, Any]] = {}
     for name, card in cards.items():
@@ -325,17 +335,20 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
         if how is None or how in rows:
             continue
         lineage = _lineage(cards, name)
-        passes = seconds = 0.0
+        passes = 0
+        seconds: float | None = 0.0
         for n in lineage:
             t = cards[n].get("training")
             passes += summarize_card(cards[n]).epochs or 0
-            seconds += (as_float(t.get("wall_time_s")) if isinstance(t, Mapping) else None) or 0.0
+            wall = as_float(t.get("wall_time_s")) if isinstance(t, Mapping) else None
+            seconds = None if seconds is None or wall is None else seconds + wall
         rows[how] = {
             "name": name,
             "how": how,
-            "passes": int(passes),
+            "passes": passes,
             "seconds": seconds,
             "lineage": lineage,
+            "complete": _started_from_scratch(cards[lineage[-1]]),
             "summary": s,
         }
     if set(rows) != {"incremental", "direct"}:
