@@ -33,10 +33,8 @@ from typing import Any
 import torch
 
 from kwta import paper
-from kwta.attacks._core import robust_accuracy
-from kwta.attacks.registry import run_attack
 from kwta.data import cifar10
-from kwta.evaluation.clean import clean_accuracy
+from kwta.evaluation.robust import evaluate
 from kwta.training.config import TrainConfig
 from kwta.training.loop import train
 from kwta.training.zoo import COMMON
@@ -102,9 +100,6 @@ def main(argv: list[str] | None = None) -> None:
     start = cards[args.start]
     train_data, test_data = cifar10("train", args.data), cifar10("test", args.data)
     args.out.mkdir(parents=True, exist_ok=True)
-    robust_n = min(args.robust_n, len(test_data))
-    x_r, y_r = test_data.tensors(test_data.balanced_indices(robust_n, seed=0))
-    clean_idx = test_data.balanced_indices(min(args.eval_n, len(test_data)), seed=0)
     results_path = args.out / "compare_at.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.is_file() else {}
     rows = []
@@ -117,22 +112,17 @@ def main(argv: list[str] | None = None) -> None:
             train(cfg, train_data=train_data, test_data=test_data, resume=ckpt.is_file())
             train_s = time.perf_counter() - t0
             model = load_from_card(args.out / f"{cfg.name}.json", device=args.device)
-            dev = next(model.parameters()).device
-            clean = clean_accuracy(model, test_data, indices=clean_idx, device=dev)
-            gen = torch.Generator().manual_seed(0)
-            pgd = {"eps": paper.EPS, "steps": 40}
-            x_adv = run_attack("pgd", model, x_r.to(dev), y_r.to(dev), generator=gen, **pgd)
-            robust = robust_accuracy(model, x_r.to(dev), y_r.to(dev), x_adv)
+            ev = evaluate(model, test_data, attacks=["pgd"], n=args.robust_n, clean_n=args.eval_n)
             results[key] = {
                 "method": method,
                 "passes": cfg.epochs,
                 "settings": {k: getattr(cfg, k) for k in ("pgd_steps", "free_replays", "lr")},
                 "train_seconds": round(train_s, 1),
-                "clean_accuracy": clean,
-                "clean_n": len(clean_idx),
-                "pgd40_accuracy": robust,
-                "robust_n": robust_n,
-                "device": str(dev),
+                "clean_accuracy": ev["clean"]["accuracy"],
+                "clean_n": ev["clean"]["n"],
+                "pgd40_accuracy": ev["attacks"]["pgd"]["accuracy"],
+                "robust_n": ev["attacks"]["pgd"]["n"],
+                "device": ev["device"],
                 "threads": torch.get_num_threads(),
             }
             results_path.write_text(json.dumps(results, indent=1) + "\n")
