@@ -50,9 +50,12 @@ def test_cuda_kwta_never_syncs_with_the_host() -> None:
     assert int((y != 0).sum()) <= 128 * F.k_from_ratio(0.1, 64 * 16 * 16)
 
 
-@pytest.mark.parametrize("name", ["relu-nat", "kwta0.1-nat"])
+@pytest.mark.parametrize("name", ["relu-nat", "kwta0.2-nat", "kwta0.1-nat", "kwta0.1-at"])
 def test_shipped_model_predicts_the_same_on_cuda(name: str, test_sample: CIFAR10Tensors) -> None:
+    # with cuDNN's default TF32 an H200 agreed on 97.8 % (kwta0.1-nat) and 93.2 %
+    # (kwta0.1-at) of these images; load_pretrained on CUDA turns TF32 off (100 %)
     x, _ = test_sample.tensors(test_sample.balanced_indices(500, seed=0))
     cpu = predict(load_pretrained(name), x, precision="fp32")
     gpu = predict(load_pretrained(name, device="cuda"), x.cuda(), precision="fp32").cpu()
-    assert float((cpu == gpu).float().mean()) >= 0.995
+    assert not torch.backends.cudnn.allow_tf32
+    assert float((cpu == gpu).float().mean()) >= 0.998

@@ -125,3 +125,20 @@ def test_names_never_become_paths(tmp_path: Path) -> None:
 def test_save_rejects_other_formats(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="safetensors"):
         save_model(models.resnet18(width=4), tmp_path / "w.pt", _card())
+
+
+def test_a_cuda_device_turns_tf32_off() -> None:
+    # k-WTA's winners change under TF32 rounding (kwta.utils.exact_cuda_math); resolving a
+    # CUDA device, as every loader and evaluation does, must make fp32 IEEE fp32
+    from kwta.utils import default_device
+
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = True
+        assert default_device("cpu").type == "cpu"
+        assert torch.backends.cudnn.allow_tf32  # a CPU run leaves the flags alone
+        assert default_device("cuda").type == "cuda"
+        assert not torch.backends.cudnn.allow_tf32
+        assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved

@@ -23,6 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kwta.models import build_model
+from kwta.utils import exact_cuda_math
 from kwta.zoo.card import CardError, ModelCard
 
 __all__ = [
@@ -131,6 +132,8 @@ def load_from_card(
 ) -> nn.Module:
     """Build the card's model, check the weights' sha256, load them; eval mode, fp32.
 
+    On a CUDA ``device`` fp32 is IEEE fp32 (:func:`kwta.utils.exact_cuda_math`).
+
     Raises:
         WeightsError: Missing file, sha256 mismatch, or tensors that do not fit.
     """
@@ -157,6 +160,8 @@ def load_from_card(
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise WeightsError(f"{weights.name} does not fit its card's architecture: {err}") from err
+    if device is not None and torch.device(device).type == "cuda":
+        exact_cuda_math()
     return model.to(device).eval()
 
 
