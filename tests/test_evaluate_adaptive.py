@@ -104,6 +104,14 @@ def test_cards_gain_adaptive_numbers(
     again = update_card(tmp_path / "k.json", only)
     assert again["metrics"]["robust_accuracy"] == before
     assert again["metrics"]["adaptive"] == ad
+    # a new standard evaluation without restarts drops an older one's restarts: a card's
+    # metrics come from one evaluation
+    with_restarts = evaluate(
+        kwta_model, test_sample, attacks=["pgd"], n=20, clean_n=100, restarts=1, device="cpu"
+    )
+    assert "pgd_restarts" in update_card(tmp_path / "k.json", with_restarts)["metrics"]
+    assert "pgd_restarts" not in update_card(tmp_path / "k.json", result)["metrics"]
+    again = update_card(tmp_path / "k.json", only)
     # the zoo table reads it
     rows = robustness_rows({"k": again})
     assert rows[0].adaptive == ad["A_rob_adaptive"] and rows[0].adaptive_n == 20

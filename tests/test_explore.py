@@ -35,7 +35,13 @@ from kwta.explorer.runs import (
 )
 from kwta.explorer.toy import jump_segments, split_at_jumps
 from kwta.zoo.published import PAPER_TABLE1
-from kwta.zoo.summary import default_pair, landscape_selection, paper_reference, summarize_card
+from kwta.zoo.summary import (
+    default_pair,
+    landscape_selection,
+    paper_reference,
+    summarize_card,
+    table3_models,
+)
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -403,14 +409,19 @@ def test_paper_reference() -> None:
 
 
 def test_default_pair_and_landscape_selection() -> None:
+    direct = {"recipe": {"name": "kwta0.1-direct", "optional": True}}
     cards = {
         "kwta0.2-nat": _card("kwta0.2-nat", "kwta", "natural", ratio=0.2),
         "relu-at": _card("relu-at", "relu", "pgd"),
+        # Fig. 6's comparison arm sorts first by name but is never the default k-WTA model
+        "kwta0.1-direct": _card("kwta0.1-direct", "kwta", "natural", ratio=0.1, zoo=direct),
         "kwta0.1-nat": _card("kwta0.1-nat", "kwta", "natural", ratio=0.1),
         "relu-nat": _card("relu-nat", "relu", "natural"),
         "kwta0.1-at": _card("kwta0.1-at", "kwta", "pgd", ratio=0.1),
     }
     assert default_pair(cards) == ("relu-nat", "kwta0.1-nat")
+    assert table3_models(cards)["kwta"] == "kwta0.1-nat"
+    assert default_pair({"d": cards["kwta0.1-direct"]}) == (None, "d")  # taken when alone
     assert landscape_selection(cards) == [
         "relu-nat",
         "kwta0.1-nat",
@@ -450,11 +461,11 @@ def test_fig6_rows_pair_incremental_and_direct_with_their_whole_cost() -> None:
         c["training"] |= training
         return c
 
-    parent = card("k2", 0.2, 24, 100.0, init_from=None)
+    parent = card("k2", 0.2, 24, 100.0, init_from=None, device_name="cpu: x86_64")
     inc = card(
         "k1", 0.1, 9, 40.0,
         init_from={"file": "k2.safetensors", "sha256": "sha-k2"},
-        hyperparameters={"incremental_from": 0.2},
+        hyperparameters={"incremental_from": 0.2}, device_name="GPU A",
     )  # fmt: skip
     cards = {"k2": parent, "k1": inc}
     assert fig6_rows(cards) == []  # no directly trained k-WTA-0.1 to compare with
@@ -466,6 +477,7 @@ def test_fig6_rows_pair_incremental_and_direct_with_their_whole_cost() -> None:
     ]
     assert rows[0]["lineage"] == ["k1", "k2"] and rows[1]["summary"].ratio == 0.1
     assert rows[0]["complete"] and rows[1]["complete"]
+    assert rows[0]["devices"] == ["GPU A", "cpu: x86_64"] and rows[1]["devices"] == []
     del cards["k2"]  # the parent is gone: only the model's own passes are known, and said
     assert fig6_rows(cards)[0]["passes"] == 9 and not fig6_rows(cards)[0]["complete"]
     cards["k1d"]["training"] = {"method": "natural", "epochs": 33}  # older: no wall time

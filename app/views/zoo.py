@@ -11,7 +11,7 @@ from torch import nn
 
 from kwta.analysis.weights import gamma_sweep
 from kwta.evaluation.transfer import read_transfer
-from kwta.training.sweep import read_sweep, sweep_ratios
+from kwta.training.sweep import read_sweep, sweep_device_note, sweep_ratios
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import fig6_rows, paper_reference, summarize_card, table3_models
 
@@ -275,8 +275,10 @@ if sweep is not None:
         f"Solid: `kwta sweep` from {sweep['start']}, {cfg['passes']} fine-tuning pass(es) per "
         f"step at peak LR {cfg['lr']:g}; clean accuracy on {pts[0]['clean_n']} and PGD-20 "
         f"(ε = {cfg['pgd']['eps']:g}) on {pts[0]['robust_n']} class-balanced test images; "
-        f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning."
+        f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning"
+        + "."
     )
+    fig4_notes.append(sweep_device_note(sweep))
 if live is not None:
     fig4_notes.append(
         f"Dashed: {gamma_model}'s own weights with every k-WTA layer set to each γ, clean "
@@ -316,6 +318,7 @@ else:
             "training time": [
                 "—" if r["seconds"] is None else f"{r['seconds'] / 60:.0f} min" for r in fig6
             ],
+            "trained on": [", ".join(r["devices"]) or "—" for r in fig6],
             "clean": [ui.pct(r["summary"].clean, 2) for r in fig6],
             "PGD-40": [ui.pct(r["summary"].robust.get("pgd")) for r in fig6],
             "A_rob": [ui.pct(r["summary"].a_rob) for r in fig6],
@@ -329,6 +332,8 @@ else:
             f"the two were trained for different numbers of passes ({fig6[0]['passes']} and "
             f"{fig6[1]['passes']}), so this is not the equal-budget comparison"
         )
+    if fig6[0]["devices"] != fig6[1]["devices"]:
+        caveats.append("they were trained on different machines, so their times do not compare")
     if not fig6[0]["complete"]:
         caveats.append(
             f"{fig6[0]['name']}'s parent is not in the zoo any more: only its own passes count"

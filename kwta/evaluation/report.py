@@ -132,6 +132,8 @@ def update_card(
             metrics["pgd_restarts"] = {
                 k: result["pgd_restarts"][k] for k in ("starts", "accuracy", "per_start_accuracy")
             }
+        else:  # the metrics come from one evaluation: an older one's restarts go too
+            metrics.pop("pgd_restarts", None)
         card["evaluation"] = {
             "clean": result["clean"],
             "subset": {k: v for k, v in result["subset"].items() if k != "indices"},

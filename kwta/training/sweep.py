@@ -29,6 +29,7 @@ from kwta.data import CIFAR10Tensors
 from kwta.evaluation.clean import clean_accuracy
 from kwta.training.config import TrainConfig
 from kwta.training.loop import train
+from kwta.utils import default_device, device_name
 from kwta.zoo.hub import load_from_card, sha256_of
 from kwta.zoo.results import model_refs, read_results, write_results
 
@@ -39,6 +40,7 @@ __all__ = [
     "publish_sweep",
     "ratio_sweep",
     "read_sweep",
+    "sweep_device_note",
     "sweep_ratios",
 ]
 
@@ -139,6 +141,9 @@ def ratio_sweep(
         if old.get("settings") == settings:  # the same sweep: keep what it measured
             done = {float(p["ratio"]): p for p in old["points"]}
     result: dict[str, Any] = {"start": card["name"], "settings": settings, "points": []}
+    # where it ran; on CUDA default_device also makes fp32 IEEE fp32 (exact_cuda_math)
+    run_device = default_device(device)
+    result["device"] = {"type": run_device.type, "name": device_name(run_device), "fp32": "ieee"}
     n_clean = min(eval_n, len(test_data))
     clean_idx = test_data.balanced_indices(n_clean, seed=0)
     n_rob = min(robust_n, len(test_data))
@@ -240,6 +245,24 @@ def publish_sweep(
         raise ValueError("the sweep has no fine-tuned step yet")
     published = {"format": SWEEP_FORMAT, "models": model_refs({"start": start_card}), **result}
     return write_results(published, directory, SWEEP_FILE)
+
+
+def sweep_device_note(sweep: Mapping[str, Any]) -> str:
+    """One sentence on where a published sweep ran (``""`` when the file does not say).
+
+    A sweep measured on CUDA before :func:`kwta.utils.exact_cuda_math` existed says
+    ``"fp32": "tf32"``: its evaluations ran with cuDNN's TF32 convolutions.
+    """
+    dev = sweep.get("device")
+    if not isinstance(dev, Mapping):
+        return ""
+    text = f"Fine-tuned and measured on {dev.get('name') or dev.get('type')}"
+    if dev.get("fp32") == "tf32":
+        text += (
+            " with cuDNN's TF32 convolutions (PyTorch's default; the explorer now evaluates in "
+            "IEEE fp32 on CUDA) — the README gives how much that moves these numbers"
+        )
+    return text + "."
 
 
 def read_sweep(

@@ -219,10 +219,24 @@ def published_metrics(card: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _optional(card: Mapping[str, Any]) -> bool:
+    """Whether the card's zoo recipe is an optional one (a comparison arm such as Fig. 6's
+    directly trained ``kwta0.1-direct``): pickers take it only when nothing else fits."""
+    zoo = card.get("zoo")
+    recipe = zoo.get("recipe") if isinstance(zoo, Mapping) else None
+    return bool(recipe.get("optional")) if isinstance(recipe, Mapping) else False
+
+
+def _summaries(cards: Mapping[str, Mapping[str, Any]]) -> list[tuple[str, ModelSummary]]:
+    """``(name, summary)`` in card order, the optional recipes' models last."""
+    ordered = sorted(cards.items(), key=lambda item: _optional(item[1]))  # stable
+    return [(n, summarize_card(c)) for n, c in ordered]
+
+
 def _pick(
     cards: Mapping[str, Mapping[str, Any]], act: str, method: str | None, ratio: float | None
 ) -> str | None:
-    summaries = [(n, summarize_card(c)) for n, c in cards.items()]
+    summaries = _summaries(cards)
     pool = [(n, s) for n, s in summaries if s.act == act]
     for want_method, want_ratio in ((method, ratio), (method, None), (None, ratio), (None, None)):
         for n, s in pool:
@@ -237,7 +251,8 @@ def _pick(
 def default_pair(cards: Mapping[str, Mapping[str, Any]]) -> tuple[str | None, str | None]:
     """The default ReLU-vs-k-WTA comparison: naturally trained ReLU and k-WTA-0.1 if present.
 
-    Falls back to any ReLU / any k-WTA model (in card order); ``None`` where there is none.
+    Falls back to any ReLU / any k-WTA model (in card order, optional recipes' models
+    last); ``None`` where there is none.
     """
     return _pick(cards, "relu", "natural", None), _pick(cards, "kwta", "natural", 0.1)
 
@@ -249,7 +264,7 @@ def table3_models(cards: Mapping[str, Mapping[str, Any]]) -> dict[str, str | Non
     adversarially trained ones (any method but natural). ``None`` where the zoo has
     no such model; no fallback to another kind, so a role is never filled wrongly.
     """
-    summaries = [(n, summarize_card(c)) for n, c in cards.items()]
+    summaries = _summaries(cards)
 
     def find(act: str, natural: bool) -> str | None:
         for n, s in summaries:
@@ -308,8 +323,9 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
 
     Naturally trained k-WTA models at ``ratio`` whose cards record how they were trained:
     ``incremental`` ones have ``incremental_from`` set; ``direct`` ones neither that nor an
-    ``init_from``. Each row: ``{"name", "how", "passes", "seconds", "lineage", "complete",
-    "summary"}``: ``seconds`` is ``None`` when a card of the lineage has no wall time,
+    ``init_from``. Each row: ``{"name", "how", "passes", "seconds", "devices", "lineage",
+    "complete", "summary"}``: ``seconds`` is ``None`` when a card of the lineage has no wall
+    time, ``devices`` the machines the lineage trained on (as the cards name them),
     ``complete`` whether the lineage reaches a model trained from scratch (else a parent
     is missing and only part of the cost is counted), ``summary`` a :class:`ModelSummary`;
     empty unless both kinds are present.
@@ -337,16 +353,21 @@ def fig6_rows(cards: Mapping[str, Mapping[str, Any]], ratio: float = 0.1) -> lis
         lineage = _lineage(cards, name)
         passes = 0
         seconds: float | None = 0.0
+        devices: list[str] = []
         for n in lineage:
             t = cards[n].get("training")
             passes += summarize_card(cards[n]).epochs or 0
             wall = as_float(t.get("wall_time_s")) if isinstance(t, Mapping) else None
             seconds = None if seconds is None or wall is None else seconds + wall
+            dev = t.get("device_name") if isinstance(t, Mapping) else None
+            if isinstance(dev, str) and dev not in devices:
+                devices.append(dev)
         rows[how] = {
             "name": name,
             "how": how,
             "passes": passes,
             "seconds": seconds,
+            "devices": devices,
             "lineage": lineage,
             "complete": _started_from_scratch(cards[lineage[-1]]),
             "summary": s,
