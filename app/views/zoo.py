@@ -275,8 +275,7 @@ if sweep is not None:
         f"Solid: `kwta sweep` from {sweep['start']}, {cfg['passes']} fine-tuning pass(es) per "
         f"step at peak LR {cfg['lr']:g}; clean accuracy on {pts[0]['clean_n']} and PGD-20 "
         f"(ε = {cfg['pgd']['eps']:g}) on {pts[0]['robust_n']} class-balanced test images; "
-        f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning"
-        + "."
+        f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning."
     )
     fig4_notes.append(sweep_device_note(sweep))
 if live is not None:
