@@ -159,6 +159,47 @@ def test_device_script_smoke(tmp_path: Path) -> None:
     assert "| fast path" in (out / "bench.md").read_text()
 
 
+@pytest.mark.slow
+def test_device_paper_script_smoke(tmp_path: Path) -> None:
+    """scripts/device_paper.sh --smoke: every job of the GPU run, on the CPU, in about a minute
+    (sample data, width 8, one pass), and what comes back fits the device tool's limits."""
+    out = tmp_path / "out"
+    before = sorted(p.name for p in (REPO / "pretrained").iterdir())
+    proc = subprocess.run(
+        ["bash", "scripts/device_paper.sh", str(out), "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert sorted(p.name for p in (REPO / "pretrained").iterdir()) == before  # a copy is used
+    files = sorted(p.name for p in out.iterdir())
+    assert files == [
+        "bench.md", "ckpt-sweep.tar.gz", "ckpt-zoo.tar.gz", "models.tar.gz", "report.txt",
+        "results.tar.gz",
+    ]  # fmt: skip
+    report = (out / "report.txt").read_text()
+    for job in ("zoo-lwta0.1-nat", "zoo-kwta0.1-direct", "sweep", "fd-tramer",
+                "adaptive-kwta0.2-nat", "adaptive-relu-at", "adaptive-kwta0.1-at"):  # fmt: skip
+        assert f"{job}: exit 0" in report, report[-3000:]
+    with tarfile.open(out / "models.tar.gz") as tar:
+        names = sorted(tar.getnames())
+        assert "pretrained/lwta0.1-nat.safetensors" in names
+        card = json.load(tar.extractfile("pretrained/kwta0.1-direct.json"))  # type: ignore[arg-type]
+    assert card["arch_kwargs"]["width"] == 8 and card["training"]["hyperparameters"]["epochs"] == 1
+    with tarfile.open(out / "results.tar.gz") as tar:
+        sweep = json.load(tar.extractfile("results/sweep.json"))  # type: ignore[arg-type]
+        adaptive = json.load(tar.extractfile("results/adaptive-kwta0.1-at.json"))  # type: ignore[arg-type]
+        fd = json.load(tar.extractfile("results/fd-tramer.json"))  # type: ignore[arg-type]
+    assert [p["ratio"] for p in sweep["points"]] == [0.2, 0.15]
+    assert sweep["device"]["type"] == "cpu" and sweep["device"]["fp32"] == "ieee"
+    assert adaptive["adaptive"]["n"] == 8 and "eot-pgd" in adaptive["adaptive"]["attacks"]
+    assert fd[0]["model"] == "kwta0.1-nat" and fd[0]["tramer"]["settings"]["steps"] == 2
+    for f in out.iterdir():
+        assert f.stat().st_size < 16 * 2**20  # what the device tool brings back
+
+
 def test_torch_hub_loads_a_zoo_model(test_sample: CIFAR10Tensors) -> None:
     model = torch.hub.load(str(REPO), "kwta_resnet18", name="relu-nat", source="local")
     ref = load_pretrained("relu-nat")
