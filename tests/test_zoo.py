@@ -136,18 +136,23 @@ def test_cli_zoo_build(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert err.value.code == 2
 
 
-def test_device_script_smoke(tmp_path: Path) -> None:
-    """scripts/device_zoo.sh --smoke: the GPU script's whole path, on the CPU, in seconds."""
-    out = tmp_path / "out"
+def _smoke(script: str, out: Path) -> list[str]:
+    """Run ``scripts/<script> OUT --smoke`` (the GPU script's CPU path); the files it wrote."""
     proc = subprocess.run(
-        ["bash", "scripts/device_zoo.sh", str(out), "--smoke"],
+        ["bash", f"scripts/{script}", str(out), "--smoke"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=1200,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    files = sorted(p.name for p in out.iterdir())
+    return sorted(p.name for p in out.iterdir())
+
+
+def test_device_script_smoke(tmp_path: Path) -> None:
+    """scripts/device_zoo.sh --smoke: the GPU script's whole path, on the CPU, in seconds."""
+    out = tmp_path / "out"
+    files = _smoke("device_zoo.sh", out)
     assert files == ["bench.md", "kwta0.2-nat-w8.tar.gz", "relu-nat-w8.tar.gz", "report.txt"]
     assert len(files) <= 8  # what the device tool brings back
     with tarfile.open(out / "relu-nat-w8.tar.gz") as tar:
@@ -165,16 +170,8 @@ def test_device_paper_script_smoke(tmp_path: Path) -> None:
     (sample data, width 8, one pass), and what comes back fits the device tool's limits."""
     out = tmp_path / "out"
     before = sorted(p.name for p in (REPO / "pretrained").iterdir())
-    proc = subprocess.run(
-        ["bash", "scripts/device_paper.sh", str(out), "--smoke"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=1200,
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = _smoke("device_paper.sh", out)
     assert sorted(p.name for p in (REPO / "pretrained").iterdir()) == before  # a copy is used
-    files = sorted(p.name for p in out.iterdir())
     assert files == [
         "bench.md", "ckpt-sweep.tar.gz", "ckpt-zoo.tar.gz", "models.tar.gz", "report.txt",
         "results.tar.gz",
