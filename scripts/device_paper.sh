@@ -59,7 +59,10 @@ else
   TESTS=(tests/test_cuda.py)
 fi
 
-left() { echo $((DEADLINE - (SECONDS - START))); }
+left() {  # seconds to the deadline, at least 1 (`timeout 0` would mean no limit)
+  local s=$((DEADLINE - (SECONDS - START)))
+  echo $((s > 1 ? s : 1))
+}
 job() {  # job NAME CMD...: run in the background, stopped at the deadline
   local name=$1
   shift

@@ -78,7 +78,7 @@ def test_evaluate_writes_json_and_updates_the_card(
     argv = [
         "evaluate", "--card", str(card_path), "--n", "20", "--attacks", "pgd,mim",
         "--clean-n", "100", "--batch-size", "64", "--json", str(out_json), "--update-card",
-        "--quiet",
+        "--restarts", "1", "--quiet",
     ]  # fmt: skip
     assert main(argv) == 0
     table = capsys.readouterr().out
@@ -103,6 +103,8 @@ def test_evaluate_writes_json_and_updates_the_card(
     assert card["metrics"]["A_rob"] == res["A_rob"]
     assert card["metrics"]["robust_accuracy"].keys() == {"pgd", "mim"}
     assert card["metrics"]["clean_n"] == 100  # training metrics kept
+    restarts = card["metrics"]["pgd_restarts"]  # PGD-40 from 2 starts, per-image worst
+    assert restarts["starts"] == 2 and restarts["accuracy"] <= min(restarts["per_start_accuracy"])
     ev = card["evaluation"]
     assert ev["subset"]["n"] == 20 and "indices" not in ev["subset"]
     assert ev["command"].startswith("kwta evaluate --card")

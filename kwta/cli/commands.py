@@ -191,6 +191,7 @@ def _cmd_evaluate(
         eps=args.eps,
         seed=args.seed,
         device=device,
+        restarts=args.restarts,
         progress=_progress(args.quiet),
     )
     if args.adaptive:

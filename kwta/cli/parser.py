@@ -360,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--eps", type=nonneg_float, default=paper.EPS, help=f"ℓ∞ radius ({paper.EPS})")
     e.add_argument(
+        "--restarts",
+        type=nonneg_int,
+        default=0,
+        help="extra PGD-40 random starts; an image counts only if it survives all (0; zoo: 5)",
+    )
+    e.add_argument(
         "--adaptive",
         action="store_true",
         help=(
