@@ -36,6 +36,7 @@ WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/logs" "$WORK/results"
 cp -r pretrained "$WORK/pretrained"
+rm -f "$WORK/pretrained/sweep.json"  # only this run's sweep, once published, comes back
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 KWTA_NATIVE=0
 export KWTA_PRETRAINED="$WORK/pretrained" OMP_NUM_THREADS=2
 
@@ -50,6 +51,7 @@ if [[ $MODE == --smoke ]]; then
   TESTS=()
 else
   DEVICE=cuda DEADLINE=${KWTA_DEVICE_DEADLINE:-470}
+  ((DEADLINE <= 500)) || DEADLINE=500  # the device tool stops a command at 600 s
   DATA=(--data "${KWTA_DEVICE_DATA:-.device/cifar10-jpeg.tar.gz}")
   ZOO=(--eval-n 1000 --clean-n all --restarts 5)
   SWEEP=(--eval-n 10000 --robust-n 1000)
@@ -100,19 +102,21 @@ done
 wait
 cat "$WORK/logs/status.txt" >>"$REPORT"
 
-if (($(left) > 40)); then  # the GPU rows, alone on the GPU, if time is left
-  timeout --kill-after=5 $(($(left) + 60)) "$PY" benchmarks/bench_kwta.py --device "$DEVICE" \
-    "${BENCH[@]}" >"$OUT/bench.md" 2>>"$REPORT" || echo "bench stopped: exit $?" >>"$REPORT"
-fi
-
 cp "$WORK/pretrained/sweep.json" "$WORK/results/" 2>/dev/null
 cp -r "$WORK/logs" "$WORK/results/"
 tar czf "$OUT/results.tar.gz" -C "$WORK" results
 [[ -d $WORK/zoo/pretrained ]] && tar czf "$OUT/models.tar.gz" -C "$WORK/zoo" pretrained
 # checkpoints to resume from: each training's, and the sweep's newest step with its sweep.json
 (cd "$WORK" && find zoo -name '*.ckpt' | tar czf "$OUT/ckpt-zoo.tar.gz" -T -)
+# (the finished steps' weights and cards too: a resumed sweep starts from them)
 last=$(cd "$WORK" && ls -d sweep/sweep-*.ckpt 2>/dev/null | sort -t- -k2 -g | head -n 1)
-[[ -n $last ]] && tar czf "$OUT/ckpt-sweep.tar.gz" -C "$WORK" "$last" sweep/sweep.json
+[[ -n $last ]] && (cd "$WORK" && tar czf "$OUT/ckpt-sweep.tar.gz" "$last" sweep/sweep.json \
+  sweep/sweep-*.json sweep/sweep-*.safetensors 2>/dev/null)
+if (($(left) > 40)); then  # the GPU rows, alone on the GPU, if time is left before the deadline
+  timeout --kill-after=5 "$(left)" "$PY" benchmarks/bench_kwta.py --device "$DEVICE" \
+    "${BENCH[@]}" >"$OUT/bench.md" 2>>"$REPORT" || echo "bench stopped: exit $?" >>"$REPORT"
+fi
+
 for log in "$WORK"/logs/*.log; do  # the end of every job's log, for the reply
   echo "== $(basename "$log")" >>"$REPORT"
   grep -v 'it/s]\|s/it]' "$log" | tail -n 8 >>"$REPORT"

@@ -83,6 +83,7 @@ def test_evaluate_writes_json_and_updates_the_card(
     assert main(argv) == 0
     table = capsys.readouterr().out
     assert "A_rob" in table and "pgd" in table and "mim" in table
+    assert "PGD-40, worst of 2 starts" in table
 
     res = json.loads(out_json.read_text())
     assert res["clean"]["n"] == 100 and 0.0 <= res["clean"]["accuracy"] <= 1.0

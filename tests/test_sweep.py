@@ -104,3 +104,14 @@ def test_cli_sweep(
         main(["sweep", "--model", "../etc/passwd"])
     assert exit_info.value.code == 2
     assert "no pretrained model" in capsys.readouterr().err
+
+
+def test_sweep_device_note_says_where_and_flags_tf32() -> None:
+    from kwta.training.sweep import sweep_device_note
+
+    assert sweep_device_note({}) == ""  # an older file that does not say
+    assert "unnamed device" in sweep_device_note({"device": {}})
+    ieee = sweep_device_note({"device": {"type": "cuda", "name": "GPU X", "fp32": "ieee"}})
+    assert "GPU X" in ieee and "TF32" not in ieee
+    tf32 = sweep_device_note({"device": {"type": "cuda", "name": "GPU X", "fp32": "tf32"}})
+    assert "TF32" in tf32

@@ -331,7 +331,7 @@ else:
             f"the two were trained for different numbers of passes ({fig6[0]['passes']} and "
             f"{fig6[1]['passes']}), so this is not the equal-budget comparison"
         )
-    if fig6[0]["devices"] != fig6[1]["devices"]:
+    if fig6[0]["devices"] and fig6[1]["devices"] and fig6[0]["devices"] != fig6[1]["devices"]:
         caveats.append("they were trained on different machines, so their times do not compare")
     if not fig6[0]["complete"]:
         caveats.append(

@@ -177,6 +177,8 @@ def _cmd_evaluate(
     except (WeightsError, DataSourceError) as err:
         log.error("%s", err)
         return 1
+    if args.restarts and "pgd" not in args.attacks:
+        parser.error("--restarts repeats PGD-40: it needs pgd among --attacks")
     if args.n > len(data):
         log.warning(
             "--n %d is more than the %d test images available; using all", args.n, len(data)

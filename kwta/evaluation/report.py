@@ -47,6 +47,10 @@ def format_table(result: dict[str, Any], title: str | None = None) -> str:
         lines.append(
             f"{'per image, every attack':<28}{result['A_rob_per_image']:>10.2%}{sub['n']:>9}"
         )
+    restarts = result.get("pgd_restarts")
+    if restarts:
+        label = f"PGD-40, worst of {restarts['starts']} starts"
+        lines.append(f"{label:<28}{restarts['accuracy']:>10.2%}{sub['n']:>9}")
     adaptive = result.get("adaptive")
     if adaptive:
         lines.append("")

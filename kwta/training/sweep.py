@@ -125,6 +125,8 @@ def ratio_sweep(
     if not steps or any(b >= a for a, b in zip([gamma0, *steps], steps, strict=False)):
         raise ValueError(f"ratios must descend from the start model's γ = {gamma0}: {steps}")
     results_path = out / "sweep.json"
+    # where it runs; on CUDA default_device also makes fp32 IEEE fp32 (exact_cuda_math)
+    run_device = default_device(device)
     settings = {
         "passes": passes,
         "lr": lr,
@@ -134,6 +136,8 @@ def ratio_sweep(
         "seed": seed,
         "pgd": SWEEP_PGD,
         "start_sha256": card["sha256"],
+        # points measured elsewhere (another device, TF32) are not reused on resume
+        "device": {"type": run_device.type, "fp32": "ieee"},
     }
     done: dict[float, dict[str, Any]] = {}
     if results_path.is_file():
@@ -141,8 +145,6 @@ def ratio_sweep(
         if old.get("settings") == settings:  # the same sweep: keep what it measured
             done = {float(p["ratio"]): p for p in old["points"]}
     result: dict[str, Any] = {"start": card["name"], "settings": settings, "points": []}
-    # where it ran; on CUDA default_device also makes fp32 IEEE fp32 (exact_cuda_math)
-    run_device = default_device(device)
     result["device"] = {"type": run_device.type, "name": device_name(run_device), "fp32": "ieee"}
     n_clean = min(eval_n, len(test_data))
     clean_idx = test_data.balanced_indices(n_clean, seed=0)
@@ -256,7 +258,7 @@ def sweep_device_note(sweep: Mapping[str, Any]) -> str:
     dev = sweep.get("device")
     if not isinstance(dev, Mapping):
         return ""
-    text = f"Fine-tuned and measured on {dev.get('name') or dev.get('type')}"
+    text = f"Fine-tuned and measured on {dev.get('name') or dev.get('type') or 'an unnamed device'}"
     if dev.get("fp32") == "tf32":
         text += (
             " with cuDNN's TF32 convolutions (PyTorch's default; the explorer now evaluates in "
