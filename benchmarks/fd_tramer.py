@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kwta.attacks.estimated import CPU_SETTINGS, TRAMER_SETTINGS
-from kwta.data import cifar10
+from kwta.data import CIFAR10Tensors, cifar10
 from kwta.evaluation.adaptive import evaluate_adaptive
 from kwta.utils import default_device
 from kwta.zoo.hub import list_pretrained, load_from_card, pretrained_dir
@@ -35,15 +35,13 @@ from kwta.zoo.hub import list_pretrained, load_from_card, pretrained_dir
 SETTINGS: dict[str, dict[str, Any]] = {"cpu": CPU_SETTINGS, "tramer": TRAMER_SETTINGS}
 
 
-def run_model(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Both FD-PGD settings (and PGD-40) on one pretrained model's subset."""
-    cards = list_pretrained()
-    if name not in cards:
-        raise SystemExit(f"no pretrained model named {name!r}; available: {', '.join(cards)}")
+def run_model(
+    name: str, card: dict[str, Any], data: CIFAR10Tensors, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Both FD-PGD settings (and PGD-40, which each evaluation runs) on one model's subset."""
     device = default_device(args.device)
-    model = load_from_card(pretrained_dir() / cards[name]["card_file"], device)
-    data = cifar10("test", args.data)
-    out: dict[str, Any] = {"model": name, "sha256": cards[name]["sha256"], "n": args.n}
+    model = load_from_card(pretrained_dir() / card["card_file"], device)
+    out: dict[str, Any] = {"model": name, "sha256": card["sha256"], "n": args.n}
     for label, settings in SETTINGS.items():
         if label == "tramer" and args.steps is not None:  # a smoke run
             settings = {**settings, "steps": args.steps, "samples": (2, 8)}
@@ -83,11 +81,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when present)")
     p.add_argument("--json", type=Path, default=None, help="write the raw results here")
     args = p.parse_args(argv)
+    cards = list_pretrained()
+    names = [m for m in args.models.split(",") if m]
+    if unknown := [m for m in names if m not in cards]:
+        p.error(f"no pretrained model named {', '.join(unknown)}; available: {', '.join(cards)}")
+    data = cifar10("test", args.data)  # decoded once for every model
     rows: list[dict[str, Any]] = []
     print("| model | images | PGD-40 | FD-PGD, CPU settings | FD-PGD, Tramèr et al. | time (s) |")
     print("|---|---|---|---|---|---|")
-    for name in [m for m in args.models.split(",") if m]:
-        r = run_model(name, args)
+    for name in names:
+        r = run_model(name, cards[name], data, args)
         rows.append(r)
         pct = "{:.1%}".format
         print(

@@ -156,6 +156,8 @@ def _cmd_evaluate(
     from kwta.zoo.hub import WeightsError, load_from_card, pretrained_dir
     from kwta.zoo.hub import list_pretrained as cards_all
 
+    if args.restarts and "pgd" not in args.attacks:
+        parser.error("--restarts repeats PGD-40: it needs pgd among --attacks")
     device = default_device(args.device)
     if args.model is not None:
         cards = cards_all()
@@ -177,8 +179,6 @@ def _cmd_evaluate(
     except (WeightsError, DataSourceError) as err:
         log.error("%s", err)
         return 1
-    if args.restarts and "pgd" not in args.attacks:
-        parser.error("--restarts repeats PGD-40: it needs pgd among --attacks")
     if args.n > len(data):
         log.warning(
             "--n %d is more than the %d test images available; using all", args.n, len(data)

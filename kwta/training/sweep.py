@@ -145,7 +145,7 @@ def ratio_sweep(
         if old.get("settings") == settings:  # the same sweep: keep what it measured
             done = {float(p["ratio"]): p for p in old["points"]}
     result: dict[str, Any] = {"start": card["name"], "settings": settings, "points": []}
-    result["device"] = {"type": run_device.type, "name": device_name(run_device), "fp32": "ieee"}
+    result["device"] = {**settings["device"], "name": device_name(run_device)}
     n_clean = min(eval_n, len(test_data))
     clean_idx = test_data.balanced_indices(n_clean, seed=0)
     n_rob = min(robust_n, len(test_data))

@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from kwta.models import build_model
-from kwta.utils import exact_cuda_math
+from kwta.utils import default_device
 from kwta.zoo.card import CardError, ModelCard
 
 __all__ = [
@@ -160,9 +160,8 @@ def load_from_card(
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
         raise WeightsError(f"{weights.name} does not fit its card's architecture: {err}") from err
-    if device is not None and torch.device(device).type == "cuda":
-        exact_cuda_math()
-    return model.to(device).eval()
+    # default_device makes fp32 IEEE fp32 on CUDA; None keeps the model on the CPU
+    return model.to(default_device(device) if device is not None else None).eval()
 
 
 def list_pretrained(directory: str | os.PathLike[str] | None = None) -> dict[str, dict[str, Any]]:
