@@ -75,7 +75,11 @@ fi
 python3 -m pip download -q "${PLATFORM[@]}" -d "$WHEELS" -r requirements.txt \
   "ninja==1.13.0" "setuptools>=77" >&2
 echo "wheelhouse: $(find "$WHEELS" -name '*.whl' | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1), ready in $((SECONDS - t0)) s" >&2
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+# A fixed port: the URL is a build argument, and a new value each time would void the cache.
+PORT="${KWTA_WHEELHOUSE_PORT:-38501}"
+if python3 -c "import socket,sys; s=socket.socket(); sys.exit(s.connect_ex(('127.0.0.1', $PORT)) != 0)"; then
+  echo "port $PORT is taken: set KWTA_WHEELHOUSE_PORT to a free one" >&2; exit 1
+fi
 python3 -m http.server --bind 127.0.0.1 --directory "$WHEELS" "$PORT" >/dev/null 2>&1 &
 PIDS+=("$!")
 sleep 1

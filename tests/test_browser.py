@@ -17,6 +17,7 @@ import io
 import json
 import os
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +68,18 @@ def demo_index(zoo: Path, pair: tuple[str, str]) -> int:
 
 @pytest.fixture(scope="module")
 def server(browser: Any, zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``streamlit run app/server.py`` on a free port; yields its URL."""
+    """``streamlit run app/server.py`` on a free port; yields its URL.
+
+    With ``$KWTA_BROWSER_URL`` (a loopback URL, e.g. the Docker container that
+    ``scripts/check_image.py`` started, with ``$KWTA_BROWSER_PRETRAINED`` naming the models it
+    serves), the suite drives that server instead; its log is the caller's to check.
+    """
+    external = os.environ.get("KWTA_BROWSER_URL")
+    if external:
+        host = urllib.parse.urlsplit(external).hostname
+        assert host in ("127.0.0.1", "localhost", "::1"), "only loopback servers are driven"
+        yield external.rstrip("/")
+        return
     log_path = tmp_path_factory.mktemp("server") / "streamlit.log"
     with streamlit_server(zoo, log_path) as (url, _proc):
         yield url
