@@ -24,6 +24,7 @@ Exit status 1 when a check fails.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -146,10 +147,8 @@ class PeakMemory:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
+            with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
                 self.peak = max(self.peak, memory_mb(self.name))
-            except (RuntimeError, subprocess.SubprocessError):
-                pass
             self._stop.wait(0.5)
 
     def __enter__(self) -> PeakMemory:

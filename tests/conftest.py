@@ -20,6 +20,12 @@ import pytest
 import torch
 from torch import nn
 
+# Without a GPU, Triton kernels (the CUDA k-WTA kernel, tests/test_triton.py) run through
+# Triton's CPU interpreter; it must be on before anything imports Triton (torchvision does),
+# as Triton's own helpers are decorated at that import.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
 from kwta import models
 from kwta.data import CIFAR10Tensors, cifar10_sample
 

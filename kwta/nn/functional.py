@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from kwta.nn import native
+from kwta.nn.native import triton_kwta
 
 __all__ = [
     "BACKENDS",
@@ -28,8 +29,9 @@ __all__ = [
 ]
 
 
-#: Implementations of :func:`kwta`: the compiled CPU kernel where available, or PyTorch.
-BACKENDS: tuple[str, ...] = ("auto", "torch", "native")
+#: Implementations of :func:`kwta`: ``"auto"`` picks the compiled CPU kernel on the CPU and
+#: the Triton kernel on CUDA where available, else PyTorch; all give identical results.
+BACKENDS: tuple[str, ...] = ("auto", "torch", "native", "triton")
 
 
 CL = torch.channels_last
@@ -145,26 +147,58 @@ class _NativeKWTA(torch.autograd.Function):
         return _kernel().backward(grad, mask), None, None
 
 
+class _TritonKWTA(torch.autograd.Function):
+    """The Triton (CUDA) kernel as an autograd function (gradient to the winners only)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, k: int, channels_last: bool) -> Tensor:
+        y, mask = triton_kwta.kwta_forward(x, k, channels_last)
+        ctx.save_for_backward(mask)
+        return y
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (mask,) = ctx.saved_tensors
+        return torch.where(mask, grad, grad.new_zeros(())), None, None
+
+
 def _kernel() -> Any:
     ext = native.cpu_kernel()
     assert ext is not None
     return ext
 
 
-def _use_native(x: Tensor, backend: str) -> bool | None:
+def _pick(x: Tensor, backend: str) -> tuple[str, bool] | None:
+    """The kernel for ``x`` and its layout flag (channels-last), or ``None`` for PyTorch.
+
+    ``"auto"``: the compiled kernel on the CPU, the Triton kernel on CUDA, where each is
+    available for ``x``'s dtype and layout. ``"native"``/``"triton"``: that kernel or an
+    error. ``"triton"`` runs on CPU tensors only under ``TRITON_INTERPRET=1`` (the tests).
+    """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "torch":
         return None
-    layout = _native_layout(x)
-    if layout is None or native.cpu_kernel() is None:
-        if backend == "native":
+    if backend in ("auto", "native") and x.device.type == "cpu":
+        layout = _native_layout(x)
+        if layout is not None and native.cpu_kernel() is not None:
+            return "native", layout
+    if backend == "native":
+        raise RuntimeError(
+            "the compiled k-WTA kernel is unavailable for this input or machine "
+            f"(device {x.device}, dtype {x.dtype}, KWTA_NATIVE={native.native_enabled()})"
+        )
+    if backend == "triton" or x.device.type == "cuda":
+        cl = triton_kwta.supports(x)
+        if cl is not None and triton_kwta.available():
+            return "triton", cl
+        if backend == "triton":
             raise RuntimeError(
-                "the compiled k-WTA kernel is unavailable for this input or machine "
-                f"(device {x.device}, dtype {x.dtype}, KWTA_NATIVE={native.native_enabled()})"
+                "the Triton k-WTA kernel is unavailable for this input or machine "
+                f"(device {x.device}, dtype {x.dtype}, layout not contiguous or channels-last, "
+                "or no Triton; on the CPU it needs TRITON_INTERPRET=1)"
             )
-        return None
-    return layout
+    return None
 
 
 def kwta_mask(
@@ -178,9 +212,9 @@ def kwta_mask(
         per_channel: If ``True``, select winners inside each channel's spatial
             map (``N = H·W``) instead of over all non-batch dims (``N = C·H·W``,
             the paper's choice).
-        backend: ``"auto"`` (the compiled CPU kernel where available, else
-            PyTorch), ``"torch"`` or ``"native"`` (raise if unavailable).
-            Results are identical.
+        backend: ``"auto"`` (the compiled CPU kernel on the CPU, the Triton kernel on
+            CUDA, where available; else PyTorch), ``"torch"``, ``"native"`` or
+            ``"triton"`` (raise if unavailable). Results are identical.
 
     Returns:
         A ``bool`` tensor shaped like ``x`` (same memory layout) with exactly
@@ -195,9 +229,13 @@ def kwta_mask(
         flat = x.reshape(x.shape[0] * x.shape[1], -1)
         k = k_from_ratio(ratio, flat.shape[1])
         return _mask_torch(flat, k).view(x.shape)
-    k = k_from_ratio(ratio, x[0].numel())
-    layout = _use_native(x, backend)
-    if layout is not None:
+    n = x[0].numel()
+    k = k_from_ratio(ratio, n)
+    picked = _pick(x, backend)
+    if picked is not None and k < n:
+        kernel, layout = picked
+        if kernel == "triton":
+            return triton_kwta.kwta_forward(x.detach(), k, layout)[1]
         return _kernel().forward(x.detach(), k, layout)[1]
     return _mask_torch(x, k)
 
@@ -215,16 +253,19 @@ def kwta(x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "
         x: Input of shape ``(B, N)`` or ``(B, C, *spatial)``.
         ratio: Sparsity ratio γ in (0, 1].
         per_channel: Winners inside each channel instead of over ``C·H·W``.
-        backend: ``"auto"``, ``"torch"`` or ``"native"`` (see :func:`kwta_mask`).
+        backend: ``"auto"``, ``"torch"``, ``"native"`` or ``"triton"`` (see :func:`kwta_mask`).
 
     Returns:
         Tensor shaped like ``x``.
     """
     if not per_channel and x.dim() >= 2:
-        layout = _use_native(x, backend)
-        if layout is not None:
-            k = k_from_ratio(ratio, x[0].numel())
-            out: Tensor = _NativeKWTA.apply(x, k, layout)
+        picked = _pick(x, backend)
+        n = x[0].numel()
+        k = k_from_ratio(ratio, n)
+        if picked is not None and (picked[0] == "native" or k < n):
+            kernel, layout = picked
+            fn = _NativeKWTA if kernel == "native" else _TritonKWTA
+            out: Tensor = fn.apply(x, k, layout)
             return out
     mask = kwta_mask(x, ratio, per_channel=per_channel, backend="torch")
     return torch.where(mask, x, x.new_zeros(()))

@@ -27,8 +27,8 @@ import importlib.util
 import logging
 import os
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -151,4 +151,5 @@ def kwta_forward(x: Tensor, k: int, channels_last: bool) -> tuple[Tensor, Tensor
     kernel = _kernel()
     if kernel is None:
         raise RuntimeError("Triton is unavailable: the CUDA k-WTA kernel cannot run here")
-    return kernel(x, k, channels_last)  # type: ignore[no-any-return]
+    y, mask = kernel(x, k, channels_last)
+    return y, mask
