@@ -52,7 +52,7 @@ def test_exact_in_every_layout_and_dtype(dtype: torch.dtype, kind: str) -> None:
                 want = exact_mask(x, k)
                 xg = x.to(DEVICE).requires_grad_(True)
                 y = F.kwta(xg, ratio, backend="triton")
-                g = (torch.rand(shape, generator=gen) + 1).to(dtype)  # never 0: the grad shows the mask
+                g = (torch.rand(shape, generator=gen) + 1).to(dtype)  # never 0: grad shows mask
                 y.backward(g.to(DEVICE))
                 zero = torch.zeros((), dtype=dtype)
                 assert xg.grad is not None

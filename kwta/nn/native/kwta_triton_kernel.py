@@ -20,6 +20,7 @@ def _key(x_ptr, offs, valid):
     ones = tl.full(u.shape, 0xFFFFFFFF, tl.uint32)
     return tl.where((u & top) != 0, u ^ ones, u | top)
 
+
 @triton.jit
 def kwta_kernel(
     x_ptr,
