@@ -10,7 +10,8 @@ bf16 on CUDA and on CPUs with native bf16, else fp32; see kwta.nn.precision):
 
 1. the activation alone, forward+backward, at ResNet-18's four feature-map
    shapes (batch 128, width 16 → 16/32/64/128 channels): ReLU, ours
-   (kwta.nn.functional.kwta, γ = 0.1, default backend) and the reference
+   (kwta.nn.functional.kwta, γ = 0.1, default backend: the compiled kernel on the CPU,
+   the Triton kernel on CUDA), ours on the PyTorch path, and the reference
    (sorted topk + repeat + >= + multiply, the authors' code);
 2. one whole ResNet-18 SGD training step at each width (batch 128);
 3. an eval forward at batch 2 500 (the loss landscape's batch), width 16.
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from kwta import models
 from kwta.nn import functional as F
 from kwta.nn import native
+from kwta.nn.native import triton_kwta
 from kwta.nn.precision import autocast, channels_last_safe, resolve_precision
 from kwta.nn.registry import register_act
 from kwta.utils import default_device
@@ -88,9 +90,9 @@ def _paths(device: torch.device) -> list[tuple[str, bool, str]]:
 
 def bench_activation(width: int, repeats: int, device: torch.device, clock: str) -> list[str]:
     rows = [
-        "| path | feature map (B×C×H×W) | ReLU ms | ours ms | reference ms | ours/ReLU | "
-        "ours/reference |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| path | feature map (B×C×H×W) | ReLU ms | ours ms | ours, PyTorch path ms | "
+        "reference ms | ours/ReLU | ours/reference |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for label, cl, amp in _paths(device):
         dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(amp, torch.float32)
@@ -108,6 +110,7 @@ def bench_activation(width: int, repeats: int, device: torch.device, clock: str)
                 {
                     "relu": lambda fb=fb: fb(torch.relu),
                     "ours": lambda fb=fb: fb(lambda v: F.kwta(v, RATIO)),
+                    "torch": lambda fb=fb: fb(lambda v: F.kwta(v, RATIO, backend="torch")),
                     "ref": lambda fb=fb: fb(lambda v: F.kwta_reference(v, RATIO)),
                 },
                 repeats,
@@ -116,7 +119,8 @@ def bench_activation(width: int, repeats: int, device: torch.device, clock: str)
             )
             rows.append(
                 f"| {label} | {'×'.join(map(str, shape))} | {t['relu'] * 1e3:.2f} | "
-                f"{t['ours'] * 1e3:.2f} | {t['ref'] * 1e3:.2f} | {t['ours'] / t['relu']:.2f} | "
+                f"{t['ours'] * 1e3:.2f} | {t['torch'] * 1e3:.2f} | {t['ref'] * 1e3:.2f} | "
+                f"{t['ours'] / t['relu']:.2f} | "
                 f"{t['ours'] / t['ref']:.2f} |"
             )
     return rows
@@ -224,10 +228,13 @@ def main(argv: list[str] | None = None) -> None:
     rows = set(args.rows.split(","))
     widths = [int(w) for w in args.widths.split(",")]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-    backend = "compiled CPU kernel" if native.cpu_kernel() is not None else "PyTorch path"
+    if device.type == "cuda":
+        backend = "Triton kernel" if triton_kwta.available() else "PyTorch path"
+    else:
+        backend = "compiled CPU kernel" if native.cpu_kernel() is not None else "PyTorch path"
     out = [
         f"device: {name} ({device}), torch {torch.__version__}, {torch.get_num_threads()} "
-        f"threads, k-WTA backend on CPU: {backend}, γ = {RATIO}, median of {args.repeats}, "
+        f"threads, k-WTA backend ('ours'): {backend}, γ = {RATIO}, median of {args.repeats}, "
         f"{args.clock} clock",
     ]
     with contextlib.suppress(KeyboardInterrupt):

@@ -234,9 +234,41 @@ def check_kernel() -> list[Check]:
     ]
 
 
+def check_cuda_kernel() -> list[Check]:
+    """Whether k-WTA on CUDA takes the Triton kernel (it needs Triton and a C compiler, with
+    which Triton builds its launcher) or the PyTorch path."""
+    import importlib.util
+
+    name = "k-WTA CUDA kernel"
+    if importlib.util.find_spec("triton") is None:
+        return [Check(name, "ok", "no Triton in this PyTorch build: the PyTorch path on CUDA")]
+    if os.environ.get("KWTA_TRITON", "1").strip().lower() in ("0", "false", "off", "no"):
+        return [Check(name, "ok", "PyTorch path ($KWTA_TRITON=0)")]
+    cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if not cc:
+        return [
+            Check(
+                name,
+                "warn",
+                "Triton found but no C compiler: on a GPU, Triton cannot build its launcher",
+                "install gcc (the Docker image has it), or set KWTA_TRITON=0",
+            )
+        ]
+    from importlib.metadata import version
+
+    return [Check(name, "ok", f"Triton {version('triton')} and a C compiler: used on CUDA")]
+
+
 def run_checks(directory: str | os.PathLike[str] | None = None) -> list[Check]:
     """All checks, in report order."""
-    return [*check_gpu(), *check_models(directory), *check_data(), *check_jobs(), *check_kernel()]
+    return [
+        *check_gpu(),
+        *check_models(directory),
+        *check_data(),
+        *check_jobs(),
+        *check_kernel(),
+        *check_cuda_kernel(),
+    ]
 
 
 def verdict(checks: list[Check]) -> tuple[Status, str]:

@@ -21,9 +21,10 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 CL = torch.channels_last
 
 
+@pytest.mark.parametrize("backend", ["auto", "torch"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("kind", ["randn", "ties", "zeros", "constant"])
-def test_cuda_kwta_is_exact(dtype, kind: str) -> None:
+def test_cuda_kwta_is_exact(dtype, kind: str, backend: str) -> None:
     gen = torch.Generator().manual_seed(0)
     for shape in [(3, 5), (5, 16, 8, 8), (64, 64, 16, 16)]:
         for channels_last in (False, True):
@@ -34,16 +35,24 @@ def test_cuda_kwta_is_exact(dtype, kind: str) -> None:
             xc = x.cuda()
             if channels_last:
                 xc = xc.contiguous(memory_format=CL)
-            assert torch.equal(F.kwta_mask(xc, 0.1).cpu(), want)
+            assert torch.equal(F.kwta_mask(xc, 0.1, backend=backend).cpu(), want)
 
 
-def test_cuda_kwta_never_syncs_with_the_host() -> None:
+def test_cuda_auto_backend_is_the_triton_kernel() -> None:
+    pytest.importorskip("triton")
+    x = torch.randn(4, 16, 8, 8, device="cuda")
+    assert F._pick(x, "auto") == ("triton", False)
+    assert F._pick(x.contiguous(memory_format=CL), "auto") == ("triton", True)
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_cuda_kwta_never_syncs_with_the_host(backend: str) -> None:
     x = torch.randn(128, 64, 16, 16, device="cuda").contiguous(memory_format=CL)
     x = ((x * 4).round() / 4).requires_grad_(True)  # tie-heavy: the tie rule runs
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        y = F.kwta(x, 0.1)
+        y = F.kwta(x, 0.1, backend=backend)
         y.backward(torch.ones_like(y))
     finally:
         torch.cuda.set_sync_debug_mode("default")

@@ -78,5 +78,18 @@ def test_cli_doctor() -> None:
     proc = subprocess.run([sys.executable, "-m", "kwta", "doctor"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ("PyTorch", "GPU", "models", "data", "job queue", "k-WTA kernel"):
+    for name in ("PyTorch", "GPU", "models", "data", "job queue", "k-WTA kernel",
+                 "k-WTA CUDA kernel"):  # fmt: skip
         assert f"] {name}: " in proc.stdout
+
+
+def test_cuda_kernel_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Triton needs a C compiler for its launcher: without one the check warns."""
+    pytest.importorskip("triton")
+    assert doctor.check_cuda_kernel()[0].status == "ok"
+    monkeypatch.delenv("CC", raising=False)
+    monkeypatch.setattr(doctor.shutil, "which", lambda _name: None)
+    warn = doctor.check_cuda_kernel()[0]
+    assert warn.status == "warn" and "C compiler" in warn.detail and "gcc" in warn.advice
+    monkeypatch.setenv("KWTA_TRITON", "0")
+    assert "KWTA_TRITON=0" in doctor.check_cuda_kernel()[0].detail

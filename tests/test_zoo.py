@@ -165,6 +165,22 @@ def test_device_script_smoke(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_device_gpu_script_smoke(tmp_path: Path) -> None:
+    """scripts/device_gpu.sh --smoke: #22's GPU run on the CPU (the Triton kernel through the
+    interpreter), every step inside its deadline, and no more files than come back."""
+    out = tmp_path / "out"
+    files = _smoke("device_gpu.sh", out)
+    assert files == ["bench.md", "pages.json", "pages.md", "report.txt", "tune.md"]
+    report = (out / "report.txt").read_text()
+    for step in ("tune_triton", "bench_kwta", "device_pages"):
+        assert f"## {step}: exit 0" in report, report
+    assert "zoo w32: skipped" in report
+    tune = (out / "tune.md").read_text()
+    assert "| 2×2×32×32 | NCHW |" in tune and "| 2×16×4×4 | CL |" in tune
+    assert "ours, PyTorch path ms" in (out / "bench.md").read_text()
+
+
+@pytest.mark.slow
 def test_device_paper_script_smoke(tmp_path: Path) -> None:
     """scripts/device_paper.sh --smoke: every job of the GPU run, on the CPU, in about a minute
     (sample data, width 8, one pass), and what comes back fits the device tool's limits."""

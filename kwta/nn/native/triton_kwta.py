@@ -115,13 +115,15 @@ def _build() -> Callable[..., Any] | None:
     bins_n = 1 << RADIX_BITS
     passes = 32 // RADIX_BITS
 
-    def launch(x: Tensor, k: int, channels_last: bool) -> tuple[Tensor, Tensor]:
+    def launch(
+        x: Tensor, k: int, channels_last: bool, block: int | None, num_warps: int | None
+    ) -> tuple[Tensor, Tensor]:
         rows, n = x.shape[0], x[0].numel()
         y = torch.empty_like(x)  # keeps the memory layout
         mask = torch.empty_like(x, dtype=torch.bool)
         channels = x.shape[1] if x.dim() > 2 else 1
         hw = n // channels
-        block = min(BLOCK, triton.next_power_of_2(n))
+        block = min(block or BLOCK, triton.next_power_of_2(n))
         kwta_kernel[(rows,)](
             x,
             y,
@@ -135,21 +137,30 @@ def _build() -> Callable[..., Any] | None:
             BITS=RADIX_BITS,
             BINS=bins_n,
             PASSES=passes,
-            num_warps=8 if block >= 2048 else 4,
+            num_warps=num_warps or (8 if block >= 2048 else 4),
         )
         return y, mask
 
     return launch
 
 
-def kwta_forward(x: Tensor, k: int, channels_last: bool) -> tuple[Tensor, Tensor]:
+def kwta_forward(
+    x: Tensor,
+    k: int,
+    channels_last: bool,
+    *,
+    block: int | None = None,
+    num_warps: int | None = None,
+) -> tuple[Tensor, Tensor]:
     """``(y, mask)``: the k-WTA output and winner mask of ``x`` (exactly ``k`` per row).
 
     ``x`` must satisfy :func:`supports` (``channels_last`` is what it returned) and
     ``1 <= k < N``; the caller (:func:`kwta.nn.functional.kwta`) handles the rest.
+    ``block`` and ``num_warps`` override the launch settings (for
+    ``benchmarks/tune_triton.py``; the result does not depend on them).
     """
     kernel = _kernel()
     if kernel is None:
         raise RuntimeError("Triton is unavailable: the CUDA k-WTA kernel cannot run here")
-    y, mask = kernel(x, k, channels_last)
+    y, mask = kernel(x, k, channels_last, block, num_warps)
     return y, mask
