@@ -1,4 +1,4 @@
-"""The real Docker image: built by ``scripts/build_image.sh`` and used by ``scripts/check_image.py``.
+"""The real Docker image, built by ``scripts/build_image.sh``, checked by ``check_image.py``.
 
 Runs only where a Docker engine already answers (``docker info``); elsewhere, CI included,
 it skips with the reason — a cold build takes about 4 minutes on 2 cores and 7 GB of disk.
