@@ -8,7 +8,7 @@
 # - Engine: uses the running Docker daemon; where none answers and `dockerd` is installed
 #   (and this is root), starts one for the build and stops it afterwards.
 # - Base: --base IMAGE, else python:3.11.11-slim-bookworm if the engine has it, else one made
-#   here by scripts/make_base_image.sh (debootstrap; Debian's mirror, no registry).
+#   here by scripts/make_base_image.sh (debootstrap; no container registry).
 # - Packages: the host's pip downloads the wheels (its own indexes, proxy and certificates),
 #   and the build installs them offline from a wheelhouse served on 127.0.0.1 (host network).
 # - Prints, and writes to --report as JSON: the tag, base, build seconds, image size.

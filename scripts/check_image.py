@@ -218,7 +218,7 @@ def run_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
         with PeakMemory(NAME) as peak:
             res = subprocess.run(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                 "tests/test_browser.py"],
+                 "-m", "", "tests/test_browser.py"],
                 cwd=REPO, env=env, capture_output=True, text=True, check=False,
             )  # fmt: skip
         tail = (res.stdout + res.stderr).strip().splitlines()[-1:]

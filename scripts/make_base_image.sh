@@ -5,11 +5,14 @@
 #
 #   bash scripts/make_base_image.sh [TAG]        (default kwta-base:bookworm-py311; needs root)
 #
+# debootstrap uses its own default mirror; set DEBIAN_MIRROR to name another.
+#
 # Prints the tag. An image of that tag that already exists is kept (delete it to remake it).
 set -euo pipefail
 
 TAG="${1:-kwta-base:bookworm-py311}"
-MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+MIRROR=()  # debootstrap's default unless DEBIAN_MIRROR names one
+[[ -n "${DEBIAN_MIRROR:-}" ]] && MIRROR=("$DEBIAN_MIRROR")
 DOCKER="${DOCKER:-docker}"
 
 if "$DOCKER" image inspect "$TAG" >/dev/null 2>&1; then
@@ -24,7 +27,7 @@ trap 'rm -rf "$ROOT"' EXIT
 echo "base: debootstrap bookworm into $ROOT" >&2
 debootstrap --variant=minbase \
   --include=python3,python3-pip,python3-venv,python3-dev,ca-certificates \
-  bookworm "$ROOT" "$MIRROR" >&2
+  bookworm "$ROOT" "${MIRROR[@]}" >&2
 # As in the python:*-slim images: `python` and `pip` are the interpreter's, and pip installs
 # into it (PEP 668's marker is Debian's, for a shared system; a container has one user).
 rm -f "$ROOT"/usr/lib/python3*/EXTERNALLY-MANAGED

@@ -31,8 +31,6 @@ from torch import nn
 from kwta.zoo.hub import list_pretrained, load_pretrained
 from kwta.zoo.summary import default_pair
 
-pytestmark = pytest.mark.browser
-
 SHOTS = REPO / "artifacts" / "screenshots"
 DOCS = REPO / "docs" / "screenshots"
 DOC_LIMIT = 300_000  # bytes per README screenshot
@@ -87,15 +85,30 @@ def server(browser: Any, zoo: Path, tmp_path_factory: pytest.TempPathFactory) ->
     assert "Traceback" not in text, text
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+
+
+def _leaves_the_box(url: str) -> bool:
+    """Whether a request goes to a host other than this machine (data:/blob: go nowhere)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme in ("http", "https", "ws", "wss") and parts.hostname not in LOOPBACK
+
+
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser tab; every test using it also checks that the page asked no host but
+    the app's own for anything (a classroom box may be offline, and students' browsers
+    should report to nobody)."""
     context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
     p = context.new_page()
     errors: list[str] = []
+    outside: list[str] = []
     p.on("pageerror", lambda err: errors.append(str(err)))
+    p.on("request", lambda req: outside.append(req.url) if _leaves_the_box(req.url) else None)
     p.errors = errors
     yield p
     context.close()
+    assert not outside, f"requests that left the box: {outside[:5]}"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -188,6 +201,7 @@ def test_overview(server: str, page: Any) -> None:
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str, str]) -> None:
     """The six steps in order with the Next button: each shows its chart and question;
     step 3's link opens the live-attack page in a new tab on the same models, and it runs."""
@@ -237,6 +251,7 @@ def test_lesson_end_to_end(server: str, page: Any, browser: Any, pair: tuple[str
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_live_attack(server: str, page: Any, demo_index: int, pair: tuple[str, str]) -> None:
     open_page(page, f"{server}/attack?atk_img=index&atk_idx={demo_index}")
     click(page, "Run attack")
@@ -268,6 +283,7 @@ def test_live_attack(server: str, page: Any, demo_index: int, pair: tuple[str, s
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_loss_landscape(server: str, page: Any, demo_index: int) -> None:
     open_page(page, f"{server}/landscape?ls_img=index&ls_idx={demo_index}")
     click(page, "Compute landscapes")
@@ -283,6 +299,7 @@ def test_loss_landscape(server: str, page: Any, demo_index: int) -> None:
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_toy_fit(server: str, page: Any) -> None:
     open_page(page, f"{server}/toy_fit?toy_steps=1000")
     click(page, "Fit both networks")
@@ -293,6 +310,7 @@ def test_toy_fit(server: str, page: Any) -> None:
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_activation_patterns(server: str, page: Any, demo_index: int) -> None:
     open_page(page, f"{server}/patterns?pat_img=index&pat_idx={demo_index}")
     click(page, "Compute patterns")
@@ -302,6 +320,7 @@ def test_activation_patterns(server: str, page: Any, demo_index: int) -> None:
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_is_kwta_really_robust(
     server: str, page: Any, demo_index: int, pair: tuple[str, str]
 ) -> None:
@@ -333,6 +352,7 @@ def test_is_kwta_really_robust(
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_model_zoo(server: str, page: Any, zoo: Path, pair: tuple[str, str]) -> None:
     open_page(page, f"{server}/zoo")
     plots(page, 1)
@@ -354,6 +374,7 @@ def test_model_zoo(server: str, page: Any, zoo: Path, pair: tuple[str, str]) -> 
     assert not page.errors, page.errors
 
 
+@pytest.mark.browser
 def test_two_sessions_at_once(server: str, browser: Any) -> None:
     """Two browser sessions open shared links with different settings at the same time."""
     settings = [(0.01, 7, "airplane"), (0.05, 9, "truck")]
@@ -399,6 +420,7 @@ def wait_for_jobs(server: str, done: Any, timeout_s: float, what: str) -> dict[s
     return state
 
 
+@pytest.mark.browser
 def test_closed_tabs_leave_no_work_behind(server: str, browser: Any) -> None:
     """Toy-fit links opened in six tabs (one runs, the rest queue), the tabs closed mid-run:
     the running fit stops at its next step and the waiting ones leave the queue, so the
@@ -436,6 +458,7 @@ def test_closed_tabs_leave_no_work_behind(server: str, browser: Any) -> None:
     assert idle_after < 10
 
 
+@pytest.mark.browser
 def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
     """A nested unknown path (Streamlit alone shows a blank page there) and a one-level one."""
     open_page(page, f"{server}/zoo/extra/[x](https:%2F%2Fexample.com)")
@@ -453,6 +476,7 @@ def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
 EVIL = "[log in here](http://evil.example/login) ![pixel](http://evil.example/p.png) <b>bold</b>"
 
 
+@pytest.mark.browser
 def test_link_values_never_render_as_markup(server: str, page: Any) -> None:
     """Markdown, HTML and very long values in links reach every echoing message only as
     inert text: no link, image or element of theirs appears in the rendered page."""

@@ -16,7 +16,10 @@ from kwta.data import CIFAR10Tensors
 from kwta.evaluation.clean import predict
 from kwta.nn import functional as F
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [
+    pytest.mark.gpu,  # deselected by default: `python -m pytest -m gpu` on a machine with CUDA
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 CL = torch.channels_last
 

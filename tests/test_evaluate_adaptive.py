@@ -1,4 +1,5 @@
-"""The adaptive evaluation (``evaluate_adaptive``, cards, CLI) and the page's helpers."""
+"""The adaptive evaluation (``evaluate_adaptive``, cards, CLI) and the page's helpers; the
+per-image masks every evaluation records."""
 
 from __future__ import annotations
 
@@ -9,13 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from kwta.attacks._core import robust_accuracy, traced
+from kwta.attacks._core import is_correct, robust_accuracy, traced
 from kwta.attacks.registry import get_attack, max_queries, run_attack
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import CIFAR10Tensors
 from kwta.evaluation.adaptive import evaluate_adaptive
 from kwta.evaluation.report import format_table, update_card
-from kwta.evaluation.robust import evaluate
+from kwta.evaluation.robust import evaluate, pack_mask, scored_attack, unpack_mask
 from kwta.explorer.adaptive import (
     adaptive_attack_with_trace,
     budget_schedule,
@@ -43,6 +44,41 @@ def adaptive_result(kwta_model: nn.Module, relu_model: nn.Module, test_sample: C
         overrides=FAST,
         device="cpu",
     )
+
+
+def test_masks_round_trip() -> None:
+    mask = torch.rand(1003, generator=torch.Generator().manual_seed(0)) < 0.3
+    packed = pack_mask(mask)
+    assert len(packed) == 2 * 126 and torch.equal(unpack_mask(packed, 1003), mask)
+    assert torch.equal(unpack_mask(packed, 17), mask[:17])
+    assert pack_mask(torch.tensor([True] + [False] * 7 + [True])) == "8080"
+    with pytest.raises(ValueError, match="holds 16 bits"):
+        unpack_mask("8080", 17)
+
+
+def test_evaluation_records_each_images_outcome_and_its_first_batch_reproduces(
+    kwta_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    """``robust_mask`` is the per-image outcome behind each count, and attacking the first
+    batch alone reproduces it image by image (how the slow card test checks a card)."""
+    r = evaluate(kwta_model, test_sample, attacks=["pgd"], n=20, clean_n=50, batch_size=8)
+    entry = r["attacks"]["pgd"]
+    mask = unpack_mask(entry["robust_mask"], 20)
+    assert int(mask.sum()) == entry["robust"]
+    x, y = test_sample.tensors(r["subset"]["indices"])
+    x_adv = run_attack(
+        "pgd", kwta_model, x, y, batch_size=8, generator=torch.Generator().manual_seed(0)
+    )
+    survived = is_correct(kwta_model, x, y, batch_size=8) & is_correct(
+        kwta_model, x_adv, y, batch_size=8
+    )
+    assert torch.equal(mask, survived)
+    ok_clean = is_correct(kwta_model, x[:8], y[:8], batch_size=8)
+    ok, _ = scored_attack(
+        "pgd", kwta_model, x[:8], y[:8], ok_clean, entry["settings"],
+        seed=0, batch_size=8, progress=False,
+    )  # fmt: skip
+    assert torch.equal(ok, mask[:8])
 
 
 def test_evaluate_adaptive_scores_every_attack(

@@ -1,7 +1,8 @@
 """The real Docker image, built by ``scripts/build_image.sh``, checked by ``check_image.py``.
 
-Runs only where a Docker engine already answers (``docker info``); elsewhere, CI included,
-it skips with the reason — a cold build takes about 4 minutes on 2 cores and 7 GB of disk.
+Marked ``image``: deselected by default and not run in CI (``python -m pytest -m image`` runs
+it); where no Docker engine answers (``docker info``) it skips with the reason — a cold build
+takes about 4 minutes on 2 cores and 7 GB of disk.
 What CI checks instead is ``tests/test_deploy.py`` (the Dockerfile linted, the image's files
 and ``CMD`` started at the root and at a sub-path) and the scripts' argument handling below.
 """
@@ -37,7 +38,7 @@ def _engine() -> bool:
     return res.returncode == 0
 
 
-@pytest.mark.slow
+@pytest.mark.image
 def test_image_builds_starts_and_serves(tmp_path: Path) -> None:
     if not _engine():
         pytest.skip("no Docker engine answers here: bash scripts/build_image.sh starts one")

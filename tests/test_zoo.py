@@ -57,6 +57,7 @@ def test_recipes_follow_the_paper_structure() -> None:
     assert all(order.index(r.parent) < order.index(r.name) for r in ZOO.values() if r.parent)
 
 
+@pytest.mark.slow
 def test_build_trains_evaluates_and_skips_what_is_done(tmp_path: Path) -> None:
     out, work = tmp_path / "pretrained", tmp_path / "runs"
     names = ["relu-nat", "kwta0.2-nat", "kwta0.1-nat"]
@@ -149,6 +150,7 @@ def _smoke(script: str, out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir())
 
 
+@pytest.mark.slow
 def test_device_script_smoke(tmp_path: Path) -> None:
     """scripts/device_zoo.sh --smoke: the GPU script's whole path, on the CPU, in seconds."""
     out = tmp_path / "out"
@@ -228,6 +230,7 @@ def test_torch_hub_loads_a_zoo_model(test_sample: CIFAR10Tensors) -> None:
     )
 
 
+@pytest.mark.slow
 def test_build_adds_adaptive_attacks_with_the_relu_twin(tmp_path: Path) -> None:
     out, work = tmp_path / "pretrained", tmp_path / "runs"
     small = SMALL | {"eval_n": 4, "restarts": 0}

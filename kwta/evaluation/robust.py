@@ -29,7 +29,9 @@ from kwta.utils import default_device, device_name, seed_all
 __all__ = [
     "A_ROB_DEFINITION",
     "evaluate",
+    "pack_mask",
     "scored_attack",
+    "unpack_mask",
 ]
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,33 @@ A_ROB_DEFINITION = (
     "accuracy on the robust subset; A_rob_per_image (<= A_rob) counts the images classified "
     "correctly clean and after every attack"
 )
+
+
+def pack_mask(mask: Tensor) -> str:
+    """A boolean per-image mask as a hex string (image ``i`` is bit ``i``, most significant first).
+
+    Evaluations store which images survived each attack this way (``robust_mask``), so a
+    later run can check its outcome image by image on any prefix of the subset.
+    """
+    bits = [bool(b) for b in mask.detach().to("cpu", torch.bool).flatten().tolist()]
+    bits += [False] * (-len(bits) % 8)
+    return bytes(
+        sum(1 << (7 - j) for j, b in enumerate(bits[i : i + 8]) if b)
+        for i in range(0, len(bits), 8)
+    ).hex()
+
+
+def unpack_mask(packed: str, n: int) -> Tensor:
+    """The first ``n`` entries of a :func:`pack_mask` string, as a bool tensor.
+
+    Raises:
+        ValueError: ``packed`` is no hex string or holds fewer than ``n`` bits.
+    """
+    raw = bytes.fromhex(packed)
+    if n < 0 or 8 * len(raw) < n:
+        raise ValueError(f"the mask holds {8 * len(raw)} bits, {n} asked for")
+    bits = [bool(byte >> (7 - j) & 1) for byte in raw for j in range(8)]
+    return torch.tensor(bits[:n], dtype=torch.bool)
 
 
 def _jsonable(value: Any) -> Any:
@@ -126,6 +155,7 @@ def scored_attack(
         "settings": _jsonable(params),
         "max_linf": dist,
         "seconds": round(seconds, 3),
+        "robust_mask": pack_mask(ok),
     }
     log.info("%s: robust accuracy %.4f (%.1fs)", name, entry["accuracy"], seconds)
     return ok, entry
