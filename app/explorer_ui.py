@@ -8,7 +8,8 @@
   ``st.query_params`` so a link reproduces the exact view;
 - long work: :func:`run_with_progress` runs a cached computation in a worker
   thread and shows its progress (and live partial results, or its place in the
-  job queue); :func:`queued_job` is how a cached function takes a slot of the
+  job queue; it stops a job that outruns ``$KWTA_MAX_JOB_SECONDS``);
+  :func:`kwta.explorer.jobs.queued_job` is how a cached function takes a slot of the
   process-wide :func:`kwta.explorer.jobs.default_queue` (so cache hits never queue);
 - :func:`capped` limits extreme parameters with a visible message; downloads.
 
@@ -35,7 +36,8 @@ from torch import Tensor, nn
 from kwta import doctor
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.explorer import jobs
-from kwta.explorer.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.images import MAX_UPLOAD_MB, ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.jobs import ProgressSink, progress_text
 from kwta.explorer.runs import from_uint8, to_uint8
 from kwta.utils import default_device
 from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
@@ -195,6 +197,15 @@ def url_value(value: Any) -> str:
     return str(value)
 
 
+def shown_value(value: Any) -> str:
+    """A value from a link as a notice quotes it: :func:`url_value`, with a whole number of
+    more than twelve digits (``1e308`` read as an integer) in scientific notation."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+    return url_value(value)
+
+
 #: Prefix of the session's copies of widget values (see :func:`sync_url`).
 _KEPT = "_kept_"
 
@@ -249,7 +260,7 @@ def init_state(
         what = "not among the choices" if choices is not None else "outside the allowed range"
         shown = value if not isinstance(value, list) else ", ".join(map(str, value)) or "none"
         _notice(
-            f"The link's value {literal(url_value(asked))} for `{key}` is {what}; "
+            f"The link's value {literal(shown_value(asked))} for `{key}` is {what}; "
             f"using {literal(shown)} instead."
         )
     state[key] = value
@@ -505,11 +516,11 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
     sb = st.sidebar
     k_lab = f"{prefix}_label"
     up = sb.file_uploader(
-        f"PNG or JPEG, ≤ {MAX_UPLOAD_BYTES // 2**20} MB (resized to 32×32)",
+        f"PNG or JPEG, ≤ {MAX_UPLOAD_MB} MB (resized to 32×32)",
         type=UPLOAD_TYPES,
         key=f"{prefix}_upload",
-        # the same limit as the server's maxUploadSize: the browser refuses a larger file itself
-        max_upload_size=MAX_UPLOAD_BYTES // 2**20,
+        # the browser refuses a larger file itself (its MB are 10**6 bytes, as ours)
+        max_upload_size=MAX_UPLOAD_MB,
     )
     init_state(k_lab, "cat", choices=list(CIFAR10_CLASSES))
     sb.selectbox("True class of the upload", list(CIFAR10_CLASSES), key=k_lab)
@@ -544,85 +555,6 @@ def image_url_keys(prefix: str) -> list[str]:
 # --------------------------------------------------------------------------- long work
 
 
-class ProgressSink:
-    """Thread-safe progress (``done``, ``total``) and an optional payload from a worker."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._version = 0
-        self._done = 0
-        self._total = 0
-        self._payload: Any = None
-        self._ahead: int | None = None
-        self._cancelled = threading.Event()
-
-    def cancel(self) -> None:
-        """The page that waits for this job has gone: stop at the next progress report."""
-        self._cancelled.set()
-
-    def is_cancelled(self) -> bool:
-        return self._cancelled.is_set()
-
-    def __call__(self, done: int, total: int, payload: Any = None) -> None:
-        """Report progress; raise :class:`kwta.explorer.jobs.JobCancelled` once the page
-        has gone away, which stops the library's loop at its next step."""
-        if self._cancelled.is_set():
-            raise jobs.JobCancelled("the session that started this job is gone")
-        with self._lock:
-            self._done, self._total = int(done), int(total)
-            if payload is not None:
-                self._payload = payload
-            self._version += 1
-
-    def queued(self, ahead: int | None) -> None:
-        """The job waits with ``ahead`` jobs before it in the queue; ``None``: it has started."""
-        with self._lock:
-            if ahead != self._ahead:
-                self._ahead = ahead
-                self._version += 1
-
-    def queue_position(self) -> int | None:
-        """How many jobs are ahead of this one in the queue; ``None`` when not waiting."""
-        with self._lock:
-            return self._ahead
-
-    def snapshot(self) -> tuple[int, int, int, Any]:
-        """``(version, done, total, payload)``; the version grows with every update."""
-        with self._lock:
-            return self._version, self._done, self._total, self._payload
-
-
-def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
-    """``fn()`` holding a slot of the process-wide job queue (``jobs.default_queue``).
-
-    Call it inside an ``st.cache_data`` function, around the heavy library call:
-    a cache hit then returns at once, and only real computations queue. While
-    the job waits, ``progress`` learns its place (shown by :func:`run_with_progress`).
-
-    Raises:
-        ValueError: ``$KWTA_MAX_JOBS`` is not an integer ≥ 1.
-        Whatever ``fn`` raised (the slot is released).
-    """
-    queue = jobs.default_queue()
-    with queue.slot(
-        on_wait=progress.queued if progress is not None else None,
-        cancelled=progress.is_cancelled if progress is not None else None,
-    ):
-        if progress is not None:
-            progress.queued(None)
-        return fn()
-
-
-def progress_text(label: str, done: int, total: int, ahead: int | None, max_jobs: int) -> str:
-    """The progress bar's text: the label with ``done/total``, or the job's place in the queue."""
-    if ahead is not None:
-        return (
-            f"{label} — Queued: {ahead} job(s) ahead of you — the server runs at most "
-            f"{max_jobs} at once"
-        )
-    return f"{label} — {done}/{total}" if total else label
-
-
 def _session_watch() -> Callable[[], bool]:
     """``gone()``: whether this script run's browser session has disconnected."""
     try:
@@ -651,6 +583,7 @@ def run_with_progress(
     label: str,
     on_update: Callable[[Any], None] | None = None,
     poll_s: float = 0.2,
+    capped: bool = True,
 ) -> T:
     """Run ``work(sink)`` in a worker thread while the page shows its progress.
 
@@ -660,12 +593,16 @@ def run_with_progress(
     Streamlit element is created inside the cached function (which Streamlit
     would try to replay on later hits). ``on_update(payload)`` is called with
     new payloads (e.g. the trace so far, for a live chart). While the cached
-    function waits in the job queue (:func:`queued_job`), the bar says so.
+    function waits in the job queue (:func:`kwta.explorer.jobs.queued_job`), the bar says
+    so. Once running,
+    the job stops at its next progress step after ``$KWTA_MAX_JOB_SECONDS``
+    (:func:`kwta.explorer.jobs.default_max_job_seconds`) unless ``capped`` is false (a
+    result computed once for every visitor, such as the Lesson's).
 
     Raises:
         Whatever ``work`` raised.
     """
-    sink = ProgressSink()
+    sink = ProgressSink(max_seconds=jobs.default_max_job_seconds() if capped else None)
     box: dict[str, Any] = {}
 
     def target() -> None:

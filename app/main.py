@@ -18,7 +18,7 @@ if str(APP_DIR) not in sys.path:  # streamlit run adds it; AppTest and other run
 
 import explorer_ui as ui  # noqa: E402
 import streamlit as st  # noqa: E402
-from routes import NOT_FOUND_PARAM  # noqa: E402
+from routes import NOT_FOUND_PARAM, PAGE_PATHS  # noqa: E402
 
 #: The browser tab's icon, served by the app itself: a Material icon as page icon makes every
 #: browser fetch it from an outside font server (nothing leaves a classroom's box).
@@ -42,10 +42,13 @@ PAGES = [
     st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:"),
 ]
 
+if {p.url_path for p in PAGES} - {""} != PAGE_PATHS:  # what the server treats as a page
+    raise RuntimeError("app/routes.py's PAGE_PATHS are not the pages' URL paths")
+
 ui.setup_logging()
 page = st.navigation(PAGES)
 ui.sidebar_device_info()
-if NOT_FOUND_PARAM in st.query_params:  # an unknown nested path, sent here by app/server.py
+if NOT_FOUND_PARAM in st.query_params:  # an unknown path, sent here by app/server.py
     missing = st.query_params.pop(NOT_FOUND_PARAM)
     st.warning(
         f"Page not found: there is no page at {ui.literal('/' + missing)}. "

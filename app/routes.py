@@ -4,14 +4,16 @@
 the limit and the peak: counts only, no session or user data), for a teacher or an
 orchestrator to see whether the server is busy.
 
-A page is one path segment (``/zoo``); for an unknown *nested* path such as
-``/zoo/extra`` Streamlit answers with its HTML shell, whose relative asset links then
-resolve under ``/zoo/`` and come back as HTML too — the browser shows a blank page
-(streamlit/streamlit#8013). :class:`ExplorerMiddleware` (mounted by ``app/server.py``)
-sends such a page request to the app's start page with the path in ``?not_found=``,
-where ``app/main.py`` says, as inert text, that there is no such page. Asset, API and
-WebSocket requests are never touched, and neither is anything under the server's
-reserved prefixes. No Streamlit import: the server loads this before any page.
+A page is one path segment (``/zoo``, :data:`PAGE_PATHS`). For an unknown *nested* path
+such as ``/zoo/extra`` Streamlit answers with its HTML shell, whose relative asset links
+then resolve under ``/zoo/`` and come back as HTML too — the browser shows a blank page
+(streamlit/streamlit#8013); an unknown one-segment path (``/nonexistent``, ``/Zoo``) it
+serves as the start page, with at most a passing notice. :class:`ExplorerMiddleware`
+(mounted by ``app/server.py``) sends both kinds of page request to the app's start page
+with the path in ``?not_found=``, where ``app/main.py`` says, as inert text, that there is
+no such page. Asset, API and WebSocket requests are never touched, and neither is anything
+under the server's reserved prefixes or a one-segment file name (``/favicon.png``). No
+Streamlit import: the server loads this before any page.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ JOBS_PATH = "/api/jobs"
 NOT_FOUND_PARAM = "not_found"
 #: First path segments that belong to Streamlit's server, never to a page.
 RESERVED = frozenset({"_stcore", "static", "component", "media", "app", "auth", "oauth2callback"})
+#: The pages' URL paths (``st.Page``'s, from the views' file names; ``app/main.py`` checks that
+#: they are its pages'). The start page, ``views/overview.py``, is served at the root only.
+PAGE_PATHS = frozenset({"lesson", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"})
 #: The longest path echoed back (the rest is cut).
 MAX_ECHO = 200
 
@@ -48,23 +53,25 @@ def not_found_target(path: str, base: str = "") -> str | None:
         base: The server's base path, ``""`` or ``"/explorer"``.
 
     Returns:
-        ``BASE/?not_found=PATH`` for a nested path (two or more segments after the
-        base) whose first segment is not one of Streamlit's (:data:`RESERVED`);
-        ``None`` otherwise.
+        ``BASE/?not_found=PATH`` for a path after the base whose first segment is not
+        one of Streamlit's (:data:`RESERVED`) and that is not a page (:data:`PAGE_PATHS`)
+        or a one-segment file name (a dot in it); ``None`` otherwise (the root included).
     """
     if base:
         if not path.startswith(base + "/"):
             return None
         path = path[len(base) :]
     parts = [p for p in path.split("/") if p]
-    if len(parts) < 2 or parts[0] in RESERVED:
+    if not parts or parts[0] in RESERVED:
+        return None
+    if len(parts) == 1 and (parts[0] in PAGE_PATHS or "." in parts[0]):
         return None
     echo = "/".join(parts)[:MAX_ECHO]
     return f"{base}/?{NOT_FOUND_PARAM}={quote(echo, safe='')}"
 
 
 class ExplorerMiddleware:
-    """ASGI middleware: ``BASE/api/jobs``, and a page request for a nested path → the start page.
+    """ASGI middleware: ``BASE/api/jobs``, and a page request for an unknown path → the start page.
 
     Only top-level navigations (``Sec-Fetch-Mode: navigate``, or, from a client that
     does not send that header, ``GET``/``HEAD`` asking for ``text/html``) are

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +91,21 @@ def agreeing_index(*models: nn.Module) -> int:
             ok &= m(x).argmax(1) == y
     hits = ok.nonzero().flatten()
     return int(hits[0]) if len(hits) else 0
+
+
+def padded_png(total_bytes: int) -> bytes:
+    """A real 32×32 PNG of exactly ``total_bytes`` bytes: a private ancillary chunk (``prVt``,
+    which decoders skip) pads it — an upload at the size limit's edge."""
+    from kwta.explorer.images import to_png_bytes
+
+    png = to_png_bytes(torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    head, iend = png[:-12], png[-12:]
+    n = total_bytes - len(png) - 12
+    if n < 0:
+        raise ValueError(f"a PNG of {total_bytes} bytes is too small to hold the image")
+    pad = b"\0" * n
+    chunk = struct.pack(">I", n) + b"prVt" + pad + struct.pack(">I", zlib.crc32(b"prVt" + pad))
+    return head + chunk + iend
 
 
 def in_ci() -> bool:

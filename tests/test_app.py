@@ -14,7 +14,6 @@ import json
 import re
 import shutil
 import sys
-import threading
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from kwta.data import CIFAR10_CLASSES, cifar10_sample
 from kwta.explorer import jobs
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule, margin_curve
 from kwta.explorer.demo import activation_demo
-from kwta.explorer.images import MAX_UPLOAD_BYTES, to_png_bytes
+from kwta.explorer.images import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, to_png_bytes
 from kwta.explorer.runs import attack_with_trace, to_uint8
 from kwta.zoo.summary import summarize_card
 
@@ -385,39 +384,6 @@ def test_landscape_out_of_memory(app_env: Path, monkeypatch: pytest.MonkeyPatch)
     assert not at.error and f"ls_heat_{RELU_NAME}" in charts(at)
 
 
-def test_progress_text_shows_the_queue() -> None:
-    sys.path.insert(0, str(APP_MAIN.parent))
-    try:
-        import explorer_ui
-    finally:
-        sys.path.remove(str(APP_MAIN.parent))
-    assert explorer_ui.progress_text("PGD", 3, 40, None, 2) == "PGD — 3/40"
-    assert explorer_ui.progress_text("PGD", 0, 0, 3, 2) == (
-        "PGD — Queued: 3 job(s) ahead of you — the server runs at most 2 at once"
-    )
-    sink = explorer_ui.ProgressSink()
-    queue = jobs.JobQueue(1)
-    queue.acquire()
-    waiter = threading.Thread(
-        target=lambda: explorer_ui.queued_job(lambda: None, sink), daemon=True
-    )
-    # queued_job uses the default queue: point it at this one for the test
-    old, jobs._default = jobs._default, queue
-    try:
-        waiter.start()
-        for _ in range(2000):
-            if sink.queue_position() == 1:
-                break
-            threading.Event().wait(0.005)
-        assert sink.queue_position() == 1
-        queue.release()
-        waiter.join(30)
-        assert not waiter.is_alive() and sink.queue_position() is None
-    finally:
-        jobs._default = old
-    assert queue.running == 0 and queue.peak_running == 1
-
-
 # --------------------------------------------------------------------------- 1-D toy fit (Fig. 1)
 
 
@@ -436,6 +402,20 @@ def test_toy_fit_page(app_env: Path) -> None:
     assert None not in by_name["ReLU fit"]["y"]  # continuous
     assert at.session_state["toy_result"]["relu_jumps"] == 0
     assert at.metric[0].value == str(len(ref.kwta_jumps))
+
+
+def test_a_job_past_the_servers_limit_stops_with_a_message(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """$KWTA_MAX_JOB_SECONDS stops a heavy fit at its next step: the page says why and how to
+    go on, and the job's slot is free again."""
+    monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, "0.5")
+    at = open_page(start(), "toy_fit", toy_steps=10_000, toy_width=512, toy_depth=4, toy_n=64)
+    at.button(key="toy_run").click().run()
+    ok(at)
+    shown = texts(at.error)
+    assert "stopped after 0.5 s" in shown and "KWTA_MAX_JOB_SECONDS" in shown
+    assert not charts(at) and jobs.default_queue().running == 0
 
 
 # --------------------------------------------------------------------------- Activation patterns
@@ -742,7 +722,8 @@ def test_one_upload_limit(app_env: Path) -> None:
 
     at = open_page(start(), "attack", atk_img="upload")
     up = at.sidebar.get("file_uploader")[0]
-    mb = MAX_UPLOAD_BYTES // 2**20
+    mb = MAX_UPLOAD_MB
+    assert mb * 10**6 == MAX_UPLOAD_BYTES  # Streamlit's browser counts an MB as 10**6 bytes
     server = tomllib.loads((Path(__file__).parents[1] / ".streamlit" / "config.toml").read_text())
     assert up.proto.max_upload_size_mb == mb == server["server"]["maxUploadSize"]
     assert f"≤ {mb} MB" in up.proto.label
@@ -756,6 +737,10 @@ def test_replaced_and_clamped_link_values_are_reported(app_env: Path) -> None:
     assert "`no-such-model`" in shown and "not among the choices" in shown
     assert at.selectbox(key="atk_a").value == RELU_NAME
     assert "`5`" in shown and "outside the allowed range" in shown
+    for huge, quoted in (("1e308", "`1.00e+308`"), ("9" * 400, "`9.99e+399`")):
+        shown = texts(open_page(start(), "attack", atk_steps=huge).warning)
+        assert quoted in shown and "outside the allowed range" in shown  # short, not 300 digits
+        assert "0" * 20 not in shown and "9" * 20 not in shown
     at = open_page(start(), "landscape", ls_models="nope,also-nope")
     assert at.multiselect(key="ls_models").value  # the default selection, not an empty one
     assert "`nope,also-nope`" in texts(at.warning)

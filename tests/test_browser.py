@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import time
 import urllib.parse
 import urllib.request
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_fixtures import REPO, agreeing_index, make_zoo
+from app_fixtures import REPO, agreeing_index, make_zoo, padded_png
 from browser_helpers import RUN_TIMEOUT_MS, VIEWPORT, streamlit_server, wait_idle
 from torch import nn
 
+from kwta.explorer.images import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB
 from kwta.zoo.hub import list_pretrained, load_pretrained
 from kwta.zoo.summary import default_pair
 
@@ -460,7 +462,8 @@ def test_closed_tabs_leave_no_work_behind(server: str, browser: Any) -> None:
 
 @pytest.mark.browser
 def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
-    """A nested unknown path (Streamlit alone shows a blank page there) and a one-level one."""
+    """A nested unknown path (Streamlit alone shows a blank page there) and one-segment ones
+    (Streamlit alone shows the start page) get the app's notice."""
     open_page(page, f"{server}/zoo/extra/[x](https:%2F%2Fexample.com)")
     main = page.locator('[data-testid="stMain"]')
     main.get_by_text("Page not found").wait_for(timeout=30_000)
@@ -468,8 +471,35 @@ def test_unknown_paths_say_not_found(server: str, page: Any) -> None:
     assert "/zoo/extra/" in text and "explored" in text  # the notice, then the start page
     assert main.locator("a[href*='example.com']").count() == 0  # the path is inert text
     assert "not_found" not in page.url  # the notice is not kept in the address
-    open_page(page, f"{server}/nope")
-    page.get_by_text("Page not found").first.wait_for(timeout=30_000)  # Streamlit's own
+    for one in ("nope", "Zoo"):  # one segment that is no page: the same notice
+        open_page(page, f"{server}/{one}")
+        notice = main.get_by_text("Page not found")
+        notice.wait_for(timeout=30_000)
+        assert f"/{one}" in notice.inner_text() and "not_found" not in page.url
+    assert not page.errors, page.errors
+
+
+@pytest.mark.browser
+def test_upload_limit_at_its_edge(server: str, page: Any) -> None:
+    """One upload limit everywhere: a real PNG of exactly MAX_UPLOAD_BYTES goes through the
+    browser and the app and is used; one byte more the browser itself refuses, in the same
+    MB the label states."""
+    open_page(page, f"{server}/attack?atk_img=upload")
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    assert f"≤ {MAX_UPLOAD_MB} MB" in sidebar.inner_text()
+    field = sidebar.locator('input[type="file"]')
+    edge = {"name": "edge.png", "mimeType": "image/png", "buffer": padded_png(MAX_UPLOAD_BYTES)}
+    field.set_input_files(files=[edge])
+    sidebar.get_by_text("upload edge.png").wait_for(timeout=RUN_TIMEOUT_MS)
+    wait_idle(page)
+    assert "Cannot use" not in page.locator('[data-testid="stMain"]').inner_text()
+    over = edge | {"name": "over.png", "buffer": padded_png(MAX_UPLOAD_BYTES + 1)}
+    field.set_input_files(files=[over])
+    sidebar.get_by_text(re.compile(rf"{MAX_UPLOAD_MB}(\.0)? ?MB or smaller")).wait_for(
+        timeout=30_000
+    )
+    wait_idle(page)
+    assert not page.locator('[data-testid="stException"]').count()
     assert not page.errors, page.errors
 
 

@@ -66,7 +66,9 @@ def test_image_runs_as_non_root_with_healthcheck() -> None:
 def test_streamlit_config_is_safe() -> None:
     cfg = tomllib.loads((REPO / ".streamlit" / "config.toml").read_text())
     assert cfg["server"]["enableXsrfProtection"] is True
-    assert cfg["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
+    # the widget's and the browser's limit (MB of 10**6 bytes, as MAX_UPLOAD_BYTES); the
+    # server's own check counts MiB, so it never refuses what the browser lets through
+    assert cfg["server"]["maxUploadSize"] * 10**6 == MAX_UPLOAD_BYTES
     assert cfg["browser"]["gatherUsageStats"] is False
 
 
@@ -154,6 +156,7 @@ def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) 
         # (Streamlit alone would serve a blank page there: streamlit/streamlit#8013) ...
         root = f"/{base_path}" if base_path else ""
         assert _navigate(f"{prefix}/zoo/extra") == (303, f"{root}/?not_found=zoo%2Fextra")
+        assert _navigate(f"{prefix}/nonexistent") == (303, f"{root}/?not_found=nonexistent")
         # the job queue's state, for whoever runs the server
         status, body = _get(f"{prefix}/api/jobs")
         assert status == 200
@@ -171,13 +174,22 @@ def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) 
     assert "Traceback" not in log.read_text()
 
 
-def test_nested_paths_go_to_the_start_page_and_nothing_else_does() -> None:
+def test_unknown_paths_go_to_the_start_page_and_nothing_else_does() -> None:
     sys.path.insert(0, str(REPO / "app"))
     try:
-        from routes import MAX_ECHO, not_found_target
+        from routes import MAX_ECHO, PAGE_PATHS, not_found_target
     finally:
         sys.path.remove(str(REPO / "app"))
     assert not_found_target("/zoo/extra") == "/?not_found=zoo%2Fextra"
+    # one segment that is no page: the start page lives at the root only, and case counts
+    for unknown in ("nonexistent", "Zoo", "overview"):
+        assert not_found_target(f"/{unknown}") == f"/?not_found={unknown}"
+    assert not_found_target("/nonexistent", "/explorer") is None  # not under the base path
+    assert not_found_target("/explorer/nope/", "/explorer") == "/explorer/?not_found=nope"
+    for page in PAGE_PATHS:
+        assert not_found_target(f"/{page}") is None and not_found_target(f"/{page}/") is None
+    assert not_found_target("/favicon.png") is None  # a file the server may serve itself
+    assert not_found_target("/explorer/", "/explorer") is None
     assert not_found_target("/a/b/c/") == "/?not_found=a%2Fb%2Fc"
     assert (
         not_found_target("/explorer/zoo/extra", "/explorer") == "/explorer/?not_found=zoo%2Fextra"

@@ -8,10 +8,11 @@ import zlib
 
 import pytest
 import torch
+from app_fixtures import padded_png
 from PIL import Image
 
 from kwta.data import cifar10_sample
-from kwta.explorer.images import ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.images import MAX_UPLOAD_BYTES, ImageError, decode_user_image, to_png_bytes
 
 
 def _real_image() -> torch.Tensor:
@@ -68,13 +69,21 @@ def _bomb_png(width: int, height: int) -> bytes:
         (b"%PDF-1.4 this is not an image at all", "not an image"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "not an image|corrupt"),
         (to_png_bytes(torch.rand(3, 32, 32))[:-40], "corrupt or truncated"),
-        (_bomb_png(50_000, 50_000), "too large to decode"),
-        (b"x" * (6 * 1024 * 1024), "limit is 5.2 MB"),
+        (_bomb_png(50_000, 50_000), "too many pixels to decode safely"),
+        (b"x" * (MAX_UPLOAD_BYTES + 1), "5,000,001 bytes; the limit is 5 MB .5,000,000 bytes."),
     ],
 )
 def test_bad_uploads_are_rejected(data: bytes, message: str) -> None:
-    with pytest.raises(ImageError, match=message):
+    with pytest.raises(ImageError, match=message) as err:
         decode_user_image(data)
+    assert "bomb" not in str(err.value).lower()  # the app's words, not Pillow's
+
+
+def test_upload_limit_edge() -> None:
+    """Exactly MAX_UPLOAD_BYTES is accepted (a real PNG padded to the limit), one more is not."""
+    assert decode_user_image(padded_png(MAX_UPLOAD_BYTES)).x.shape == (1, 3, 32, 32)
+    with pytest.raises(ImageError, match="the limit is 5 MB"):
+        decode_user_image(padded_png(MAX_UPLOAD_BYTES + 1))
 
 
 def test_bomb_guard_restored() -> None:

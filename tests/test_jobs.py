@@ -216,16 +216,10 @@ def test_a_cancelled_running_job_stops_at_its_next_step(
     relu_model: nn.Module, test_sample: CIFAR10Tensors
 ) -> None:
     """A real attack whose progress callback raises JobCancelled stops at once."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "app"))
-    from explorer_ui import ProgressSink, queued_job
-
     from kwta.attacks.sign_gradient import pgd_linf
 
     x, y = test_sample.tensors(slice(0, 8))
-    sink = ProgressSink()
+    sink = jobs.ProgressSink()
     steps: list[int] = []
 
     def work() -> object:
@@ -238,5 +232,74 @@ def test_a_cancelled_running_job_stops_at_its_next_step(
         return pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, callback=on_step)
 
     with pytest.raises(jobs.JobCancelled):
-        queued_job(work, sink)
+        jobs.queued_job(work, sink)
     assert max(steps) == 3 and jobs.default_queue().running == 0
+
+
+def test_progress_text_shows_the_queue() -> None:
+    assert jobs.progress_text("PGD", 3, 40, None, 2) == "PGD — 3/40"
+    assert jobs.progress_text("PGD", 0, 0, 3, 2) == (
+        "PGD — Queued: 3 job(s) ahead of you — the server runs at most 2 at once"
+    )
+    sink = jobs.ProgressSink()
+    queue = jobs.JobQueue(1)
+    queue.acquire()
+    waiter = threading.Thread(target=lambda: jobs.queued_job(lambda: None, sink), daemon=True)
+    # queued_job uses the default queue: point it at this one for the test
+    old, jobs._default = jobs._default, queue
+    try:
+        waiter.start()
+        for _ in range(2000):
+            if sink.queue_position() == 1:
+                break
+            threading.Event().wait(0.005)
+        assert sink.queue_position() == 1
+        queue.release()
+        waiter.join(30)
+        assert not waiter.is_alive() and sink.queue_position() is None
+    finally:
+        jobs._default = old
+    assert queue.running == 0 and queue.peak_running == 1
+
+
+def test_a_job_past_its_time_limit_stops_at_its_next_step(
+    relu_model: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    """A real attack held past ``max_seconds`` stops at its next progress report; the clock
+    starts when the job leaves the queue, and a sink without a limit never stops a job."""
+    from kwta.attacks.sign_gradient import pgd_linf
+
+    x, y = test_sample.tensors(slice(0, 4))
+    sink = jobs.ProgressSink(max_seconds=0.3)
+    steps: list[int] = []
+
+    def on_step(done: int, total: int) -> None:
+        steps.append(done)
+        time.sleep(0.05)
+        sink(done, total)
+
+    def work() -> object:
+        return pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, callback=on_step)
+
+    sink(0, 40)  # not started yet: no limit counts
+    with pytest.raises(jobs.JobTimeout, match=r"stopped after 0.3 s.*KWTA_MAX_JOB_SECONDS"):
+        jobs.queued_job(work, sink)
+    assert 3 <= max(steps) < 40 and jobs.default_queue().running == 0
+    free = jobs.ProgressSink()
+    free.queued(None)
+    time.sleep(0.05)
+    free(1, 2)  # no limit: never raises
+
+
+def test_default_max_job_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(jobs.ENV_MAX_JOB_SECONDS, raising=False)
+    want = jobs.DEFAULT_MAX_JOB_SECONDS["cuda" if torch.cuda.is_available() else "cpu"]
+    assert jobs.default_max_job_seconds() == want
+    monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, "30")
+    assert jobs.default_max_job_seconds() == 30.0
+    monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, "0")
+    assert jobs.default_max_job_seconds() is None  # no limit
+    for bad in ("-1", "abc", "inf", "nan"):
+        monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, bad)
+        with pytest.raises(ValueError, match="KWTA_MAX_JOB_SECONDS"):
+            jobs.default_max_job_seconds()

@@ -45,7 +45,7 @@ def run_standard(
     steps: int,
     seed: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> AttackRun:
     """The paper's PGD (App. D.1: steps of 0.003, random start, cross-entropy), traced."""
 
@@ -53,7 +53,7 @@ def run_standard(
         if _progress is not None:
             _progress(step, total)
 
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: attack_with_trace(
             _model,
             from_uint8(pixels),
@@ -84,10 +84,10 @@ def run_adaptive(
     samples: tuple[int, int],
     seed: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> AttackRun:
     """PGD on estimated gradients (:mod:`kwta.attacks.estimated`), traced (queued)."""
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: adaptive_attack_with_trace(
             _model,
             from_uint8(pixels),
@@ -113,7 +113,7 @@ def run_masking(
     eps: float,
     seed: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> dict[str, Any]:
     """:func:`kwta.explorer.adaptive.masking_check` on ``n`` test images (queued)."""
 
@@ -123,7 +123,7 @@ def run_masking(
         )
         return report.to_dict()
 
-    return ui.queued_job(work, _progress)
+    return jobs.queued_job(work, _progress)
 
 
 st.title("Is k-WTA really robust?")

@@ -43,7 +43,7 @@ def run_attack(
     random_start: bool,
     seed: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> AttackRun:
     """PGD with a per-step trace, cached by model, image and every parameter (queued)."""
 
@@ -51,7 +51,7 @@ def run_attack(
         if _progress is not None:
             _progress(step, total, (logits.numpy(), linf.numpy()))
 
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: attack_with_trace(
             _model,
             from_uint8(pixels),
@@ -185,7 +185,7 @@ if show:
             sha = str(cards[name].get("sha256", ""))
 
             def work(
-                sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
+                sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
             ) -> AttackRun:
                 return run_attack(
                     name,

@@ -36,11 +36,11 @@ def run_landscape(
     seed: int,
     loss: str,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> Landscape:
     """:func:`kwta.analysis.landscape.loss_landscape`, cached by model, image and every parameter.
 
-    Queued (:func:`explorer_ui.queued_job`); on out-of-memory it is retried at half
+    Queued (:func:`kwta.explorer.jobs.queued_job`); on out-of-memory it is retried at half
     the batch (:func:`kwta.explorer.jobs.retry_on_oom`), which does not change the result.
     """
 
@@ -57,7 +57,7 @@ def run_landscape(
             callback=_progress,
         )
 
-    return ui.queued_job(lambda: jobs.retry_on_oom(compute, BATCH_SIZE, min_batch=8), _progress)
+    return jobs.queued_job(lambda: jobs.retry_on_oom(compute, BATCH_SIZE, min_batch=8), _progress)
 
 
 #: Fig. 3c: the batch loss along the weight-space gradient direction, on this many
@@ -67,13 +67,13 @@ WEIGHT_BATCH = 128
 
 @st.cache_data(show_spinner=False, max_entries=32)
 def run_weight_line(
-    name: str, sha256: str, n: int, _model: nn.Module, _progress: ui.ProgressSink | None = None
+    name: str, sha256: str, n: int, _model: nn.Module, _progress: jobs.ProgressSink | None = None
 ) -> WeightLine:
     """:func:`kwta.analysis.weights.weight_line` on ``n`` test images, cached by model (queued)."""
     data = ui.test_images()
     x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
     device = next(_model.parameters()).device
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: weight_line(
             _model, x.to(device), y.to(device), alphas=LINE_ALPHAS, callback=_progress
         ),
@@ -184,7 +184,7 @@ if show:
         sha = str(cards[name].get("sha256", ""))
 
         def work(
-            sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
+            sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
         ) -> Landscape:
             return run_landscape(
                 name,
@@ -273,7 +273,7 @@ if show:
             sha = str(cards[name].get("sha256", ""))
 
             def wl_work(
-                sink: ui.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
+                sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
             ) -> WeightLine:
                 return run_weight_line(name, sha, WEIGHT_BATCH, _model=model, _progress=sink)
 

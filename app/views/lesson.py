@@ -42,12 +42,12 @@ st.markdown(
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def run_lesson(
-    relu: str, relu_sha: str, kwta: str, kwta_sha: str, _progress: ui.ProgressSink | None = None
+    relu: str, relu_sha: str, kwta: str, kwta_sha: str, _progress: jobs.ProgressSink | None = None
 ) -> dict[str, Any]:
     """:func:`kwta.explorer.lesson.compute_lesson` on two models, cached by their weights."""
     cards = ui.model_cards()
     models = {"relu": ui.get_model(relu), "kwta": ui.get_model(kwta)}
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: compute_lesson(
             {"relu": cards[relu], "kwta": cards[kwta]},
             models,  # type: ignore[arg-type]
@@ -117,6 +117,7 @@ if step.key in ("jumps", "pgd", "landscape", "training"):
                     relu_name, pair["relu"]["sha256"], kwta_name, pair["kwta"]["sha256"], sink
                 ),
                 label="Computing the lesson's results",
+                capped=False,  # computed once, then every session shares it
             )
         except jobs.JobError as err:  # cancelled (the tab went away) or out of memory
             st.error(f"The lesson's results could not be computed: {err}", icon=":material/error:")

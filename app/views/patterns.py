@@ -60,14 +60,14 @@ def run_change(
     n_dirs: int,
     seed: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> dict[str, PatternChange]:
     """Pattern change against ε: the model as trained, then (k-WTA only) at each γ of ``ratios``.
 
     The γ sweep runs on a private copy (:func:`kwta.explorer.patterns.pattern_change_by_ratio`):
     the shared model is never changed.
     """
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: pattern_change_sweep(
             _model, from_uint8(pixels), ratios, n_dirs=n_dirs, seed=seed, callback=_progress
         ),
@@ -81,7 +81,7 @@ def run_overlap(name: str, sha256: str, _model: nn.Module) -> OverlapProfile:
     data = ui.test_images()
     x, _ = data.tensors(data.balanced_indices(min(OVERLAP_IMAGES, len(data)), seed=0))
     device = next(_model.parameters()).device
-    return ui.queued_job(lambda: overlap_profile(_model, x.to(device)))
+    return jobs.queued_job(lambda: overlap_profile(_model, x.to(device)))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -257,7 +257,7 @@ if show:
 
     st.subheader("How much of the pattern changes as ε grows (Theorem 1)")
 
-    def work(sink: ui.ProgressSink) -> dict[str, PatternChange]:
+    def work(sink: jobs.ProgressSink) -> dict[str, PatternChange]:
         return run_change(
             name, sha, image.pixels, ratios, n_dirs, seed, _model=model, _progress=sink
         )

@@ -26,10 +26,10 @@ def run_fit(
     ratio: float,
     seed: int,
     steps: int,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> ToyFit:
     """:func:`kwta.analysis.toy.toy_fit`, cached by every parameter (queued)."""
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: toy_fit(
             n_points=n_points,
             width=width,

@@ -11,6 +11,7 @@ from torch import nn
 
 from kwta.analysis.weights import gamma_sweep
 from kwta.evaluation.transfer import read_transfer
+from kwta.explorer import jobs
 from kwta.training.sweep import read_sweep, sweep_device_note, sweep_ratios
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import fig6_rows, paper_reference, summarize_card, table3_models
@@ -29,13 +30,13 @@ def run_gamma(
     ratios: tuple[float, ...],
     n: int,
     _model: nn.Module,
-    _progress: ui.ProgressSink | None = None,
+    _progress: jobs.ProgressSink | None = None,
 ) -> dict[str, object]:
     """:func:`kwta.analysis.weights.gamma_sweep` (clean) on ``n`` test images, cached (queued)."""
     data = ui.test_images()
     x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
     device = next(_model.parameters()).device
-    return ui.queued_job(
+    return jobs.queued_job(
         lambda: gamma_sweep(
             _model, x.to(device), y.to(device), ratios, callback=_progress
         ).to_dict(),
@@ -250,12 +251,15 @@ if gamma_model is not None:
         model = ui.get_model(gamma_model)
         if model is not None:
             sha = str(gamma_card["sha256"])
-            live = ui.run_with_progress(
-                lambda sink: run_gamma(
-                    gamma_model, sha, ratios, GAMMA_IMAGES, _model=model, _progress=sink
-                ),
-                label=f"{gamma_model}: clean accuracy at {len(ratios)} values of γ",
-            )
+            try:
+                live = ui.run_with_progress(
+                    lambda sink: run_gamma(
+                        gamma_model, sha, ratios, GAMMA_IMAGES, _model=model, _progress=sink
+                    ),
+                    label=f"{gamma_model}: clean accuracy at {len(ratios)} values of γ",
+                )
+            except (ValueError, jobs.JobError) as err:
+                st.error(f"{gamma_model}: {err}", icon=":material/error:")
 if sweep is not None or live is not None:
     st.plotly_chart(
         figures.gamma_sweep_figure(

@@ -19,6 +19,7 @@ from torch import Tensor
 
 __all__ = [
     "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_MB",
     "MAX_UPLOAD_PIXELS",
     "ImageError",
     "UserImage",
@@ -27,8 +28,11 @@ __all__ = [
 ]
 
 
-#: Largest upload accepted, in bytes.
-MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: Largest upload accepted, in MB as Streamlit's uploader counts them in the browser
+#: (10**6 bytes): the widget, the label, ``.streamlit/config.toml`` and the README say this.
+MAX_UPLOAD_MB = 5
+#: The same limit in bytes, enforced again when the upload is decoded.
+MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1_000_000
 
 
 #: Largest decoded image accepted, in pixels (Pillow's bomb guard is set to this).
@@ -75,7 +79,8 @@ def decode_user_image(
         raise ImageError("the file is empty")
     if len(data) > max_bytes:
         raise ImageError(
-            f"the file is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.1f} MB"
+            f"the file is {len(data):,} bytes; the limit is {max_bytes / 1e6:g} MB "
+            f"({max_bytes:,} bytes)"
         )
     notices: list[str] = []
     # Pillow's pixel limit and the warnings filters are process-wide: one decode at a time.
@@ -147,7 +152,10 @@ def _decode(data: bytes, notices: list[str]) -> tuple[Any, tuple[int, int]]:
                         notices.append(f"converted from {im.mode} to RGB")
                     rgb = im.convert("RGB")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"the image is too large to decode safely: {err}") from err
+        raise ImageError(
+            f"the image has too many pixels to decode safely (at most "
+            f"{MAX_UPLOAD_PIXELS:,} are accepted; CIFAR-10 images are 32×32)"
+        ) from err
     except UnidentifiedImageError as err:
         raise ImageError("the file is not an image Pillow can read (PNG or JPEG expected)") from err
     except (OSError, SyntaxError, ValueError) as err:

@@ -12,7 +12,11 @@ place in the line.
   (default 1 on a CPU, 2 with CUDA);
 - :func:`retry_on_oom`: call ``fn(batch_size)``; on a (CUDA) out-of-memory error
   free the cache and retry at half the batch, down to ``min_batch``, then raise
-  :class:`JobMemoryError` with a message meant for the user.
+  :class:`JobMemoryError` with a message meant for the user;
+- :class:`ProgressSink` (a job's progress, read by the page; where a job is cancelled
+  or stopped after ``$KWTA_MAX_JOB_SECONDS``, :func:`default_max_job_seconds`),
+  :func:`queued_job` (a function run holding a slot) and :func:`progress_text`.
+  No Streamlit here: the app's progress bar reads a sink from the page thread.
 """
 
 from __future__ import annotations
@@ -20,24 +24,32 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
 __all__ = [
+    "DEFAULT_MAX_JOB_SECONDS",
     "ENV_MAX_JOBS",
+    "ENV_MAX_JOB_SECONDS",
     "POLL_S",
     "JobCancelled",
     "JobError",
     "JobMemoryError",
     "JobQueue",
+    "JobTimeout",
+    "ProgressSink",
     "T",
+    "default_max_job_seconds",
     "default_max_jobs",
     "default_queue",
     "is_out_of_memory",
+    "progress_text",
+    "queued_job",
     "retry_on_oom",
 ]
 
@@ -54,6 +66,15 @@ POLL_S = 0.25
 #: Environment variable holding the number of jobs the default queue runs at once.
 ENV_MAX_JOBS = "KWTA_MAX_JOBS"
 
+#: Environment variable holding the longest one job may run once started, in seconds
+#: (``0``: no limit).
+ENV_MAX_JOB_SECONDS = "KWTA_MAX_JOB_SECONDS"
+
+#: Its default per device. Every page's main action at its defaults takes at most 16 s on
+#: one CPU thread (README, Speed: ``benchmarks/bench_pages.py``); two minutes leave room for
+#: heavier settings while no single student holds a CPU box's only job slot for long.
+DEFAULT_MAX_JOB_SECONDS = {"cpu": 120.0, "cuda": 60.0}
+
 
 class JobError(RuntimeError):
     """A heavy job could not run; the message is meant for the user."""
@@ -61,6 +82,10 @@ class JobError(RuntimeError):
 
 class JobCancelled(JobError):
     """The session that asked for the job is gone (closed, reloaded, moved on): stop it."""
+
+
+class JobTimeout(JobError):
+    """A job ran past the server's limit per job (``$KWTA_MAX_JOB_SECONDS``) and was stopped."""
 
 
 class JobMemoryError(JobError, MemoryError):
@@ -243,6 +268,25 @@ def default_max_jobs() -> int:
     return value
 
 
+def default_max_job_seconds() -> float | None:
+    """``$KWTA_MAX_JOB_SECONDS`` if set (``0``: no limit), else :data:`DEFAULT_MAX_JOB_SECONDS`
+    for this machine (CUDA when present).
+
+    Raises:
+        ValueError: ``$KWTA_MAX_JOB_SECONDS`` is not a number ≥ 0.
+    """
+    raw = os.environ.get(ENV_MAX_JOB_SECONDS, "").strip()
+    if not raw:
+        return DEFAULT_MAX_JOB_SECONDS["cuda" if torch.cuda.is_available() else "cpu"]
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise ValueError(f"{ENV_MAX_JOB_SECONDS} must be a number of seconds >= 0, got {raw!r}")
+    return value or None
+
+
 _default: JobQueue | None = None
 
 
@@ -318,3 +362,102 @@ def retry_on_oom(fn: Callable[[int], T], batch_size: int, *, min_batch: int = 1)
         smaller = max(min_batch, batch // 2)
         log.warning("jobs: out of memory at batch %d (%s); retrying at %d", batch, failed, smaller)
         batch = smaller
+
+
+class ProgressSink:
+    """Thread-safe progress (``done``, ``total``) and an optional payload from a worker.
+
+    A page's worker reports here and the page thread reads it. The sink is also where a
+    job stops: at its next report once the page has gone (:meth:`cancel`), or once it has
+    run ``max_seconds`` since it left the queue (:class:`JobTimeout`).
+
+    Args:
+        max_seconds: The longest the job may run once started (``None``: no limit).
+    """
+
+    def __init__(self, max_seconds: float | None = None) -> None:
+        self.max_seconds = max_seconds
+        self._started: float | None = None
+        self._lock = threading.Lock()
+        self._version = 0
+        self._done = 0
+        self._total = 0
+        self._payload: Any = None
+        self._ahead: int | None = None
+        self._cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        """The page that waits for this job has gone: stop at the next progress report."""
+        self._cancelled.set()
+
+    def is_cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def __call__(self, done: int, total: int, payload: Any = None) -> None:
+        """Report progress; raise :class:`JobCancelled` once the page has gone away, or
+        :class:`JobTimeout` once the job has run past ``max_seconds``, which stops the
+        library's loop at its next step."""
+        if self._cancelled.is_set():
+            raise JobCancelled("the session that started this job is gone")
+        started, limit = self._started, self.max_seconds
+        if limit is not None and started is not None and time.monotonic() - started > limit:
+            raise JobTimeout(
+                f"stopped after {limit:g} s, the longest one job may run on this shared "
+                f"server (${ENV_MAX_JOB_SECONDS}); choose lighter settings and run again"
+            )
+        with self._lock:
+            self._done, self._total = int(done), int(total)
+            if payload is not None:
+                self._payload = payload
+            self._version += 1
+
+    def queued(self, ahead: int | None) -> None:
+        """The job waits with ``ahead`` jobs before it in the queue; ``None``: it has started."""
+        with self._lock:
+            if ahead is None and self._started is None:
+                self._started = time.monotonic()  # the time limit counts from here
+            if ahead != self._ahead:
+                self._ahead = ahead
+                self._version += 1
+
+    def queue_position(self) -> int | None:
+        """How many jobs are ahead of this one in the queue; ``None`` when not waiting."""
+        with self._lock:
+            return self._ahead
+
+    def snapshot(self) -> tuple[int, int, int, Any]:
+        """``(version, done, total, payload)``; the version grows with every update."""
+        with self._lock:
+            return self._version, self._done, self._total, self._payload
+
+
+def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
+    """``fn()`` holding a slot of the process-wide job queue (:func:`default_queue`).
+
+    Call it inside an ``st.cache_data`` function, around the heavy library call:
+    a cache hit then returns at once, and only real computations queue. While
+    the job waits, ``progress`` learns its place (shown by :func:`run_with_progress`).
+
+    Raises:
+        ValueError: ``$KWTA_MAX_JOBS`` is not an integer ≥ 1.
+        Whatever ``fn`` raised (the slot is released), e.g. :class:`JobCancelled` or
+        :class:`JobTimeout` from ``progress``.
+    """
+    queue = default_queue()
+    with queue.slot(
+        on_wait=progress.queued if progress is not None else None,
+        cancelled=progress.is_cancelled if progress is not None else None,
+    ):
+        if progress is not None:
+            progress.queued(None)
+        return fn()
+
+
+def progress_text(label: str, done: int, total: int, ahead: int | None, max_jobs: int) -> str:
+    """The progress bar's text: the label with ``done/total``, or the job's place in the queue."""
+    if ahead is not None:
+        return (
+            f"{label} — Queued: {ahead} job(s) ahead of you — the server runs at most "
+            f"{max_jobs} at once"
+        )
+    return f"{label} — {done}/{total}" if total else label
