@@ -1,6 +1,8 @@
 """The experiments behind the paper's figures and theorems, and a masking check.
 
 - :mod:`~kwta.analysis.landscape`: the loss landscape around one image (Fig. 5, Fig. 7);
+- :mod:`~kwta.analysis.attack_plane`: the loss on the plane that holds PGD's walk, and the
+  walk drawn on it (beyond the paper);
 - :mod:`~kwta.analysis.toy`: the 1-D toy fit and its jumps (Fig. 1);
 - :mod:`~kwta.analysis.patterns`: activation patterns, their change and overlap (Sec. 3);
 - :mod:`~kwta.analysis.theorem1`: Theorem 1 as a function of layer width;
@@ -12,6 +14,7 @@ Every function leaves the model it is given as it was.
 
 from __future__ import annotations
 
+from kwta.analysis.attack_plane import AttackPlane, attack_plane
 from kwta.analysis.landscape import Landscape, loss_landscape
 from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.analysis.patterns import (
@@ -26,6 +29,7 @@ from kwta.analysis.toy import Jumps, ToyFit, toy_fit
 from kwta.analysis.weights import GammaSweep, WeightLine, gamma_sweep, weight_line
 
 __all__ = [
+    "AttackPlane",
     "GammaSweep",
     "Jumps",
     "Landscape",
@@ -35,6 +39,7 @@ __all__ = [
     "ToyFit",
     "WeightLine",
     "activation_patterns",
+    "attack_plane",
     "gamma_sweep",
     "loss_landscape",
     "masking_indicators",

@@ -42,18 +42,26 @@ LiveCallback = Callable[[int, int, Tensor, Tensor], None]
 class _Tap(nn.Module):
     """Calls ``model`` and keeps every output (for one image); ``model`` is untouched."""
 
-    def __init__(self, model: nn.Module, x: Tensor) -> None:
+    def __init__(self, model: nn.Module, x: Tensor, *, keep_path: bool = False) -> None:
         super().__init__()
         self.inner = model
         self.x = x
+        self.keep_path = keep_path
         self.logits: list[Tensor] = []
         self.linf: list[Tensor] = []
+        self.deltas: list[Tensor] = []
 
     def forward(self, z: Tensor) -> Tensor:
         out = self.inner(z)
         self.logits.append(out.detach()[0].to("cpu", torch.float32))
         self.linf.append((z.detach() - self.x).abs().amax().to("cpu", torch.float32))
+        if self.keep_path:
+            self.deltas.append((z.detach() - self.x)[0].to("cpu", torch.float32))
         return out
+
+    def path(self) -> Tensor:
+        """The perturbations ``δ_t`` of the rows of :meth:`rows` (needs ``keep_path``)."""
+        return torch.stack(self.deltas[:1] + self.deltas[2:])
 
     def rows(self) -> tuple[Tensor, Tensor]:
         """Trace rows so far: the clean input, then iterates 1, 2, … (the start point
@@ -83,6 +91,9 @@ class AttackRun:
         attack: The attack function's name (``"pgd_linf"``, ``"fd_pgd_linf"``, …).
         queries: Model evaluations the attack spent on the image, where counted.
         settings: Further hyper-parameters of the attack (estimator samples, σ, …).
+        path: ``(steps + 1, 3, H, W)`` the perturbation ``x_t − x`` of every trace row
+            (row 0 zeros), when the run was asked to keep it; for
+            :func:`kwta.analysis.attack_plane.attack_plane`.
     """
 
     x: Tensor
@@ -100,6 +111,7 @@ class AttackRun:
     attack: str = "pgd_linf"
     queries: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
+    path: Tensor | None = None
 
     @property
     def clean_pred(self) -> int:
@@ -166,6 +178,7 @@ def attack_with_trace(
     random_start: bool = False,
     seed: int = 0,
     callback: LiveCallback | None = None,
+    keep_path: bool = False,
 ) -> AttackRun:
     """Untargeted L∞ PGD on one image, recording every step (Fig. 3a/b).
 
@@ -187,6 +200,7 @@ def attack_with_trace(
         random_start: Start at a uniform random point of the ε-ball.
         seed: Seed of the random start.
         callback: Live per-step callback, see above.
+        keep_path: Also keep every iterate's perturbation (:attr:`AttackRun.path`).
 
     Returns:
         An :class:`AttackRun` of CPU tensors.
@@ -201,7 +215,7 @@ def attack_with_trace(
     x1 = x1.detach().to(device, torch.float32)
     y = torch.tensor([int(label)], device=device)
     gen = torch.Generator().manual_seed(int(seed))
-    tap = _Tap(model, x1)
+    tap = _Tap(model, x1, keep_path=keep_path)
 
     def on_step(step: int, total: int) -> None:
         if callback is not None:
@@ -232,6 +246,7 @@ def attack_with_trace(
         loss=loss,
         random_start=bool(random_start),
         seed=int(seed),
+        path=tap.path() if keep_path else None,
     )
     if callback is not None:
         callback(steps, steps, run.trace.logits[:, 0], run.trace.linf[:, 0])
