@@ -33,6 +33,7 @@ from kwta.analysis._common import (
     rademacher,
     to_plain,
 )
+from kwta.analysis.landscape import plane_losses, symmetric_steps
 
 __all__ = [
     "SECOND_DIRECTIONS",
@@ -229,34 +230,22 @@ def attack_plane(
 
     reach = max(float(eps), float(coords.abs().max()))
     half = float(span) if span is not None else MARGIN * reach
-    ticks = torch.arange(grid, dtype=torch.float64) * 2 - (grid - 1)
-    steps = ticks * (half / (grid - 1))
+    steps = symmetric_steps(half, grid)
     u32, v32 = u64.float(), v64.float()
-    e = steps.to(device, torch.float32)
-
-    total = grid * grid
-    out = torch.empty(total, dtype=torch.float32)
+    grid_loss = plane_losses(
+        net, x1, y1, steps, u32, v32, loss=loss, batch_size=batch_size, callback=callback
+    )
     with torch.no_grad():
         clean = float(per_sample_loss(net(x1), y1, loss)[0])
-        for start in range(0, total, batch_size):
-            idx = torch.arange(start, min(start + batch_size, total), device=device)
-            ca = e[idx // grid].view(-1, 1, 1, 1)
-            cb = e[idx % grid].view(-1, 1, 1, 1)
-            pts = (x1 + ca * u32 + cb * v32).clamp_(0.0, 1.0)
-            out[start : start + len(idx)] = (
-                per_sample_loss(net(pts), y1.expand(len(idx)), loss).float().cpu()
-            )
-            if callback is not None:
-                callback(start + len(idx), total)
         real = (x1 + deltas).clamp(0.0, 1.0)
         path_loss = per_sample_loss(net(real), y1.expand(len(real)), loss).float().cpu()
         on_plane = (x1 + proj.float().view_as(deltas)).clamp(0.0, 1.0)
         proj_loss = per_sample_loss(net(on_plane), y1.expand(len(real)), loss).float().cpu()
 
     return AttackPlane(
-        a=steps.float(),
-        b=steps.float(),
-        loss=out.view(grid, grid),
+        a=steps.clone(),
+        b=steps.clone(),
+        loss=grid_loss,
         u=u32.cpu(),
         v=v32.cpu(),
         path=coords.float().cpu(),

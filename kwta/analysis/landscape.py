@@ -31,6 +31,8 @@ from kwta.analysis._common import (
 __all__ = [
     "Landscape",
     "loss_landscape",
+    "plane_losses",
+    "symmetric_steps",
 ]
 
 
@@ -91,10 +93,41 @@ class Landscape:
         return out
 
 
-def _symmetric_steps(span: float, grid: int) -> Tensor:
+def symmetric_steps(span: float, grid: int) -> Tensor:
     """``grid`` points from ``-span`` to ``span``; the middle is exactly 0 for odd ``grid``."""
     ticks = torch.arange(grid, dtype=torch.float64) * 2 - (grid - 1)
     return (ticks * (span / (grid - 1))).float()
+
+
+def plane_losses(
+    net: nn.Module,
+    x1: Tensor,
+    y1: Tensor,
+    steps: Tensor,
+    d1: Tensor,
+    d2: Tensor,
+    *,
+    loss: LossName,
+    batch_size: int,
+    callback: Callback | None = None,
+) -> Tensor:
+    """``(G, G)`` loss at ``clamp(x1 + steps[i]·d1 + steps[j]·d2, 0, 1)``, in batches under
+    ``no_grad`` on ``x1``'s device (``callback(done, total)`` after each batch)."""
+    grid = len(steps)
+    e = steps.to(x1.device, x1.dtype)
+    total = grid * grid
+    out = torch.empty(total, dtype=torch.float32)
+    with torch.no_grad():
+        for start in range(0, total, batch_size):
+            idx = torch.arange(start, min(start + batch_size, total), device=x1.device)
+            c1 = e[idx // grid].view(-1, *([1] * d1.dim()))
+            c2 = e[idx % grid].view(-1, *([1] * d2.dim()))
+            pts = (x1 + c1 * d1 + c2 * d2).clamp_(0.0, 1.0)
+            batch_loss = per_sample_loss(net(pts), y1.expand(len(idx)), loss)
+            out[start : start + len(idx)] = batch_loss.float().cpu()
+            if callback is not None:
+                callback(start + len(idx), total)
+    return out.view(grid, grid)
 
 
 def loss_landscape(
@@ -154,24 +187,14 @@ def loss_landscape(
     g1 = grad.sign()[0].detach()
     g2 = rademacher(x1.shape[1:], torch.Generator().manual_seed(seed)).to(device, x1.dtype)
 
-    steps = _symmetric_steps(float(span), grid)
-    e = steps.to(device, x1.dtype)
-    total = grid * grid
-    out = torch.empty(total, dtype=torch.float32)
-    with torch.no_grad():
-        for start in range(0, total, batch_size):
-            idx = torch.arange(start, min(start + batch_size, total), device=device)
-            c1 = e[idx // grid].view(-1, *([1] * g1.dim()))
-            c2 = e[idx % grid].view(-1, *([1] * g2.dim()))
-            pts = (x1 + c1 * g1 + c2 * g2).clamp_(0.0, 1.0)
-            batch_loss = per_sample_loss(net(pts), y1.expand(len(idx)), loss)
-            out[start : start + len(idx)] = batch_loss.float().cpu()
-            if callback is not None:
-                callback(start + len(idx), total)
+    steps = symmetric_steps(float(span), grid)
+    grid_loss = plane_losses(
+        net, x1, y1, steps, g1, g2, loss=loss, batch_size=batch_size, callback=callback
+    )
     return Landscape(
         e1=steps.clone(),
         e2=steps.clone(),
-        loss=out.view(grid, grid),
+        loss=grid_loss,
         g1=g1.cpu(),
         g2=g2.cpu(),
         clean_loss=float(clean.detach()),
