@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -71,7 +70,7 @@ def test_card_pgd_robust_accuracy_reproduces(name: str, full_tarball: Path) -> N
     three images of the card's — k-WTA is discontinuous, so another machine's float rounding
     moves a few images."""
     from kwta.attacks.registry import get_attack
-    from kwta.evaluation.robust import scored_attack, unpack_mask
+    from kwta.evaluation.robust import attack_subset, scored_attack, unpack_mask
 
     card = CARDS[name]
     subset = card["evaluation"]["subset"]
@@ -81,16 +80,18 @@ def test_card_pgd_robust_accuracy_reproduces(name: str, full_tarball: Path) -> N
     mask = unpack_mask(ref["robust_mask"], subset["n"])
     assert int(mask.sum()) == ref["robust"]
     assert abs(ref["robust"] - entry["robust"]) <= 3
-    test = cifar10("test", full_tarball)
-    idx = [int(i) for i in test.balanced_indices(subset["n"], seed=subset["seed"])]
-    assert hashlib.sha256(json.dumps(idx).encode()).hexdigest() == subset["indices_sha256"]
-    x, y = test.tensors(idx[:PGD_CHECK_N])
     model = load_pretrained(name)
     params = get_attack("pgd").settings(eps=card["metrics"]["eps"])
     assert params == entry["settings"]
-    ok_clean = is_correct(model, x, y, batch_size=PGD_CHECK_N)
+    sub = attack_subset(
+        model, cifar10("test", full_tarball), attacks=["pgd"], group="standard",
+        n=subset["n"], eps=params["eps"], seed=subset["seed"], batch_size=PGD_CHECK_N,
+        device=torch.device("cpu"),
+    )  # fmt: skip
+    assert sub.record["indices_sha256"] == subset["indices_sha256"]
+    first = slice(0, PGD_CHECK_N)
     ok, _ = scored_attack(
-        "pgd", model, x, y, ok_clean, params,
+        "pgd", model, sub.x[first], sub.y[first], sub.ok_clean[first], params,
         seed=subset["seed"], batch_size=PGD_CHECK_N, progress=False,
     )  # fmt: skip
     differ = (ok != mask[:PGD_CHECK_N]).nonzero().flatten().tolist()
@@ -110,7 +111,6 @@ def test_card_carries_the_papers_numbers_for_its_setting(name: str) -> None:
 
 def test_no_card_holds_a_machine_path() -> None:
     """Cards name data and outputs by kind and file name, never by a machine's folders."""
-    import json
     import re
 
     from kwta.zoo.hub import pretrained_dir
@@ -137,7 +137,6 @@ def test_no_card_holds_a_machine_path() -> None:
 
 def test_every_card_follows_the_schema() -> None:
     """Each shipped card is exactly what ModelCard writes (no legacy or unknown keys)."""
-    import json
 
     from kwta.evaluation.transfer import TRANSFER_FILE
     from kwta.explorer.lesson import LESSON_FILE

@@ -33,7 +33,7 @@ from kwta.analysis._common import (
     rademacher,
     to_plain,
 )
-from kwta.analysis.landscape import plane_losses, symmetric_steps
+from kwta.analysis.landscape import loss_sign_gradient, plane_losses, symmetric_steps
 
 __all__ = [
     "SECOND_DIRECTIONS",
@@ -203,13 +203,8 @@ def attack_plane(
     gen = torch.Generator().manual_seed(int(seed))
     random_dir = rademacher(x1.shape[1:], gen).to(device, torch.float64)
     used = second
-    if second == "gradient":
-        with torch.enable_grad():
-            xg = x1.clone().requires_grad_(True)
-            (grad,) = torch.autograd.grad(per_sample_loss(net(xg), y1, loss).sum(), xg)
-        raw = grad[0].sign().double()
-    else:
-        raw = random_dir
+    sign, clean = loss_sign_gradient(net, x1, y1, loss)
+    raw = sign.double() if second == "gradient" else random_dir
 
     def orthogonal(w: Tensor) -> Tensor:
         return w - (w * u64).sum() / (u64 * u64).sum() * u64
@@ -236,7 +231,6 @@ def attack_plane(
         net, x1, y1, steps, u32, v32, loss=loss, batch_size=batch_size, callback=callback
     )
     with torch.no_grad():
-        clean = float(per_sample_loss(net(x1), y1, loss)[0])
         real = (x1 + deltas).clamp(0.0, 1.0)
         path_loss = per_sample_loss(net(real), y1.expand(len(real)), loss).float().cpu()
         on_plane = (x1 + proj.float().view_as(deltas)).clamp(0.0, 1.0)

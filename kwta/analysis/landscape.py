@@ -31,6 +31,7 @@ from kwta.analysis._common import (
 __all__ = [
     "Landscape",
     "loss_landscape",
+    "loss_sign_gradient",
     "plane_losses",
     "symmetric_steps",
 ]
@@ -97,6 +98,19 @@ def symmetric_steps(span: float, grid: int) -> Tensor:
     """``grid`` points from ``-span`` to ``span``; the middle is exactly 0 for odd ``grid``."""
     ticks = torch.arange(grid, dtype=torch.float64) * 2 - (grid - 1)
     return (ticks * (span / (grid - 1))).float()
+
+
+def loss_sign_gradient(
+    net: nn.Module, x1: Tensor, y1: Tensor, loss: LossName
+) -> tuple[Tensor, float]:
+    """``(sign(∇ₓ loss(x1)), loss(x1))`` for one image ``(1, C, H, W)``: the direction of the
+    first step of PGD without a random start, and the clean loss (gradients on even under an
+    outer ``no_grad``)."""
+    with torch.enable_grad():
+        xg = x1.clone().requires_grad_(True)
+        clean = per_sample_loss(net(xg), y1, loss).sum()
+        (grad,) = torch.autograd.grad(clean, xg)
+    return grad.sign()[0].detach(), float(clean.detach())
 
 
 def plane_losses(
@@ -180,11 +194,7 @@ def loss_landscape(
     x1 = x1.detach().to(device)
     y1 = labels_like(y, 1, device)
 
-    with torch.enable_grad():  # also under an outer no_grad
-        xg = x1.clone().requires_grad_(True)
-        clean = per_sample_loss(net(xg), y1, loss).sum()
-        (grad,) = torch.autograd.grad(clean, xg)
-    g1 = grad.sign()[0].detach()
+    g1, clean_loss = loss_sign_gradient(net, x1, y1, loss)
     g2 = rademacher(x1.shape[1:], torch.Generator().manual_seed(seed)).to(device, x1.dtype)
 
     steps = symmetric_steps(float(span), grid)
@@ -197,7 +207,7 @@ def loss_landscape(
         loss=grid_loss,
         g1=g1.cpu(),
         g2=g2.cpu(),
-        clean_loss=float(clean.detach()),
+        clean_loss=clean_loss,
         label=int(y1.item()),
         loss_fn=loss,
         seed=seed,
