@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 import time
 
@@ -263,10 +265,11 @@ def test_progress_text_shows_the_queue() -> None:
 
 
 def test_a_job_past_its_time_limit_stops_at_its_next_step(
-    relu_model: nn.Module, test_sample: CIFAR10Tensors
+    relu_model: nn.Module, test_sample: CIFAR10Tensors, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A real attack held past ``max_seconds`` stops at its next progress report; the clock
-    starts when the job leaves the queue, and a sink without a limit never stops a job."""
+    starts when the job leaves the queue, and a sink without a limit never stops a job.
+    Every job leaves one log line with its outcome, its wait and its run time."""
     from kwta.attacks.sign_gradient import pgd_linf
 
     x, y = test_sample.tensors(slice(0, 4))
@@ -282,9 +285,15 @@ def test_a_job_past_its_time_limit_stops_at_its_next_step(
         return pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, callback=on_step)
 
     sink(0, 40)  # not started yet: no limit counts
+    caplog.set_level(logging.INFO, logger="kwta.explorer.jobs")
     with pytest.raises(jobs.JobTimeout, match=r"stopped after 0.3 s.*KWTA_MAX_JOB_SECONDS"):
         jobs.queued_job(work, sink)
     assert 3 <= max(steps) < 40 and jobs.default_queue().running == 0
+    assert jobs.queued_job(lambda: 7) == 7
+    lines = [re.search(jobs.JOB_LOG_PATTERN, r.getMessage()) for r in caplog.records]
+    found = [(m["outcome"], float(m["waited"]), float(m["ran"])) for m in lines if m]
+    assert [f[0] for f in found] == ["timeout", "done"]
+    assert found[0][2] >= 0.3 and found[0][1] >= 0.0  # it ran past its limit, then stopped
     free = jobs.ProgressSink()
     free.queued(None)
     time.sleep(0.05)

@@ -36,6 +36,8 @@ __all__ = [
     "DEFAULT_MAX_JOB_SECONDS",
     "ENV_MAX_JOBS",
     "ENV_MAX_JOB_SECONDS",
+    "JOB_LOG_FORMAT",
+    "JOB_LOG_PATTERN",
     "POLL_S",
     "JobCancelled",
     "JobError",
@@ -431,6 +433,16 @@ class ProgressSink:
             return self._version, self._done, self._total, self._payload
 
 
+#: The server log's line for every job that went through :func:`queued_job` (``outcome``:
+#: done, timeout, cancelled or error; seconds waited in the queue, seconds run). The
+#: classroom measurement (``scripts/classroom.py``) reads it to split what the server spent
+#: from what the browsers cost.
+JOB_LOG_FORMAT = "jobs: job %s: waited %.2f s, ran %.2f s"
+
+#: Parses one :data:`JOB_LOG_FORMAT` line: groups ``outcome``, ``waited``, ``ran``.
+JOB_LOG_PATTERN = r"jobs: job (?P<outcome>\w+): waited (?P<waited>[\d.]+) s, ran (?P<ran>[\d.]+) s"
+
+
 def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
     """``fn()`` holding a slot of the process-wide job queue (:func:`default_queue`).
 
@@ -442,15 +454,35 @@ def queued_job(fn: Callable[[], T], progress: ProgressSink | None = None) -> T:
         ValueError: ``$KWTA_MAX_JOBS`` is not an integer ≥ 1.
         Whatever ``fn`` raised (the slot is released), e.g. :class:`JobCancelled` or
         :class:`JobTimeout` from ``progress``.
+
+    Every job, however it ends, leaves one INFO line in the log (:data:`JOB_LOG_FORMAT`).
     """
     queue = default_queue()
-    with queue.slot(
-        on_wait=progress.queued if progress is not None else None,
-        cancelled=progress.is_cancelled if progress is not None else None,
-    ):
-        if progress is not None:
-            progress.queued(None)
-        return fn()
+    asked = time.monotonic()
+    started: float | None = None
+    outcome = "error"
+    try:
+        with queue.slot(
+            on_wait=progress.queued if progress is not None else None,
+            cancelled=progress.is_cancelled if progress is not None else None,
+        ):
+            started = time.monotonic()
+            if progress is not None:
+                progress.queued(None)
+            value = fn()
+            outcome = "done"
+            return value
+    except JobTimeout:
+        outcome = "timeout"
+        raise
+    except JobCancelled:
+        outcome = "cancelled"
+        raise
+    finally:
+        end = time.monotonic()
+        waited = (started if started is not None else end) - asked
+        ran = end - started if started is not None else 0.0
+        log.info(JOB_LOG_FORMAT, outcome, waited, ran)
 
 
 def progress_text(label: str, done: int, total: int, ahead: int | None, max_jobs: int) -> str:
