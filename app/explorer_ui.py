@@ -11,7 +11,8 @@
   job queue; it stops a job that outruns ``$KWTA_MAX_JOB_SECONDS``);
   :func:`kwta.explorer.jobs.queued_job` is how a cached function takes a slot of the
   process-wide :func:`kwta.explorer.jobs.default_queue` (so cache hits never queue);
-- :func:`capped` limits extreme parameters with a visible message; downloads.
+- :func:`capped` limits extreme parameters with a visible message; :func:`expected_time`
+  states a job's expected time before the click; downloads.
 
 The pages import this module as ``explorer_ui``: ``app/`` is the script folder,
 which ``app/main.py`` puts on ``sys.path`` (``streamlit run`` does too).
@@ -36,6 +37,7 @@ from torch import Tensor, nn
 from kwta import doctor
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.explorer import jobs
+from kwta.explorer.estimates import Estimate
 from kwta.explorer.images import MAX_UPLOAD_MB, ImageError, decode_user_image, to_png_bytes
 from kwta.explorer.jobs import ProgressSink, progress_text
 from kwta.explorer.runs import from_uint8, to_uint8
@@ -309,6 +311,25 @@ def show_notices() -> None:
         st.warning(msg, icon=":material/link_off:")
 
 
+def expected_time(estimate: Estimate | None) -> None:
+    """Before the click: the job's expected time on this server (:mod:`kwta.explorer.estimates`),
+    as a warning when a job would pass the server's limit per job."""
+    if estimate is None:
+        return
+    try:
+        cap = jobs.default_max_job_seconds()
+    except ValueError:  # a bad $KWTA_MAX_JOB_SECONDS: the run itself says so
+        cap = None
+    if cap is not None and estimate.exceeds(cap):
+        st.warning(
+            f"Expected time: {estimate.text()} — more than the {cap:g} s one job may run on "
+            "this shared server, so it would be stopped before the end: choose lighter settings.",
+            icon=":material/timer:",
+        )
+    else:
+        st.caption(f"Expected time: {estimate.text()}.")
+
+
 def capped(value: int, limit: int, what: str, *, why: str = "to keep the app responsive") -> int:
     """``min(value, limit)``, with a visible warning when the limit applies."""
     if value > limit:
@@ -350,6 +371,25 @@ def get_model(name: str | None) -> nn.Module | None:
     except (WeightsError, KeyError, ValueError, TypeError, RuntimeError) as err:
         st.error(f"Cannot load model {literal(name)}: {literal(err, 200)}", icon=":material/error:")
         return None
+
+
+def unit_seconds(
+    names: Sequence[str], pixels: np.ndarray, unit: Callable[..., float]
+) -> list[float]:
+    """Each loadable model's unit time, ``unit(model, x, key=...)`` from
+    :mod:`kwta.explorer.estimates` (timed once per model on this server), for an estimate.
+    A model that does not load is left out here; the run itself says why."""
+    cards, x, times = model_cards(), from_uint8(pixels), []
+    for name in names:
+        if name not in cards:
+            continue
+        sha = str(cards[name].get("sha256", ""))
+        try:
+            model = _load_model(name, sha, str(pretrained_dir()), str(DEVICE))
+        except (WeightsError, KeyError, ValueError, TypeError, RuntimeError):
+            continue
+        times.append(unit(model, x, key=(name, sha)))
+    return times
 
 
 def model_label(cards: Mapping[str, Mapping[str, Any]], name: str) -> str:

@@ -14,7 +14,15 @@ only. Steps, each recorded in ``OUT/image.json`` (and ``OUT/image.md``):
    inside the container (``docker stats``, sampled twice a second);
 5. with ``--browser``: the browser suite (``tests/test_browser.py``) against the container,
    and the peak memory during it;
-6. ``docker restart`` → healthy again (seconds measured); the log has no traceback.
+6. with ``--classroom N [N ...]``: N browser sessions at once, each running a Live-attack
+   link against the container (``scripts/classroom.py``): done / failed / never answered,
+   time to result, the server's job log (wait and run time per job), peak memory;
+7. ``docker restart`` → healthy again (seconds measured); the log has no traceback;
+8. with ``--compose``: ``compose.yaml`` brought up by the compose implementation found here
+   (``docker compose``, Debian's ``docker-compose`` or ``podman-compose``) on the CPU,
+   published on 127.0.0.1 (``KWTA_BIND``): healthy, the start page served, one page action
+   (a 10-step Live attack in Chromium) answers; ``compose.gpu.yaml`` adds the GPU
+   reservation and nothing else (``config`` of both); then ``down``.
 
 Needs a Docker engine (``scripts/build_image.sh`` builds the image; where no daemon runs,
 this script starts ``dockerd`` for its duration when it is installed and this is root).
@@ -40,6 +48,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "kwta-explorer-check"
+COMPOSE_PROJECT = "kwta-explorer-check"
 
 PGD_SNIPPET = """
 import time, torch
@@ -228,6 +237,9 @@ def run_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
             (Path(args.out) / "browser.log").write_text(res.stdout + res.stderr)
         check(res.returncode == 0, "browser suite passes against the container")
 
+    if args.classroom:
+        report["classroom"] = classroom(args, url, check)
+
     t0 = time.monotonic()
     docker("restart", NAME)
     report["restart_to_healthy_s"] = wait_healthy(NAME, t0)
@@ -241,6 +253,110 @@ def run_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
     return failures
 
 
+def chromium() -> Any:
+    """A context manager yielding a headless Chromium (Playwright) for the page checks."""
+    from classroom import CHROMIUM, CHROMIUM_ARGS
+    from playwright.sync_api import sync_playwright
+
+    @contextlib.contextmanager
+    def launch() -> Any:
+        with sync_playwright() as pw:
+            b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            try:
+                yield b
+            finally:
+                b.close()
+
+    return launch()
+
+
+def classroom(args: argparse.Namespace, url: str, check: Any) -> list[dict[str, Any]]:
+    """``scripts/classroom.py`` against the container, once per N in ``--classroom``."""
+    from classroom import run_classroom
+
+    results = []
+    with chromium() as browser:
+        for k, n in enumerate(args.classroom):
+            r = run_classroom(browser, url, n, first_index=100 * k, container=NAME)
+            print(f"classroom of {n}: {json.dumps(r)}", flush=True)
+            results.append(r)
+            check(r["done"] == n, f"a classroom of {n}: every session gets its result")
+    return results
+
+
+def compose_command() -> list[str] | None:
+    """``docker compose`` (the plugin), else ``docker-compose``, else ``podman-compose``."""
+    if docker("compose", "version", check=False).returncode == 0:
+        return ["docker", "compose"]
+    for tool in ("docker-compose", "podman-compose"):
+        if shutil.which(tool):
+            return [tool]
+    return None
+
+
+def compose_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
+    """``compose.yaml`` started for real on the CPU (see the module docstring, step 8)."""
+    failures: list[str] = []
+
+    def check(ok: bool, what: str) -> None:
+        report["checks"][what] = bool(ok)
+        if not ok:
+            failures.append(what)
+        print(("PASS " if ok else "FAIL ") + what, flush=True)
+
+    cmd = compose_command()
+    if cmd is None:
+        check(False, "a compose implementation (docker compose, docker-compose, podman-compose)")
+        return failures
+    version = subprocess.run([*cmd, "version"], capture_output=True, text=True, check=False)
+    report["compose"] = {"implementation": " ".join(cmd), "version": version.stdout.split("\n")[0]}
+    port = free_port()
+    image = args.image if ":" in args.image else f"{args.image}:latest"
+    env = dict(
+        os.environ,
+        KWTA_BIND="127.0.0.1",
+        KWTA_PORT=str(port),
+        KWTA_IMAGE=image,
+        COMPOSE_PROJECT_NAME=COMPOSE_PROJECT,
+    )
+
+    def compose(*more: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*cmd, *more], cwd=REPO, env=env, capture_output=True, text=True, check=False,
+            timeout=timeout,
+        )  # fmt: skip
+
+    cpu = compose("-f", "compose.yaml", "config").stdout
+    gpu = compose("-f", "compose.yaml", "-f", "compose.gpu.yaml", "config").stdout
+    check(
+        "nvidia" not in cpu and "driver: nvidia" in gpu and "capabilities" in gpu,
+        "compose.yaml runs on the CPU; compose.gpu.yaml adds the one-GPU reservation",
+    )
+    url = f"http://127.0.0.1:{port}"
+    t0 = time.monotonic()
+    try:
+        up = compose("up", "-d", "--no-build")
+        check(up.returncode == 0, "compose up -d starts the service")
+        if up.returncode:
+            report["compose"]["up"] = (up.stdout + up.stderr).strip().splitlines()[-10:]
+            return failures
+        cid = compose("ps", "-q", "explorer").stdout.strip()
+        report["compose"]["start_to_healthy_s"] = wait_healthy(cid, t0)
+        print(f"compose: healthy {report['compose']['start_to_healthy_s']} s after up", flush=True)
+        status, html = get(f"{url}/")
+        check(status == 200 and "<html" in html.lower(), "compose: the start page on 127.0.0.1")
+        from classroom import run_classroom
+
+        with chromium() as browser:
+            r = run_classroom(browser, url, 1, steps=10, first_index=7, timeout_s=300)
+        report["compose"]["page_action"] = r
+        check(r["done"] == 1, "compose: a Live-attack link answers with its result")
+    finally:
+        down = compose("down")
+        check(down.returncode == 0, "compose down stops and removes the service")
+    return failures
+
+
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     rows = [
         ("image size", f"{report['image_gb']} GB"),
@@ -251,7 +367,14 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         ("memory peak, PGD-40 on 100 images", f"{report.get('memory_pgd_peak_mb', '—')} MB"),
         ("memory peak, browser suite", f"{report.get('memory_browser_peak_mb', '—')} MB"),
     ]
+    if "compose" in report:
+        healthy = report["compose"].get("start_to_healthy_s", "—")
+        rows.append(("compose up → healthy", f"{healthy} s"))
     lines = ["| measure | value |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows), ""]
+    if report.get("classroom"):
+        from classroom import markdown
+
+        lines += [markdown(report["classroom"]), ""]
     lines += [f"- {'pass' if ok else 'FAIL'}: {what}" for what, ok in report["checks"].items()]
     path.write_text("\n".join(lines) + "\n")
 
@@ -262,6 +385,15 @@ def main() -> int:
     parser.add_argument("--out", default=str(REPO / "artifacts" / "image"))
     parser.add_argument("--browser", action="store_true", help="run the browser suite too")
     parser.add_argument("--keep", action="store_true", help="leave the container running")
+    parser.add_argument(
+        "--classroom",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="N browser sessions at once, each running a Live attack",
+    )
+    parser.add_argument("--compose", action="store_true", help="start compose.yaml too")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -273,6 +405,10 @@ def main() -> int:
             sys.exit(f"no image {args.image!r}: build it with bash scripts/build_image.sh")
         report["image_gb"] = round(int(size.stdout) / 1e9, 2)
         failures = run_checks(args, report)
+        if args.compose:
+            if not args.keep:
+                docker("rm", "-f", NAME, check=False)
+            failures += compose_checks(args, report)
     except (RuntimeError, subprocess.SubprocessError, OSError) as err:
         failures = [f"error: {err}"]
         report["error"] = str(err)

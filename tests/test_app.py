@@ -408,14 +408,51 @@ def test_a_job_past_the_servers_limit_stops_with_a_message(
     app_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """$KWTA_MAX_JOB_SECONDS stops a heavy fit at its next step: the page says why and how to
-    go on, and the job's slot is free again."""
+    go on, and the job's slot is free again. Before the click the page said so: the expected
+    time (Adam steps × a step timed on this machine) passes the limit."""
     monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, "0.5")
     at = open_page(start(), "toy_fit", toy_steps=10_000, toy_width=512, toy_depth=4, toy_n=64)
+    warned = texts(at.warning)
+    assert "Expected time: about" in warned and "20,000 Adam steps" in warned
+    assert "more than the 0.5 s one job may run" in warned
     at.button(key="toy_run").click().run()
     ok(at)
     shown = texts(at.error)
     assert "stopped after 0.5 s" in shown and "KWTA_MAX_JOB_SECONDS" in shown
     assert not charts(at) and jobs.default_queue().running == 0
+
+
+def test_the_expected_time_is_stated_before_the_click(app_env: Path) -> None:
+    """Each heavy page states its job's expected time at its settings, from units timed on
+    this machine, before anything runs: a caption while it fits the limit per job."""
+    cases = {
+        "attack": ({"atk_steps": 40}, "82 PGD steps"),  # two models × (40 + 1)
+        "landscape": ({"ls_grid": 11}, "242 grid points"),  # two models × 11²
+        "toy_fit": ({"toy_steps": 300}, "600 Adam steps"),
+        "adaptive": ({"adv_budget": 2000}, "2,000 queries"),
+    }
+    for page, (params, units) in cases.items():
+        at = open_page(start(), page, **params)
+        shown = texts(at.caption)
+        assert re.search(rf"Expected time: (at most )?about [\d.]+ (ms|s) \({units} × ", shown), (
+            page,
+            shown,
+        )
+        assert not charts(at), page  # nothing ran
+
+
+def test_a_stopped_attack_keeps_the_steps_it_made(
+    app_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An attack stopped at the server's limit leaves its partial trace on the page."""
+    monkeypatch.setenv(jobs.ENV_MAX_JOB_SECONDS, "0.2")
+    at = open_page(start(), "attack", atk_steps=200, atk_b="(none)", atk_img="index", atk_idx=5)
+    at.button(key="atk_run").click().run()
+    ok(at)
+    assert "The chart shows the steps it made" in texts(at.error)
+    live = [f for k, f in charts(at).items() if k.startswith("atk_live_0_")]
+    assert live and 1 < len(live[-1]["data"][0]["y"]) < 201  # some steps, not all
+    assert jobs.default_queue().running == 0
 
 
 # --------------------------------------------------------------------------- Activation patterns

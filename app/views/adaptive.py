@@ -13,7 +13,7 @@ from torch import nn
 from kwta import paper
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
 from kwta.data import CIFAR10_CLASSES
-from kwta.explorer import jobs
+from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
     ESTIMATORS,
@@ -233,6 +233,8 @@ params = {
 }
 if samples is None:
     st.error(budget_error, icon=":material/error:")
+query_s = ui.unit_seconds([name], image.pixels, estimates.forward_image_seconds)
+ui.expected_time(estimates.query_estimate(query_s[0], budget) if query_s else None)
 clicked = st.button(
     "Run both attacks",
     type="primary",

@@ -13,7 +13,7 @@ from torch import nn
 
 from kwta import paper
 from kwta.data import CIFAR10_CLASSES
-from kwta.explorer import jobs
+from kwta.explorer import estimates, jobs
 from kwta.explorer.images import to_png_bytes
 from kwta.explorer.runs import (
     AttackRun,
@@ -149,6 +149,8 @@ params = {
     "rs": random_start,
     "seed": seed,
 }
+step_s = ui.unit_seconds(selected, image.pixels, estimates.gradient_step_seconds)
+ui.expected_time(estimates.attack_estimate(step_s, steps) if step_s else None)
 clicked = st.button("Run attack", type="primary", key=f"{P}_run", icon=":material/play_arrow:")
 show = ui.remember_run(
     f"{P}_ran", params, clicked, light=steps <= DEFAULT_STEPS and len(selected) <= 2
@@ -204,6 +206,9 @@ if show:
 
             try:
                 run = ui.run_with_progress(work, label=f"PGD on {name}", on_update=on_update)
+            except jobs.JobTimeout as err:  # the live chart keeps the steps it made
+                st.error(f"The attack was stopped: {err}. The chart shows the steps it made.")
+                continue
             except (ValueError, jobs.JobError) as err:
                 st.error(f"The attack could not run: {err}")
                 continue

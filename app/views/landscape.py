@@ -12,7 +12,7 @@ from torch import nn
 
 from kwta.analysis.landscape import Landscape, loss_landscape
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
-from kwta.explorer import jobs
+from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import LANDSCAPE_BATCH
 from kwta.explorer.runs import from_uint8, landscape_to_csv
 from kwta.zoo.summary import display_order, landscape_selection, summarize_card
@@ -165,6 +165,8 @@ params = {
     "loss": loss,
     "seed": seed,
 }
+image_s = ui.unit_seconds(selected, image.pixels, estimates.forward_image_seconds)
+ui.expected_time(estimates.landscape_estimate(image_s, grid) if image_s else None)
 clicked = st.button(
     "Compute landscapes",
     type="primary",

@@ -9,7 +9,7 @@ import figures
 import streamlit as st
 
 from kwta.analysis.toy import ToyFit, toy_fit
-from kwta.explorer import jobs
+from kwta.explorer import estimates, jobs
 from kwta.explorer.runs import records_to_csv
 from kwta.nn.functional import k_from_ratio
 
@@ -76,6 +76,11 @@ gamma = float(st.session_state[f"{P}_gamma"])
 seed = int(st.session_state[f"{P}_seed"])
 steps = ui.capped(int(st.session_state[f"{P}_steps"]), MAX_FIT_STEPS, "Adam steps")
 params = {"n": n_points, "w": width, "d": depth, "g": gamma, "s": seed, "steps": steps}
+step_s, fixed_s = estimates.toy_step_seconds(
+    n_points=n_points, width=width, depth=depth, ratio=gamma
+)
+expected = estimates.toy_estimate(step_s, fixed_s, steps)
+ui.expected_time(expected)
 clicked = st.button(
     "Fit both networks", type="primary", key=f"{P}_run", icon=":material/play_arrow:"
 )
@@ -143,7 +148,7 @@ when larger than 0.1 % of the fit's range.
         key=f"{P}_dl_json",
     )
 else:
-    st.info("Set the sizes in the sidebar and press **Fit both networks** (a few seconds).")
+    st.info("Set the sizes in the sidebar and press **Fit both networks**.")
 
 ui.sync_url(
     [f"{P}_n", f"{P}_width", f"{P}_depth", f"{P}_gamma", f"{P}_seed", f"{P}_steps"],

@@ -18,10 +18,18 @@ from kwta.models import MLP
 from kwta.nn.functional import check_ratio
 
 __all__ = [
+    "DENSE_POINTS",
+    "JUMP_HALVINGS",
     "Jumps",
     "ToyFit",
     "toy_fit",
+    "toy_mlp",
 ]
+
+#: Evaluation points of a fit (:func:`toy_fit`'s ``n_dense``).
+DENSE_POINTS = 2000
+#: Bisections of every dense interval when the jumps are located.
+JUMP_HALVINGS = 40
 
 
 @dataclass(frozen=True, eq=False)
@@ -169,6 +177,23 @@ def _seeded_init(net: nn.Module, seed: int) -> nn.Module:
     return net
 
 
+def toy_mlp(width: int, depth: int, act: str, *, ratio: float = 0.1, seed: int = 0) -> nn.Module:
+    """The toy fit's float64 MLP (1 input, 1 output), initialised from ``seed`` alone.
+
+    Args:
+        width: Hidden units per layer.
+        depth: Hidden layers.
+        act: ``"kwta"`` (with ``ratio``) or ``"relu"``.
+        ratio: k-WTA sparsity ratio γ.
+        seed: Seeds PyTorch's default initialisation, from a private generator (the
+            global RNG is left as it was).
+    """
+    kwargs = {"ratio": ratio} if act == "kwta" else {}
+    with torch.device("meta"):  # no storage, no draw from the global RNG
+        shell = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
+    return _seeded_init(shell.to_empty(device="cpu"), seed).to(torch.float64)
+
+
 def toy_fit(
     *,
     n_points: int = 8,
@@ -179,7 +204,7 @@ def toy_fit(
     steps: int = 2000,
     lr: float = 1e-2,
     x_range: tuple[float, float] = (-1.0, 1.0),
-    n_dense: int = 2000,
+    n_dense: int = DENSE_POINTS,
     target: Callable[[Tensor], Tensor] | None = None,
     jump_rtol: float = 1e-3,
     device: torch.device | str | None = None,
@@ -192,7 +217,7 @@ def toy_fit(
     same size, one with k-WTA-``ratio`` and one with ReLU, start from the same
     weights (same seed) and are trained full-batch with Adam on the MSE, in
     float64. Both are then evaluated on ``n_dense`` evenly spaced points and their
-    discontinuities located by bisecting every dense interval 40 times (see
+    discontinuities located by bisecting every dense interval :data:`JUMP_HALVINGS` times (see
     :func:`_find_jumps`); jumps larger than ``jump_rtol`` times the range of the
     fit are reported. The k-WTA fit is piecewise linear with disconnected pieces
     (Sec. 3, "Piecewise linearity"), the ReLU fit is continuous.
@@ -251,11 +276,8 @@ def toy_fit(
     x_dense = torch.linspace(lo_x, hi_x, n_dense, dtype=torch.float64, device=dev)
 
     fits: dict[str, tuple[Tensor, Jumps, float]] = {}
-    for i, (act, kwargs) in enumerate((("kwta", {"ratio": ratio}), ("relu", {}))):
-        with torch.device("meta"):  # no storage, no draw from the global RNG
-            shell = MLP(1, 1, width=width, depth=depth, act=act, act_kwargs=kwargs)
-        net = _seeded_init(shell.to_empty(device="cpu"), seed)
-        net = net.to(dev, torch.float64)
+    for i, act in enumerate(("kwta", "relu")):
+        net = toy_mlp(width, depth, act, ratio=ratio, seed=seed).to(dev)
 
         def report(step: int, offset: int = i * steps) -> None:
             if callback is not None:
@@ -271,7 +293,7 @@ def toy_fit(
         dense = f(x_dense)
         spread = float(dense.max() - dense.min())
         atol = jump_rtol * max(spread, 1e-12)
-        fits[act] = (dense.cpu(), _find_jumps(f, x_dense, dense, atol, halvings=40), final)
+        fits[act] = (dense.cpu(), _find_jumps(f, x_dense, dense, atol, JUMP_HALVINGS), final)
 
     return ToyFit(
         x_train=xt.cpu(),
