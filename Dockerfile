@@ -35,13 +35,16 @@ ARG TORCH_CUDA=cu130
 # PIP_FIND_LINKS=<a wheelhouse the host's pip filled, served on 127.0.0.1>.
 ARG PIP_NO_INDEX
 ARG PIP_FIND_LINKS
-COPY requirements.txt pyproject.toml README.md ./
+# Only the requirements before the big install: a change to the code or the docs rebuilds
+# the layers below, not the 3 GB of wheels.
+COPY requirements.txt ./
 RUN if [ "$TORCH_CUDA" != "cu130" ]; then \
         pip install "torch==2.14.1" "torchvision==0.29.1" \
             --index-url "https://download.pytorch.org/whl/${TORCH_CUDA}"; \
     fi \
     && pip install -r requirements.txt "ninja==1.13.0"
 
+COPY pyproject.toml README.md ./
 COPY kwta/ kwta/
 COPY models/ models/
 COPY app/ app/
