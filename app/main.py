@@ -16,8 +16,8 @@ APP_DIR = Path(__file__).resolve().parent
 if str(APP_DIR) not in sys.path:  # streamlit run adds it; AppTest and other runners may not
     sys.path.insert(0, str(APP_DIR))
 
-import explorer_ui as ui  # noqa: E402
 import streamlit as st  # noqa: E402
+import ui  # noqa: E402
 from routes import NOT_FOUND_PARAM, PAGE_PATHS  # noqa: E402
 
 #: The browser tab's icon, served by the app itself: a Material icon as page icon makes every

@@ -13,7 +13,6 @@ import io
 import json
 import re
 import shutil
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from PIL import Image
 from torch import nn
 
 pytest.importorskip("streamlit")
+import ui  # the pages' helpers, as the pages import them (pytest's pythonpath: app/)
 from streamlit.testing.v1 import AppTest
 
 import kwta
@@ -495,18 +495,14 @@ def test_patterns_page_and_shared_model_untouched(app_env: Path) -> None:
     assert np.allclose(kw_chance["y"], 0.2, atol=0.01)  # k/N = γ for every k-WTA layer
     assert np.mean(kw_obs["y"]) < np.mean(relu_obs["y"])  # k-WTA patterns overlap far less
     # the γ sweep ran on a copy: the model every session shares still has γ = 0.2
-    sys.path.insert(0, str(APP_MAIN.parent))
-    try:
-        import explorer_ui
+    from ui import models
 
-        shared = explorer_ui._load_model(
-            KWTA_NAME,
-            kwta.list_pretrained(app_env)[KWTA_NAME]["sha256"],
-            str(app_env),
-            str(explorer_ui.DEVICE),
-        )
-    finally:
-        sys.path.remove(str(APP_MAIN.parent))
+    shared = models._load_model(
+        KWTA_NAME,
+        kwta.list_pretrained(app_env)[KWTA_NAME]["sha256"],
+        str(app_env),
+        str(ui.DEVICE),
+    )
     assert kwta.get_ratio(shared) == 0.2
 
 
@@ -623,7 +619,6 @@ def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
     from kwta.analysis.masking import masking_indicators
 
     at = open_page(start(), "adaptive", adv_n=8, adv_budget=10**9)
-    ui = sys.modules["explorer_ui"]  # the app's helper module, as the page imported it
     assert f"capped at {ui.MAX_QUERIES}" in texts(at.warning)
     assert f"at most {ui.MAX_QUERIES:,} queries" in texts(at.caption)  # the budget used
     # a shared link with run=1 replays the attack run, never the costlier masking check

@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import explorer_ui as ui
+import cached
 import figures
-import numpy as np
 import streamlit as st
-from torch import nn
+import ui
 
 from kwta import paper
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
-from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
     ESTIMATORS,
-    adaptive_attack_with_trace,
     budget_schedule,
     margin_curve,
-    masking_check,
     robustness_rows,
 )
-from kwta.explorer.images import to_png_bytes
-from kwta.explorer.runs import AttackRun, amplify_perturbation, attack_with_trace, from_uint8
+from kwta.explorer.runs import AttackRun
 from kwta.zoo.published import PUBLISHED_ADAPTIVE
 from kwta.zoo.summary import default_pair, twin_of
 
@@ -33,97 +28,6 @@ P = "adv"
 DEFAULT_BUDGET = min(ADAPTIVE_BUDGET, ui.MAX_QUERIES)
 PGD_ALPHA = 0.003  # App. D.1
 NONE = "(none)"
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_standard(
-    name: str,
-    sha256: str,
-    pixels: np.ndarray,
-    label: int,
-    eps: float,
-    steps: int,
-    seed: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> AttackRun:
-    """The paper's PGD (App. D.1: steps of 0.003, random start, cross-entropy), traced."""
-
-    def live(step: int, total: int, *_: Any) -> None:
-        if _progress is not None:
-            _progress(step, total)
-
-    return jobs.queued_job(
-        lambda: attack_with_trace(
-            _model,
-            from_uint8(pixels),
-            label,
-            eps=eps,
-            alpha=PGD_ALPHA,
-            steps=steps,
-            loss="ce",
-            random_start=True,
-            seed=seed,
-            callback=live,
-        ),
-        _progress,
-    )
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_adaptive(
-    name: str,
-    sha256: str,
-    pixels: np.ndarray,
-    label: int,
-    estimator: str,
-    eps: float,
-    alpha: float,
-    steps: int,
-    sigma: float,
-    samples: tuple[int, int],
-    seed: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> AttackRun:
-    """PGD on estimated gradients (:mod:`kwta.attacks.estimated`), traced (queued)."""
-    return jobs.queued_job(
-        lambda: adaptive_attack_with_trace(
-            _model,
-            from_uint8(pixels),
-            label,
-            estimator="eot" if estimator == "eot" else "fd",
-            eps=eps,
-            alpha=alpha,
-            steps=steps,
-            sigma=sigma,
-            samples=samples,
-            seed=seed,
-            callback=_progress,
-        ),
-        _progress,
-    )
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def run_masking(
-    name: str,
-    sha256: str,
-    n: int,
-    eps: float,
-    seed: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> dict[str, Any]:
-    """:func:`kwta.explorer.adaptive.masking_check` on ``n`` test images (queued)."""
-
-    def work() -> dict[str, Any]:
-        report = masking_check(
-            _model, ui.test_images(), n=n, eps=eps, seed=seed, callback=_progress
-        )
-        return report.to_dict()
-
-    return jobs.queued_job(work, _progress)
 
 
 st.title("Is k-WTA really robust?")
@@ -253,13 +157,16 @@ if show and model is not None:
             left,
             "standard",
             f"Standard PGD on {name}",
-            lambda sink: run_standard(
+            lambda sink: cached.run_attack(
                 name,
                 sha,
                 image.pixels,
                 image.label,
                 eps,
+                PGD_ALPHA,
                 pgd_steps,
+                "ce",
+                True,  # the paper's PGD: random start
                 seed,
                 _model=model,
                 _progress=sink,
@@ -269,7 +176,7 @@ if show and model is not None:
             right,
             "adaptive",
             f"Adaptive PGD on {name}",
-            lambda sink: run_adaptive(
+            lambda sink: cached.run_adaptive(
                 name,
                 sha,
                 image.pixels,
@@ -295,7 +202,7 @@ if show and model is not None:
                 st.error(f"The attack could not run: {err}")
                 continue
             results[key] = run
-            st.plotly_chart(
+            ui.chart(
                 figures.logit_trace_figure(
                     run.trace.logits[:, 0].numpy(),
                     run.trace.linf[:, 0].numpy(),
@@ -304,33 +211,11 @@ if show and model is not None:
                     title=f"{name}: logits, {label.split(' on ')[0].lower()}",
                 ),
                 key=f"{P}_logits_{key}",
-                config={"displaylogo": False},
             )
-            c1, c2 = st.columns(2)
-            c1.image(to_png_bytes(run.x_adv, scale=4), caption="adversarial", width="stretch")
-            c2.image(
-                to_png_bytes(amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4),
-                caption="perturbation (±ε → black/white)",
-                width="stretch",
-            )
-            true_cls = CIFAR10_CLASSES[run.label]
-            spent = f"{run.queries:,} queries" if run.queries is not None else f"{run.steps} steps"
-            if run.clean_pred != run.label:
-                st.warning(f"Already misclassified before the attack (true class: {true_cls}).")
-            elif run.success:
-                first = int((run.trace.pred[:, 0] != run.label).nonzero()[0])
-                st.error(
-                    f"**Broken**: {true_cls} → {CIFAR10_CLASSES[run.adv_pred]} at step {first} "
-                    f"({spent}).",
-                    icon=":material/gpp_bad:",
-                )
-            else:
-                st.success(
-                    f"**Still {true_cls}** after {run.steps} steps ({spent}).",
-                    icon=":material/verified_user:",
-                )
+            ui.attack_images(run, eps, clean=False)
+            ui.attack_verdict(run)
     if results:
-        st.plotly_chart(
+        ui.chart(
             figures.margin_figure(
                 {
                     ("standard PGD" if k == "standard" else f"adaptive ({estimator})"): (
@@ -341,7 +226,6 @@ if show and model is not None:
                 title="The attacker's margin per step (above 0: misclassified)",
             ),
             key=f"{P}_margins",
-            config={"displaylogo": False},
         )
     st.session_state[f"{P}_results"] = {
         k: {"success": r.success, "queries": r.queries, "steps": r.steps, "attack": r.attack}
@@ -372,7 +256,7 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
             m_sha = str(cards[m_name].get("sha256", ""))
             try:
                 rep = ui.run_with_progress(
-                    lambda sink, m_name=m_name, m_sha=m_sha, m=m: run_masking(
+                    lambda sink, m_name=m_name, m_sha=m_sha, m=m: cached.run_masking(
                         m_name, m_sha, n_check, eps, seed, _model=m, _progress=sink
                     ),
                     label=f"Masking check on {m_name}",

@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import explorer_ui as ui
+import cached
 import figures
-import numpy as np
 import streamlit as st
+import ui
 from torch import nn
 
 from kwta import paper
-from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import estimates, jobs
-from kwta.explorer.images import to_png_bytes
 from kwta.explorer.runs import (
     AttackRun,
-    amplify_perturbation,
-    attack_with_trace,
-    from_uint8,
-    records_to_csv,
 )
 from kwta.zoo.summary import default_pair
 
@@ -28,44 +21,6 @@ P = "atk"
 #: PGD steps by default (App. D.1 evaluates with 40); a link runs at most this many by itself.
 DEFAULT_STEPS = 40
 NONE = "(none)"
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_attack(
-    name: str,
-    sha256: str,
-    pixels: np.ndarray,
-    label: int,
-    eps: float,
-    alpha: float,
-    steps: int,
-    loss: str,
-    random_start: bool,
-    seed: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> AttackRun:
-    """PGD with a per-step trace, cached by model, image and every parameter (queued)."""
-
-    def live(step: int, total: int, logits: Any, linf: Any) -> None:
-        if _progress is not None:
-            _progress(step, total, (logits.numpy(), linf.numpy()))
-
-    return jobs.queued_job(
-        lambda: attack_with_trace(
-            _model,
-            from_uint8(pixels),
-            label,
-            eps=eps,
-            alpha=alpha,
-            steps=steps,
-            loss="margin" if loss == "margin" else "ce",
-            random_start=random_start,
-            seed=seed,
-            callback=live,
-        ),
-        _progress,
-    )
 
 
 st.title("Live attack (Fig. 3a/b)")
@@ -177,11 +132,12 @@ if show:
             ) -> None:
                 logits, linf = payload
                 updates[0] += 1
-                chart.plotly_chart(
+                ui.chart(
                     figures.logit_trace_figure(
                         logits, linf, image.label, x_axis=x_axis, title=title
                     ),
                     key=f"{P}_live_{i}_{updates[0]}",
+                    where=chart,
                 )
 
             sha = str(cards[name].get("sha256", ""))
@@ -189,7 +145,7 @@ if show:
             def work(
                 sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
             ) -> AttackRun:
-                return run_attack(
+                return cached.run_attack(
                     name,
                     sha,
                     image.pixels,
@@ -214,84 +170,21 @@ if show:
                 continue
             logits = run.trace.logits[:, 0].numpy()
             linf = run.trace.linf[:, 0].numpy()
-            chart.plotly_chart(
+            ui.chart(
                 figures.logit_trace_figure(logits, linf, run.label, x_axis=x_axis, title=title),
                 key=f"{P}_trace_{i}",
-                config={"displaylogo": False},
+                where=chart,
             )
-            c1, c2, c3 = st.columns(3)
-            c1.image(to_png_bytes(run.x, scale=4), caption="clean", width="stretch")
-            c2.image(to_png_bytes(run.x_adv, scale=4), caption="adversarial", width="stretch")
-            c3.image(
-                to_png_bytes(amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12)), scale=4),
-                caption=f"perturbation (grey = 0, ±ε = {eps:g} → black/white)",
-                width="stretch",
-            )
-            clean_cls, adv_cls = CIFAR10_CLASSES[run.clean_pred], CIFAR10_CLASSES[run.adv_pred]
-            m1, m2 = st.columns(2)
-            m1.metric(
-                "clean prediction",
-                clean_cls,
-                f"{run.clean_probs[run.clean_pred]:.1%} confident",
-                delta_color="off",
-                delta_arrow="off",
-            )
-            m2.metric(
-                "after the attack",
-                adv_cls,
-                f"{run.adv_probs[run.adv_pred]:.1%} confident",
-                delta_color="off",
-                delta_arrow="off",
-            )
-            true_cls = CIFAR10_CLASSES[run.label]
-            if run.clean_pred != run.label:
-                st.warning(f"Already misclassified before the attack (true class: {true_cls}).")
-            elif run.success:
-                st.error(
-                    f"**Attack succeeded**: {true_cls} → {adv_cls} (first misclassified at "
-                    f"step {run.first_misclassified}, ‖δ‖∞ = {run.linf:.4f}).",
-                    icon=":material/gpp_bad:",
-                )
-            else:
-                st.success(
-                    f"**Attack failed**: still {true_cls} after {steps} steps "
-                    f"(‖δ‖∞ = {run.linf:.4f}).",
-                    icon=":material/verified_user:",
-                )
-            png = to_png_bytes(run.x_adv)
-            st.plotly_chart(
+            ui.attack_images(run, eps)
+            ui.attack_predictions(run)
+            ui.attack_verdict(run)
+            ui.chart(
                 figures.probs_figure(run.clean_probs.numpy(), run.adv_probs.numpy(), run.label),
                 key=f"{P}_probs_{i}",
-                config={"displaylogo": False},
             )
-            d1, d2, d3 = st.columns(3)
             stem = f"pgd-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}"
-            ui.download(
-                d1,
-                "Adversarial PNG",
-                png,
-                f"{stem}.png",
-                key=f"{P}_dl_png_{i}",
-            )
-            ui.download(
-                d2,
-                "Trace CSV",
-                records_to_csv(run.trace.to_records()),
-                f"{stem}-trace.csv",
-                key=f"{P}_dl_csv_{i}",
-            )
-            ui.download(
-                d3,
-                "Result JSON",
-                json.dumps(
-                    run.to_dict(classes=CIFAR10_CLASSES) | {"model": name, "image": image.source}
-                ),
-                f"{stem}.json",
-                key=f"{P}_dl_json_{i}",
-            )
-            st.caption(
-                "The PNG stores 8-bit pixels: rounding moves each pixel by up to 1/510, which can "
-                "change a k-WTA network's prediction; the JSON holds the exact float image."
+            ui.attack_downloads(
+                run, stem, key=f"{P}_dl", index=i, extra={"model": name, "image": image.source}
             )
             results[name] = {
                 "x_adv": run.x_adv.numpy(),

@@ -4,81 +4,22 @@ from __future__ import annotations
 
 import json
 
-import explorer_ui as ui
+import cached
 import figures
-import numpy as np
 import streamlit as st
+import ui
 from torch import nn
 
-from kwta.analysis.landscape import Landscape, loss_landscape
-from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
+from kwta.analysis.landscape import Landscape
+from kwta.analysis.weights import WeightLine
 from kwta.explorer import estimates, jobs
-from kwta.explorer.actions import LANDSCAPE_BATCH
-from kwta.explorer.runs import from_uint8, landscape_to_csv
+from kwta.explorer.runs import landscape_to_csv
 from kwta.zoo.summary import display_order, landscape_selection, summarize_card
 
 P = "ls"
 #: The paper's grid (Fig. 5). On a CPU a coarser (odd, so x itself is the centre) grid
 #: keeps the page at seconds: a width-64 ResNet-18 needs ~5 s for 21×21 on two cores.
 DEFAULT_GRID = 50 if ui.ON_GPU else 21
-#: Grid points per forward pass; halved on a GPU out-of-memory error (down to 8).
-BATCH_SIZE = LANDSCAPE_BATCH
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_landscape(
-    name: str,
-    sha256: str,
-    pixels: np.ndarray,
-    label: int,
-    grid: int,
-    span: float,
-    seed: int,
-    loss: str,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> Landscape:
-    """:func:`kwta.analysis.landscape.loss_landscape`, cached by model, image and every parameter.
-
-    Queued (:func:`kwta.explorer.jobs.queued_job`); on out-of-memory it is retried at half
-    the batch (:func:`kwta.explorer.jobs.retry_on_oom`), which does not change the result.
-    """
-
-    def compute(batch_size: int) -> Landscape:
-        return loss_landscape(
-            _model,
-            from_uint8(pixels),
-            label,
-            grid=grid,
-            span=span,
-            seed=seed,
-            loss="margin" if loss == "margin" else "ce",
-            batch_size=batch_size,
-            callback=_progress,
-        )
-
-    return jobs.queued_job(lambda: jobs.retry_on_oom(compute, BATCH_SIZE, min_batch=8), _progress)
-
-
-#: Fig. 3c: the batch loss along the weight-space gradient direction, on this many
-#: class-balanced test images.
-WEIGHT_BATCH = 128
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def run_weight_line(
-    name: str, sha256: str, n: int, _model: nn.Module, _progress: jobs.ProgressSink | None = None
-) -> WeightLine:
-    """:func:`kwta.analysis.weights.weight_line` on ``n`` test images, cached by model (queued)."""
-    data = ui.test_images()
-    x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
-    device = next(_model.parameters()).device
-    return jobs.queued_job(
-        lambda: weight_line(
-            _model, x.to(device), y.to(device), alphas=LINE_ALPHAS, callback=_progress
-        ),
-        _progress,
-    )
 
 
 st.title("Loss landscape (Fig. 5, Fig. 7)")
@@ -133,7 +74,7 @@ ui.init_state(f"{P}_wl", False)
 sb.toggle(
     "Also: loss along weight space (Fig. 3c)",
     key=f"{P}_wl",
-    help=f"The mean loss of {WEIGHT_BATCH} test images at w + α·d: smooth even for k-WTA",
+    help=f"The mean loss of {cached.WEIGHT_BATCH} test images at w + α·d: smooth even for k-WTA",
 )
 ui.show_notices()
 
@@ -188,7 +129,7 @@ if show:
         def work(
             sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
         ) -> Landscape:
-            return run_landscape(
+            return cached.run_landscape(
                 name,
                 sha,
                 image.pixels,
@@ -226,15 +167,13 @@ if show:
             e1, e2, z = ls.e1.tolist(), ls.e2.tolist(), ls.loss.numpy()
             with col:
                 st.markdown(f"**{title}**")
-                st.plotly_chart(
+                ui.chart(
                     figures.landscape_surface(e1, e2, z, title="3-D surface", zrange=zrange),
                     key=f"{P}_surf_{name}",
-                    config={"displaylogo": False},
                 )
-                st.plotly_chart(
+                ui.chart(
                     figures.landscape_heatmap(e1, e2, z, title="heat map", zrange=zrange),
                     key=f"{P}_heat_{name}",
-                    config={"displaylogo": False},
                 )
                 st.caption(
                     f"loss at x: {ls.clean_loss:.4f} · range {float(z.min()):.4f} … "
@@ -277,15 +216,16 @@ if show:
             def wl_work(
                 sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
             ) -> WeightLine:
-                return run_weight_line(name, sha, WEIGHT_BATCH, _model=model, _progress=sink)
+                return cached.run_weight_line(
+                    name, sha, cached.WEIGHT_BATCH, _model=model, _progress=sink
+                )
 
             lines[f"{name} ({summarize_card(cards[name]).activation_label})"] = (
                 ui.run_with_progress(wl_work, label=f"{name}: loss along weight space")
             )
-        st.plotly_chart(
+        ui.chart(
             figures.weight_line_figure({k: v.to_dict() for k, v in lines.items()}),
             key=f"{P}_weights",
-            config={"displaylogo": False},
         )
 elif selected:
     st.info("Press **Compute landscapes** to evaluate the grid for the chosen models.")

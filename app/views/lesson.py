@@ -12,10 +12,11 @@ from __future__ import annotations
 import urllib.parse
 from typing import Any
 
-import explorer_ui as ui
+import cached
 import figures
 import numpy as np
 import streamlit as st
+import ui
 
 from kwta import paper
 from kwta.analysis.toy import ToyFit
@@ -23,7 +24,7 @@ from kwta.data import CIFAR10_CLASSES, cifar10_sample
 from kwta.explorer import jobs
 from kwta.explorer.adaptive import robustness_rows
 from kwta.explorer.demo import activation_demo, random_vector
-from kwta.explorer.lesson import STEPS, compute_lesson, read_lesson
+from kwta.explorer.lesson import STEPS, read_lesson
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import default_pair
 
@@ -38,24 +39,6 @@ st.markdown(
 """,
     unsafe_allow_html=True,  # a fixed style written here (projector-readable text), no user input
 )
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def run_lesson(
-    relu: str, relu_sha: str, kwta: str, kwta_sha: str, _progress: jobs.ProgressSink | None = None
-) -> dict[str, Any]:
-    """:func:`kwta.explorer.lesson.compute_lesson` on two models, cached by their weights."""
-    cards = ui.model_cards()
-    models = {"relu": ui.get_model(relu), "kwta": ui.get_model(kwta)}
-    return jobs.queued_job(
-        lambda: compute_lesson(
-            {"relu": cards[relu], "kwta": cards[kwta]},
-            models,  # type: ignore[arg-type]
-            cifar10_sample("test"),
-            callback=_progress,
-        ),
-        _progress,
-    )
 
 
 def _link(page: str, params: dict[str, Any]) -> str:
@@ -113,7 +96,7 @@ if step.key in ("jumps", "pgd", "landscape", "training"):
         )
         try:
             lesson = ui.run_with_progress(
-                lambda sink: run_lesson(
+                lambda sink: cached.run_lesson(
                     relu_name, pair["relu"]["sha256"], kwta_name, pair["kwta"]["sha256"], sink
                 ),
                 label="Computing the lesson's results",
@@ -127,13 +110,11 @@ labels = {"relu": f"{relu_name} (ReLU)", "kwta": f"{kwta_name} (k-WTA)"}
 link_params: dict[str, Any] = {}
 if step.key == "what":
     demo = activation_demo(random_vector(12, 0), ratio=0.25, group_size=2)
-    st.plotly_chart(
-        figures.activation_demo_figure(demo), key=f"{P}_fig", config={"displaylogo": False}
-    )
+    ui.chart(figures.activation_demo_figure(demo), key=f"{P}_fig")
     link_params = {"ov_n": 12, "ov_seed": 0, "ov_gamma": 0.25, "ov_group": 2}
 elif lesson is not None and step.key == "jumps":
     fit = ToyFit.from_dict(lesson["toy"])
-    st.plotly_chart(figures.toy_fit_figure(fit), key=f"{P}_fig", config={"displaylogo": False})
+    ui.chart(figures.toy_fit_figure(fit), key=f"{P}_fig")
     st.caption(
         f"{len(fit.kwta_jumps)} jumps in the k-WTA fit, {len(fit.relu_jumps)} in the ReLU fit "
         f"(γ = {fit.ratio:g}, {len(fit.x_train)} training points)."
@@ -155,12 +136,11 @@ elif lesson is not None and step.key == "pgd":
         run = lesson["pgd"][key]
         logits = np.asarray(run["logits"])
         with col:
-            st.plotly_chart(
+            ui.chart(
                 figures.logit_trace_figure(
                     logits, np.asarray(run["linf"]), img["label"], title=labels[key]
                 ),
                 key=f"{P}_fig_{key}",
-                config={"displaylogo": False},
             )
             final = int(run["pred"][-1])
             verdict = "still correct" if final == img["label"] else "fooled"
@@ -190,12 +170,11 @@ elif lesson is not None and step.key == "landscape":
     cols = st.columns(2)
     for col, (key, g) in zip(cols, grids.items(), strict=True):
         with col:
-            st.plotly_chart(
+            ui.chart(
                 figures.landscape_surface(
                     g["e1"], g["e2"], np.asarray(g["loss"]), title=labels[key], zrange=(lo, hi)
                 ),
                 key=f"{P}_fig_{key}",
-                config={"displaylogo": False},
             )
     s = lesson["settings"]["landscape"]
     link_params = {
@@ -208,9 +187,7 @@ elif lesson is not None and step.key == "landscape":
     }
 elif lesson is not None and step.key == "training":
     lines = {labels[k]: lesson["weight_line"][k] for k in ("relu", "kwta")}
-    st.plotly_chart(
-        figures.weight_line_figure(lines), key=f"{P}_fig", config={"displaylogo": False}
-    )
+    ui.chart(figures.weight_line_figure(lines), key=f"{P}_fig")
     n = lesson["settings"]["weight_line"]["n"]
     st.caption(
         f"Mean cross-entropy of {n} test images at w + α·d, d the batch gradient direction "
@@ -221,7 +198,7 @@ elif step.key == "adaptive":
     rows = [r for r in robustness_rows(cards) if r.name in (relu_name, kwta_name)] or [
         r for r in robustness_rows(cards) if r.adaptive is not None
     ]
-    st.plotly_chart(figures.robustness_bars(rows), key=f"{P}_fig", config={"displaylogo": False})
+    ui.chart(figures.robustness_bars(rows), key=f"{P}_fig")
     st.caption(
         f"Robust accuracy at ε = {paper.EPS}: the paper's PGD (Table 1), ours on the adaptive "
         "subset, and the worst case over Auto-PGD, Square, finite-difference and EOT PGD and "

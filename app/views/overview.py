@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import explorer_ui as ui
 import figures
 import streamlit as st
+import ui
 
 from kwta.explorer.demo import activation_demo, parse_vector, random_vector
 from kwta.zoo.summary import fig2_models, paper_reference, summarize_card
@@ -62,9 +62,7 @@ group = int(st.session_state[f"{P}_group"])
 # ------------------------------------------------------------------ Fig. 2
 st.subheader("One layer's activations through four activation functions (Fig. 2)")
 demo = activation_demo(vector, ratio=gamma, group_size=group)
-st.plotly_chart(
-    figures.activation_demo_figure(demo), key=f"{P}_chart", config={"displaylogo": False}
-)
+ui.chart(figures.activation_demo_figure(demo), key=f"{P}_chart")
 n = demo.x.numel()
 st.markdown(
     f"""

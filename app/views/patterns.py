@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import explorer_ui as ui
+import cached
 import figures
-import numpy as np
 import streamlit as st
-import torch
+import ui
 from torch import nn
 
 from kwta.analysis.patterns import PatternChange
-from kwta.analysis.theorem1 import Theorem1Sweep, theorem1_width_sweep
 from kwta.explorer import jobs
 from kwta.explorer.patterns import (
     DEFAULT_RATIOS,
     EPS_GRID,
-    OVERLAP_IMAGES,
-    OverlapProfile,
-    WinnerMap,
-    activation_layers,
-    overlap_profile,
-    pattern_change_sweep,
-    winner_map,
 )
-from kwta.explorer.runs import from_uint8, records_to_csv
+from kwta.explorer.runs import records_to_csv
 from kwta.nn.activations import get_ratio
 from kwta.zoo.summary import default_pair, summarize_card
 
@@ -34,66 +25,6 @@ P = "pat"
 NONE = "(none)"
 #: ε values of the pattern-change curves (random sign directions, pixel units).
 GAMMAS = [0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.8, 1.0]
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def run_layers(name: str, sha256: str, _model: nn.Module) -> dict[str, tuple[int, ...]]:
-    """Activation layers of a model and their shapes, cached by model."""
-    device = next(_model.parameters()).device
-    return activation_layers(_model, torch.full((1, 3, 32, 32), 0.5, device=device))
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_winner(
-    name: str, sha256: str, pixels: np.ndarray, layer: str, eps: float, seed: int, _model: nn.Module
-) -> WinnerMap:
-    """:func:`kwta.explorer.patterns.winner_map`, cached by model, image and parameters."""
-    return winner_map(_model, from_uint8(pixels), layer, eps=eps, seed=seed)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_change(
-    name: str,
-    sha256: str,
-    pixels: np.ndarray,
-    ratios: tuple[float, ...],
-    n_dirs: int,
-    seed: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> dict[str, PatternChange]:
-    """Pattern change against ε: the model as trained, then (k-WTA only) at each γ of ``ratios``.
-
-    The γ sweep runs on a private copy (:func:`kwta.explorer.patterns.pattern_change_by_ratio`):
-    the shared model is never changed.
-    """
-    return jobs.queued_job(
-        lambda: pattern_change_sweep(
-            _model, from_uint8(pixels), ratios, n_dirs=n_dirs, seed=seed, callback=_progress
-        ),
-        _progress,
-    )
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def run_overlap(name: str, sha256: str, _model: nn.Module) -> OverlapProfile:
-    """:func:`kwta.explorer.patterns.overlap_profile` on the balanced test images, cached."""
-    data = ui.test_images()
-    x, _ = data.tensors(data.balanced_indices(min(OVERLAP_IMAGES, len(data)), seed=0))
-    device = next(_model.parameters()).device
-    return jobs.queued_job(lambda: overlap_profile(_model, x.to(device)))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def run_theorem1(ratio: float, n_trials: int, seed: int) -> Theorem1Sweep:
-    """:func:`kwta.analysis.theorem1.theorem1_width_sweep` on one random layer, cached."""
-    return theorem1_width_sweep(
-        (16, 64, 256, 1024, 4096),
-        ratio=ratio,
-        betas=(1e-4, 1e-3, 1e-2),
-        n_trials=n_trials,
-        seed=seed,
-    )
 
 
 st.title("Activation patterns (Sec. 3)")
@@ -115,8 +46,8 @@ with st.expander("Theorem 1 on a single random layer (no trained model needed)")
         st.session_state[f"{P}_t1shown"] = True
     if st.session_state.get(f"{P}_t1shown"):
         with st.spinner("200 random layers per width…"):
-            sweep = run_theorem1(float(st.session_state[f"{P}_t1gamma"]), 200, 0)
-        c2.plotly_chart(figures.theorem1_figure(sweep), key=f"{P}_t1chart")
+            sweep = cached.run_theorem1(float(st.session_state[f"{P}_t1gamma"]), 200, 0)
+        ui.chart(figures.theorem1_figure(sweep), key=f"{P}_t1chart", where=c2)
         c2.caption(
             "W ~ N(0, 1/l), b = 0, x ~ N(0, I_m) and x′ = x + d·x⊥ with d²/‖x‖² = β: the chance "
             "that A(Wx) ≠ A(Wx′) grows with the width l, as the theorem predicts."
@@ -140,7 +71,7 @@ if loaded is None:
     st.stop()
 model: nn.Module = loaded
 sha = str(cards[name].get("sha256", ""))
-layers = run_layers(name, sha, _model=model)
+layers = cached.run_layers(name, sha, _model=model)
 layer_names = list(layers)
 mid = next((n for n in layer_names if n.startswith("layer2")), layer_names[len(layer_names) // 2])
 ui.init_state(f"{P}_layer", mid, choices=layer_names)
@@ -217,7 +148,7 @@ clicked = st.button(
 show = ui.remember_run(f"{P}_ran", params, clicked, light=n_dirs <= 2 and len(ratios) <= 3)
 
 if show:
-    wm = run_winner(name, sha, image.pixels, layer, eps, seed, _model=model)
+    wm = cached.run_winner(name, sha, image.pixels, layer, eps, seed, _model=model)
     st.subheader(f"Winner map of {layer} ({'×'.join(map(str, wm.shape))} = {wm.n_units} units)")
     m1, m2, m3, m4 = st.columns(4)
     m1.metric(
@@ -231,23 +162,26 @@ if show:
     m3.metric(f"units changed at ε = {eps:g}", f"{wm.n_changed}")
     m4.metric("share of the pattern changed", f"{wm.changed_fraction:.1%}")
     c1, c2, c3 = st.columns(3)
-    c1.plotly_chart(
+    ui.chart(
         figures.winner_heatmap(
             wm.spatial("clean").numpy(), title="winners on x (share of channels)"
         ),
         key=f"{P}_map_clean",
+        where=c1,
     )
-    c2.plotly_chart(
+    ui.chart(
         figures.winner_heatmap(
             wm.spatial("perturbed").numpy(), title=f"winners on x′ (ε = {eps:g})"
         ),
         key=f"{P}_map_pert",
+        where=c2,
     )
-    c3.plotly_chart(
+    ui.chart(
         figures.winner_heatmap(
             wm.spatial("changed").numpy(), title="units that changed", colorscale="Reds"
         ),
         key=f"{P}_map_changed",
+        where=c3,
     )
     st.caption(
         "Each pixel is a spatial position of the layer; its colour is the share of the layer's "
@@ -258,7 +192,7 @@ if show:
     st.subheader("How much of the pattern changes as ε grows (Theorem 1)")
 
     def work(sink: jobs.ProgressSink) -> dict[str, PatternChange]:
-        return run_change(
+        return cached.run_change(
             name, sha, image.pixels, ratios, n_dirs, seed, _model=model, _progress=sink
         )
 
@@ -272,7 +206,7 @@ if show:
     if relu_name != NONE and relu_name != name:
         relu_model = ui.get_model(str(relu_name))
         if relu_model is not None:
-            baseline = run_change(
+            baseline = cached.run_change(
                 str(relu_name),
                 str(cards[relu_name].get("sha256", "")),
                 image.pixels,
@@ -304,10 +238,9 @@ if show:
         label = f"ReLU baseline {relu_name}" + ("" if relu_layer or scope == "mean" else " (mean)")
         curves[label] = (list(EPS_GRID), curve(baseline, relu_layer))
     where = "mean over layers" if scope == "mean" else layer
-    st.plotly_chart(
+    ui.chart(
         figures.pattern_change_figure(curves, title=f"changed share of A(x), {where}"),
         key=f"{P}_change",
-        config={"displaylogo": False},
     )
     st.caption(
         f"Averaged over {n_dirs} random sign direction(s) per ε. Other γ are evaluated on a copy "
@@ -316,15 +249,13 @@ if show:
     )
     st.subheader("Different images, different winners (Theorem 2)")
     profiles = {
-        own_label.replace(" (as trained)", f" {name}"): run_overlap(name, sha, _model=model)
+        own_label.replace(" (as trained)", f" {name}"): cached.run_overlap(name, sha, _model=model)
     }
     if baseline is not None and relu_model is not None:
-        profiles[f"ReLU baseline {relu_name}"] = run_overlap(
+        profiles[f"ReLU baseline {relu_name}"] = cached.run_overlap(
             str(relu_name), str(cards[relu_name].get("sha256", "")), _model=relu_model
         )
-    st.plotly_chart(
-        figures.overlap_figure(profiles), key=f"{P}_overlap", config={"displaylogo": False}
-    )
+    ui.chart(figures.overlap_figure(profiles), key=f"{P}_overlap")
     first = next(iter(profiles.values()))
     st.caption(
         f"Every pair of {first.n_images} class-balanced test images: the share of winners two "

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import explorer_ui as ui
+import cached
 import figures
 import streamlit as st
+import ui
 
-from kwta.analysis.toy import ToyFit, toy_fit
 from kwta.explorer import estimates, jobs
 from kwta.explorer.runs import records_to_csv
 from kwta.nn.functional import k_from_ratio
@@ -16,31 +16,6 @@ from kwta.nn.functional import k_from_ratio
 P = "toy"
 MAX_FIT_STEPS = 10_000
 WIDTHS = [8, 16, 32, 64, 128, 256, 512]
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def run_fit(
-    n_points: int,
-    width: int,
-    depth: int,
-    ratio: float,
-    seed: int,
-    steps: int,
-    _progress: jobs.ProgressSink | None = None,
-) -> ToyFit:
-    """:func:`kwta.analysis.toy.toy_fit`, cached by every parameter (queued)."""
-    return jobs.queued_job(
-        lambda: toy_fit(
-            n_points=n_points,
-            width=width,
-            depth=depth,
-            ratio=ratio,
-            seed=seed,
-            steps=steps,
-            callback=_progress,
-        ),
-        _progress,
-    )
 
 
 st.title("1-D toy fit (Fig. 1)")
@@ -91,13 +66,13 @@ show = ui.remember_run(
 if show:
     try:
         fit = ui.run_with_progress(
-            lambda sink: run_fit(n_points, width, depth, gamma, seed, steps, _progress=sink),
+            lambda sink: cached.run_fit(n_points, width, depth, gamma, seed, steps, _progress=sink),
             label=f"Fitting two {depth}×{width} MLPs for {steps} Adam steps…",
         )
     except (ValueError, jobs.JobError) as err:
         st.error(f"Cannot fit: {err}")
         st.stop()
-    st.plotly_chart(figures.toy_fit_figure(fit), key=f"{P}_chart", config={"displaylogo": False})
+    ui.chart(figures.toy_fit_figure(fit), key=f"{P}_chart")
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("k-WTA jumps", len(fit.kwta_jumps))
     c2.metric("ReLU jumps", len(fit.relu_jumps))

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 
-import explorer_ui as ui
+import cached
 import figures
 import streamlit as st
-from torch import nn
+import ui
 
-from kwta.analysis.weights import gamma_sweep
 from kwta.evaluation.transfer import read_transfer
 from kwta.explorer import jobs
 from kwta.training.sweep import read_sweep, sweep_device_note, sweep_ratios
+from kwta.zoo.compare import comparison_notes, comparison_table, transfer_table
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import fig6_rows, paper_reference, summarize_card, table3_models
 
@@ -21,30 +21,6 @@ P = "zoo"
 GAMMA_IMAGES = 200
 #: Fig. 4 live when no trained sweep is published: γ from the model's own down to this.
 GAMMA_LOWEST = 0.025
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def run_gamma(
-    name: str,
-    sha256: str,
-    ratios: tuple[float, ...],
-    n: int,
-    _model: nn.Module,
-    _progress: jobs.ProgressSink | None = None,
-) -> dict[str, object]:
-    """:func:`kwta.analysis.weights.gamma_sweep` (clean) on ``n`` test images, cached (queued)."""
-    data = ui.test_images()
-    x, y = data.tensors(data.balanced_indices(min(n, len(data)), seed=0))
-    device = next(_model.parameters()).device
-    return jobs.queued_job(
-        lambda: gamma_sweep(
-            _model, x.to(device), y.to(device), ratios, callback=_progress
-        ).to_dict(),
-        _progress,
-    )
-
-
-ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
 
 st.title("Model zoo")
 st.markdown(
@@ -84,11 +60,7 @@ for card in cards.values():
     rows.append((s, paper_reference(s), card))
 
 if rows:
-    st.plotly_chart(
-        figures.zoo_figure([(s, p) for s, p, _ in rows]),
-        key=f"{P}_chart",
-        config={"displaylogo": False},
-    )
+    ui.chart(figures.zoo_figure([(s, p) for s, p, _ in rows]), key=f"{P}_chart")
 else:
     st.info("No model of this kind.")
 
@@ -122,44 +94,8 @@ for s, paper, card in rows:
 | file | `{card.get("card_file", "")}` · sha256 `{str(card.get("sha256", ""))[:12]}…` |
 """
         )
-        cols = ["clean (A_std)", *ATTACK_NAMES.values(), "A_rob"]
-        ours = [ui.pct(s.clean), *(ui.pct(s.robust.get(a)) for a in ATTACK_NAMES), ui.pct(s.a_rob)]
-        table = {"": ["measured here", "paper (published)"]}
-        for i, c in enumerate(cols):
-            if paper is None:
-                ref = "—"
-            elif c == "clean (A_std)":
-                ref = ui.pct(paper.clean)
-            elif c == "A_rob":
-                ref = ui.pct(paper.a_rob)
-            else:
-                key = next(k for k, v in ATTACK_NAMES.items() if v == c)
-                ref = ui.pct(getattr(paper, key))
-            table[c] = [ours[i], ref]
-        right.dataframe(table, hide_index=True, key=f"{P}_table_{s.name}")
-        notes = []
-        if s.clean_n or s.robust_n:
-            evaluated = ", ".join(ATTACK_NAMES[a] for a in ATTACK_NAMES if a in s.robust)
-            notes.append(
-                f"ours: clean on {s.clean_n or '?'} test images, attacks on {s.robust_n or '?'}"
-                + (f" at ε = {s.eps:g}" if s.eps is not None else "")
-                + (f"; A_rob over {evaluated} only" if evaluated and len(s.robust) < 4 else "")
-            )
-        if paper is not None:
-            notes.append(
-                f"paper: {paper.table}, {paper.training} / {paper.activation}, {paper.model} "
-                "width 64, ε = 0.031, full CIFAR-10 test set"
-                + ("" if s.width in (None, 64) else f" — this model is width {s.width}")
-            )
-            if (paper.training, paper.activation) == ("Natural", "k-WTA-0.2"):
-                notes.append("the paper prints A_rob 4.2% for this row although its MIM is 3.9%")
-        else:
-            notes.append("paper: no row for this activation and training method")
-        if not s.robust:
-            notes.append(
-                f"not evaluated yet: `python -m kwta evaluate --model {s.name} --update-card`"
-            )
-        right.caption(" · ".join(notes))
+        right.dataframe(comparison_table(s, paper), hide_index=True, key=f"{P}_table_{s.name}")
+        right.caption(" · ".join(comparison_notes(s, paper)))
         with st.expander("Full card (JSON)"):
             st.json(
                 json.dumps({k: v for k, v in card.items() if k != "training"} | {"training": "…"}),
@@ -189,12 +125,6 @@ if transfer is None:
 else:
     order, labels = transfer["roles"], transfer["labels"]
 
-    def matrix_table(values: dict[str, dict[str, float]]) -> dict[str, list[str]]:
-        table = {"target \\ source": [f"{labels[t]} ({roles[t]})" for t in order]}
-        for src in order:
-            table[labels[src]] = [ui.pct(values[t][src]) for t in order]
-        return table
-
     st.markdown(
         "Each row is a **target** model, each column the **source** whose PGD examples it "
         "classifies; the entries are the target's accuracy on them (higher: the attack "
@@ -203,9 +133,17 @@ else:
     )
     c1, c2 = st.columns(2)
     c1.caption("measured here")
-    c1.dataframe(matrix_table(transfer["matrix"]), hide_index=True, key=f"{P}_t3_ours")
+    c1.dataframe(
+        transfer_table(transfer["matrix"], order, labels, roles),
+        hide_index=True,
+        key=f"{P}_t3_ours",
+    )
     c2.caption("paper (Table 3, width 64, full test set)")
-    c2.dataframe(matrix_table(transfer["paper"]), hide_index=True, key=f"{P}_t3_paper")
+    c2.dataframe(
+        transfer_table(transfer["paper"], order, labels, roles),
+        hide_index=True,
+        key=f"{P}_t3_paper",
+    )
     settings = transfer["settings"]
     st.caption(
         f"{transfer['n']} class-balanced test images; PGD ε = {settings['eps']:g}, "
@@ -253,7 +191,7 @@ if gamma_model is not None:
             sha = str(gamma_card["sha256"])
             try:
                 live = ui.run_with_progress(
-                    lambda sink: run_gamma(
+                    lambda sink: cached.run_gamma(
                         gamma_model, sha, ratios, GAMMA_IMAGES, _model=model, _progress=sink
                     ),
                     label=f"{gamma_model}: clean accuracy at {len(ratios)} values of γ",
@@ -261,7 +199,7 @@ if gamma_model is not None:
             except (ValueError, jobs.JobError) as err:
                 st.error(f"{gamma_model}: {err}", icon=":material/error:")
 if sweep is not None or live is not None:
-    st.plotly_chart(
+    ui.chart(
         figures.gamma_sweep_figure(
             sweep["points"] if sweep is not None else None,
             live,
@@ -269,7 +207,6 @@ if sweep is not None or live is not None:
             live_label=f"{gamma_model}, γ changed without retraining",
         ),
         key=f"{P}_gamma_chart",
-        config={"displaylogo": False},
     )
 fig4_notes = []
 if sweep is not None:

@@ -1,0 +1,68 @@
+"""Cached loss landscapes (Fig. 5) and the loss along weight space (Fig. 3c)."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from torch import nn
+from ui.images import balanced_batch
+
+from kwta.analysis import landscape
+from kwta.analysis.landscape import Landscape
+from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
+from kwta.explorer import jobs
+from kwta.explorer.actions import LANDSCAPE_BATCH
+from kwta.explorer.runs import from_uint8
+
+#: Fig. 3c: the batch loss along the weight-space gradient direction, on this many
+#: class-balanced test images.
+WEIGHT_BATCH = 128
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def run_landscape(
+    name: str,
+    sha256: str,
+    pixels: np.ndarray,
+    label: int,
+    grid: int,
+    span: float,
+    seed: int,
+    loss: str,
+    _model: nn.Module,
+    _progress: jobs.ProgressSink | None = None,
+) -> Landscape:
+    """:func:`kwta.analysis.landscape.loss_landscape`, cached by model, image and every parameter.
+
+    Queued (:func:`kwta.explorer.jobs.queued_job`); on out-of-memory it is retried at half
+    the batch (:func:`kwta.explorer.jobs.retry_on_oom`), which does not change the result.
+    """
+
+    def compute(batch_size: int) -> Landscape:
+        return landscape.loss_landscape(
+            _model,
+            from_uint8(pixels),
+            label,
+            grid=grid,
+            span=span,
+            seed=seed,
+            loss="margin" if loss == "margin" else "ce",
+            batch_size=batch_size,
+            callback=_progress,
+        )
+
+    return jobs.queued_job(
+        lambda: jobs.retry_on_oom(compute, LANDSCAPE_BATCH, min_batch=8), _progress
+    )
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def run_weight_line(
+    name: str, sha256: str, n: int, _model: nn.Module, _progress: jobs.ProgressSink | None = None
+) -> WeightLine:
+    """:func:`kwta.analysis.weights.weight_line` on ``n`` test images, cached by model (queued)."""
+    x, y = balanced_batch(n, next(_model.parameters()).device)
+    return jobs.queued_job(
+        lambda: weight_line(_model, x, y, alphas=LINE_ALPHAS, callback=_progress),
+        _progress,
+    )

@@ -1,0 +1,94 @@
+"""Result blocks: a chart with the app's settings; an attack's images, predictions, verdict
+and downloads (the Live attack and the adaptive pages)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from kwta.data import CIFAR10_CLASSES
+from kwta.explorer.images import to_png_bytes
+from kwta.explorer.runs import AttackRun, amplify_perturbation, records_to_csv
+from ui.downloads import download
+
+#: Every chart's Plotly settings (no vendor logo in the mode bar).
+CHART_CONFIG = {"displaylogo": False}
+
+
+def chart(fig: go.Figure, *, key: str, where: Any = None) -> None:
+    """``fig`` as an interactive chart, in ``where`` (a column or container; default: the page)."""
+    (where if where is not None else st).plotly_chart(fig, key=key, config=CHART_CONFIG)
+
+
+def attack_images(run: AttackRun, eps: float, *, clean: bool = True) -> None:
+    """The clean image (unless ``clean`` is false), the adversarial one and the perturbation
+    amplified so that ±ε is black/white, side by side."""
+    shown = [(run.x, "clean")] if clean else []
+    perturbation = amplify_perturbation(run.x_adv, run.x, max(eps, 1e-12))
+    shown += [
+        (run.x_adv, "adversarial"),
+        (perturbation, f"perturbation (grey = 0, ±ε = {eps:g} → black/white)"),
+    ]
+    for col, (x, caption) in zip(st.columns(len(shown)), shown, strict=True):
+        col.image(to_png_bytes(x, scale=4), caption=caption, width="stretch")
+
+
+def attack_verdict(run: AttackRun) -> None:
+    """Whether the attack changed the class: already wrong, succeeded (at which step, with
+    what it spent) or failed."""
+    true_cls = CIFAR10_CLASSES[run.label]
+    spent = f"‖δ‖∞ = {run.linf:.4f}"
+    if run.queries is not None:
+        spent += f", {run.queries:,} queries"
+    if run.clean_pred != run.label:
+        st.warning(f"Already misclassified before the attack (true class: {true_cls}).")
+    elif run.success:
+        st.error(
+            f"**Attack succeeded**: {true_cls} → {CIFAR10_CLASSES[run.adv_pred]} (first "
+            f"misclassified at step {run.first_misclassified}, {spent}).",
+            icon=":material/gpp_bad:",
+        )
+    else:
+        st.success(
+            f"**Attack failed**: still {true_cls} after {run.steps} steps ({spent}).",
+            icon=":material/verified_user:",
+        )
+
+
+def attack_predictions(run: AttackRun) -> None:
+    """The class before and after the attack, with the model's confidence in each."""
+    m1, m2 = st.columns(2)
+    for col, what, pred, probs in (
+        (m1, "clean prediction", run.clean_pred, run.clean_probs),
+        (m2, "after the attack", run.adv_pred, run.adv_probs),
+    ):
+        col.metric(
+            what,
+            CIFAR10_CLASSES[pred],
+            f"{probs[pred]:.1%} confident",
+            delta_color="off",
+            delta_arrow="off",
+        )
+
+
+def attack_downloads(
+    run: AttackRun, stem: str, *, key: str, index: int, extra: Mapping[str, Any]
+) -> None:
+    """The adversarial image (PNG), the trace (CSV) and the whole run (JSON, with ``extra``),
+    as ``stem.png``, ``stem-trace.csv`` and ``stem.json``."""
+    d1, d2, d3 = st.columns(3)
+    download(
+        d1, "Adversarial PNG", to_png_bytes(run.x_adv), f"{stem}.png", key=f"{key}_png_{index}"
+    )
+    trace_csv = records_to_csv(run.trace.to_records())
+    download(d2, "Trace CSV", trace_csv, f"{stem}-trace.csv", key=f"{key}_csv_{index}")
+    result = json.dumps(run.to_dict(classes=CIFAR10_CLASSES) | dict(extra))
+    download(d3, "Result JSON", result, f"{stem}.json", key=f"{key}_json_{index}")
+    st.caption(
+        "The PNG stores 8-bit pixels: rounding moves each pixel by up to 1/510, which can "
+        "change a k-WTA network's prediction; the JSON holds the exact float image."
+    )

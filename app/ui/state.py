@@ -1,0 +1,164 @@
+"""URL state: every selection of a page lives in ``st.query_params``, so a link reproduces
+the exact view, and the session keeps the last value of a page the user left.
+
+- :func:`init_state` gives a widget its first value (link, last value, default) before it
+  is drawn; :func:`sync_url` writes the page's keys back into the URL;
+- :func:`show_notices` says which link values were ignored or clamped;
+- :func:`capped` limits an extreme value with a visible message.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import streamlit as st
+
+from ui.text import literal
+
+
+def _parse(raw: Any, default: Any, item: type | None = None) -> Any:
+    """A query-parameter string as the type of ``default``; ``ValueError`` if it does not fit.
+
+    Lists are comma-separated; their items are converted by ``item`` (default: the type
+    of the default's first item, else ``str``).
+    """
+    if isinstance(raw, list):
+        raw = raw[-1] if raw else ""
+    text = str(raw)
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(text)
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            v = float(text)
+            if not math.isfinite(v):
+                raise
+            return int(v)
+    if isinstance(default, float):
+        v = float(text)
+        if not math.isfinite(v):
+            raise ValueError(text)
+        return v
+    if isinstance(default, (list, tuple)):
+        conv = item or (type(default[0]) if default else str)
+        return [conv(t) for t in text.split(",") if t]
+    return text
+
+
+def url_value(value: Any) -> str:
+    """A widget value as it is written into the URL (and read back by :func:`init_state`)."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def shown_value(value: Any) -> str:
+    """A value from a link as a notice quotes it: :func:`url_value`, with a whole number of
+    more than twelve digits (``1e308`` read as an integer) in scientific notation."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
+        digits = str(abs(value))
+        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
+    return url_value(value)
+
+
+#: Prefix of the session's copies of widget values (see :func:`sync_url`).
+_KEPT = "_kept_"
+
+
+def init_state(
+    key: str,
+    default: Any,
+    *,
+    choices: Sequence[Any] | None = None,
+    lo: float | None = None,
+    hi: float | None = None,
+    item: type | None = None,
+    max_items: int | None = None,
+) -> None:
+    """Give widget ``key`` its first value: from the URL if valid, else the value it had when
+    the user last left the page, else ``default``.
+
+    Call before creating the widget (which then takes no ``value``/``index``).
+    Values outside ``choices`` or ``[lo, hi]`` are replaced (clamped) so the widget
+    accepts them; an unusable URL value falls back to the default with a notice.
+    ``item`` is the type of list items (multiselects), ``max_items`` their most.
+    """
+    state = st.session_state
+    from_link = False
+    if key in state:
+        value = state[key]
+    else:
+        # the session's last value (kept by sync_url): Streamlit drops a widget's state when
+        # a run does not draw it, e.g. while the user is on another page
+        value = state.get(_KEPT + key, default)
+        raw = st.query_params.get_all(key) if key in st.query_params else None
+        if raw:
+            try:
+                value = _parse(raw, default, item)
+                from_link = True
+            except ValueError:
+                _notice(f"Ignored the link's value {literal(raw[-1])} for `{key}`.")
+    asked = value
+    if choices is not None:
+        if isinstance(value, list):
+            value = list(dict.fromkeys(v for v in value if v in choices))[:max_items]
+            if not value and asked and isinstance(default, list):
+                value = [v for v in default if v in choices]  # none known: the default selection
+        elif value not in choices:
+            value = default if default in choices else (choices[0] if choices else None)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if lo is not None and value < lo:
+            value = type(value)(lo)
+        if hi is not None and value > hi:
+            value = type(value)(hi)
+    if from_link and value != asked:
+        what = "not among the choices" if choices is not None else "outside the allowed range"
+        shown = value if not isinstance(value, list) else ", ".join(map(str, value)) or "none"
+        _notice(
+            f"The link's value {literal(shown_value(asked))} for `{key}` is {what}; "
+            f"using {literal(shown)} instead."
+        )
+    state[key] = value
+
+
+def sync_url(keys: Sequence[str], **extra: Any) -> None:
+    """Write the current values of ``keys`` (and ``extra``) to the URL, replacing what was there,
+    and keep a copy that :func:`init_state` restores when the user comes back to the page."""
+    params: dict[str, str] = {}
+    for k in keys:
+        if k in st.session_state and st.session_state[k] is not None:
+            params[k] = url_value(st.session_state[k])
+            st.session_state[_KEPT + k] = st.session_state[k]
+    params.update({k: url_value(v) for k, v in extra.items() if v is not None})
+    current = {k: st.query_params.get(k) for k in st.query_params}
+    if current != params:
+        st.query_params.from_dict(params)
+
+
+def _notice(msg: str) -> None:
+    st.session_state.setdefault("_ui_notices", []).append(msg)
+
+
+def show_notices() -> None:
+    """Show (once) the notices collected while reading the URL."""
+    for msg in st.session_state.pop("_ui_notices", []):
+        st.warning(msg, icon=":material/link_off:")
+
+
+def capped(value: int, limit: int, what: str, *, why: str = "to keep the app responsive") -> int:
+    """``min(value, limit)``, with a visible warning when the limit applies."""
+    if value > limit:
+        st.warning(f"{what} capped at {limit} (asked for {value}) {why}.", icon=":material/speed:")
+        return limit
+    return value

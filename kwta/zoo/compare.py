@@ -1,0 +1,94 @@
+"""Our numbers beside the paper's, as the Model zoo page shows them (Table 1/2, Table 3).
+
+Plain tables of strings and the notes that qualify them — what was measured on how many
+images, which published row is compared and how it differs — so that the page only
+draws them.
+
+- :func:`percent`: ``0.1234`` → ``"12.3%"``;
+- :func:`comparison_table`, :func:`comparison_notes`: one model card against its paper row;
+- :func:`transfer_table`: a Table 3 matrix (target × source) as columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from kwta.zoo.published import PaperRow
+from kwta.zoo.summary import ModelSummary
+
+__all__ = [
+    "ATTACK_NAMES",
+    "comparison_notes",
+    "comparison_table",
+    "percent",
+    "transfer_table",
+]
+
+#: The paper's white-box attacks (App. D.1) in its column order, by card key.
+ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
+
+
+def percent(v: float | None, digits: int = 1) -> str:
+    """``0.1234`` → ``"12.3%"``; ``None`` → ``"—"``."""
+    return "—" if v is None else f"{100.0 * v:.{digits}f}%"
+
+
+def comparison_table(s: ModelSummary, paper: PaperRow | None) -> dict[str, list[str]]:
+    """Columns clean (A_std), each attack, A_rob; rows "measured here" and "paper (published)"."""
+    ours = [percent(s.clean), *(percent(s.robust.get(a)) for a in ATTACK_NAMES), percent(s.a_rob)]
+    theirs: list[float | None] = (
+        [paper.clean, *(getattr(paper, a) for a in ATTACK_NAMES), paper.a_rob]
+        if paper is not None
+        else [None] * len(ours)
+    )
+    table = {"": ["measured here", "paper (published)"]}
+    for column, mine, ref in zip(
+        ["clean (A_std)", *ATTACK_NAMES.values(), "A_rob"], ours, theirs, strict=True
+    ):
+        table[column] = [mine, percent(ref)]
+    return table
+
+
+def comparison_notes(s: ModelSummary, paper: PaperRow | None) -> list[str]:
+    """What each row of :func:`comparison_table` rests on, and where they differ."""
+    notes = []
+    if s.clean_n or s.robust_n:
+        evaluated = ", ".join(ATTACK_NAMES[a] for a in ATTACK_NAMES if a in s.robust)
+        notes.append(
+            f"ours: clean on {s.clean_n or '?'} test images, attacks on {s.robust_n or '?'}"
+            + (f" at ε = {s.eps:g}" if s.eps is not None else "")
+            + (f"; A_rob over {evaluated} only" if evaluated and len(s.robust) < 4 else "")
+        )
+    if paper is not None:
+        notes.append(
+            f"paper: {paper.table}, {paper.training} / {paper.activation}, {paper.model} "
+            "width 64, ε = 0.031, full CIFAR-10 test set"
+            + ("" if s.width in (None, 64) else f" — this model is width {s.width}")
+        )
+        if (paper.training, paper.activation) == ("Natural", "k-WTA-0.2"):
+            notes.append("the paper prints A_rob 4.2% for this row although its MIM is 3.9%")
+    else:
+        notes.append("paper: no row for this activation and training method")
+    if not s.robust:
+        notes.append(f"not evaluated yet: `python -m kwta evaluate --model {s.name} --update-card`")
+    return notes
+
+
+def transfer_table(
+    values: Mapping[str, Mapping[str, float]],
+    order: Sequence[str],
+    labels: Mapping[str, str],
+    names: Mapping[str, str],
+) -> dict[str, list[str]]:
+    """A Table 3 matrix as columns: one row per target model, one column per source.
+
+    Args:
+        values: ``values[target][source]``: the target's accuracy on the source's examples.
+        order: The roles, in the table's order.
+        labels: Each role's label (e.g. ``"k-WTA-0.1 (AT)"``).
+        names: Each role's model name.
+    """
+    table = {"target \\ source": [f"{labels[t]} ({names[t]})" for t in order]}
+    for src in order:
+        table[labels[src]] = [percent(values[t][src]) for t in order]
+    return table

@@ -1,0 +1,35 @@
+"""kwta.zoo.compare: the Model zoo page's tables, from the shipped cards."""
+
+from __future__ import annotations
+
+from kwta.zoo.compare import ATTACK_NAMES, comparison_notes, comparison_table, percent
+from kwta.zoo.hub import list_pretrained
+from kwta.zoo.summary import paper_reference, summarize_card
+
+
+def test_each_shipped_card_beside_its_paper_row() -> None:
+    """Every shipped card: the "measured here" row is the card's own numbers, the paper row the
+    published ones for its activation and training method, and the notes say on how many
+    images ours were measured and which table is quoted."""
+    cards = list_pretrained()
+    assert cards
+    for card in cards.values():
+        s = summarize_card(card)
+        paper = paper_reference(s)
+        table = comparison_table(s, paper)
+        assert list(table) == ["", "clean (A_std)", *ATTACK_NAMES.values(), "A_rob"]
+        assert table["clean (A_std)"][0] == percent(s.clean) != "—"
+        assert table["A_rob"][0] == percent(s.a_rob)
+        for key, column in ATTACK_NAMES.items():
+            assert table[column][0] == percent(s.robust.get(key))
+        notes = " · ".join(comparison_notes(s, paper))
+        assert f"clean on {s.clean_n}" in notes
+        if paper is None:
+            assert set(table["A_rob"][1:]) == {"—"} and "no row" in notes
+        else:
+            assert table["clean (A_std)"][1] == percent(paper.clean)
+            assert table["PGD"][1] == percent(paper.pgd) and paper.table in notes
+
+
+def test_percent() -> None:
+    assert percent(0.1234) == "12.3%" and percent(None) == "—" and percent(1.0, 0) == "100%"
