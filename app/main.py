@@ -55,4 +55,5 @@ if NOT_FOUND_PARAM in st.query_params:  # an unknown path, sent here by app/serv
         "Here is the start page; the pages are listed on the left.",
         icon=":material/link_off:",
     )
+ui.start_page()  # the page binds its own URL keys (ui.init_state) and writes them (ui.sync_url)
 page.run()

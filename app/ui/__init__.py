@@ -4,17 +4,18 @@
 - :mod:`ui.config` — the device and the caps: ``DEVICE``, ``ON_GPU``, ``MAX_STEPS``,
   ``MAX_GRID``, ``MAX_QUERIES``, ``UPLOAD_TYPES``, ``PAPER_URL``, :func:`display_dir`;
 - :mod:`ui.frame` — around every page: :func:`setup_logging`, :func:`sidebar_device_info`;
-- :mod:`ui.state` — widgets bound to the URL: :func:`init_state`, :func:`sync_url`,
-  :func:`url_value`, :func:`show_notices`, :func:`capped`;
+- :mod:`ui.state` — widgets bound to the URL: :func:`init_state` (binds a key to the URL),
+  :func:`sync_url` (writes the bound keys), :func:`start_page`, :func:`url_value`,
+  :func:`show_notices`, :func:`capped`;
 - :mod:`ui.models` — :func:`model_cards`, :func:`get_model` (shared, never mutated),
   :func:`model_picker`, :func:`model_label`, :func:`require_models`, :func:`unit_seconds`;
-- :mod:`ui.images` — :func:`image_picker` (bundled image or upload), :func:`image_url_keys`,
-  :func:`test_images`, :class:`PickedImage`;
+- :mod:`ui.images` — :func:`image_picker` (bundled image or upload; its keys bound
+  to the URL), :func:`test_images`, :class:`PickedImage`;
 - :mod:`ui.progress` — long work: :func:`run_with_progress`, :func:`expected_time`,
   :func:`remember_run`;
 - :mod:`ui.results` — blocks more than one page draws: :func:`chart` (every Plotly chart,
   with the app's settings), :func:`attack_images`, :func:`attack_predictions`,
-  :func:`attack_verdict`, :func:`attack_downloads`;
+  :func:`attack_verdict`, :func:`attack_downloads`, :func:`masking_report`;
 - :mod:`ui.downloads` — :func:`download`;
 - :mod:`ui.text` — :func:`literal` (user text as inert code), :func:`pct`.
 
@@ -34,7 +35,7 @@ from ui.config import (
 )
 from ui.downloads import download
 from ui.frame import setup_logging, sidebar_device_info
-from ui.images import PickedImage, image_picker, image_url_keys, test_images
+from ui.images import PickedImage, image_picker, test_images
 from ui.models import (
     get_model,
     model_cards,
@@ -50,8 +51,9 @@ from ui.results import (
     attack_predictions,
     attack_verdict,
     chart,
+    masking_report,
 )
-from ui.state import capped, init_state, show_notices, sync_url, url_value
+from ui.state import capped, init_state, show_notices, start_page, sync_url, url_value
 from ui.text import literal, pct
 
 __all__ = [
@@ -74,9 +76,9 @@ __all__ = [
     "expected_time",
     "get_model",
     "image_picker",
-    "image_url_keys",
     "init_state",
     "literal",
+    "masking_report",
     "model_cards",
     "model_label",
     "model_picker",
@@ -87,6 +89,7 @@ __all__ = [
     "setup_logging",
     "show_notices",
     "sidebar_device_info",
+    "start_page",
     "sync_url",
     "test_images",
     "unit_seconds",

@@ -85,7 +85,6 @@ def image_picker(prefix: str) -> PickedImage:
     init_state(k_mode, "class", choices=modes)
     sb.radio("Image", modes, format_func=labels.__getitem__, key=k_mode, horizontal=True)
     mode = st.session_state[k_mode]
-    url_keys = [k_mode]
 
     def bundled(index: int) -> PickedImage:
         x, y = data.tensors([index])
@@ -107,12 +106,10 @@ def image_picker(prefix: str) -> PickedImage:
             f"Which {st.session_state[k_cls]} (0–{len(idxs) - 1})", 0, len(idxs) - 1, key=k_nth
         )
         picked = bundled(idxs[int(st.session_state[k_nth])])
-        url_keys += [k_cls, k_nth]
     elif mode == "index":
         init_state(k_idx, 0, lo=0, hi=n - 1)
         sb.number_input(f"Test image index (0–{n - 1})", 0, n - 1, key=k_idx)
         picked = bundled(int(st.session_state[k_idx]))
-        url_keys.append(k_idx)
     elif mode == "random":
         init_state(k_seed, 0, lo=0, hi=10**9)
         c1, c2 = sb.columns([3, 2], vertical_alignment="bottom")
@@ -125,11 +122,9 @@ def image_picker(prefix: str) -> PickedImage:
             icon=":material/casino:",
         )
         picked = bundled(random.Random(int(st.session_state[k_seed])).randrange(n))
-        url_keys.append(k_seed)
     else:
         picked = _upload(prefix, bundled(0))
     sb.image(to_png_bytes(picked.x, scale=4), caption=picked.caption, width=128)
-    st.session_state[f"{prefix}_url_keys"] = url_keys
     return picked
 
 
@@ -143,7 +138,7 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
         # the browser refuses a larger file itself (its MB are 10**6 bytes, as ours)
         max_upload_size=MAX_UPLOAD_MB,
     )
-    init_state(k_lab, "cat", choices=list(CIFAR10_CLASSES))
+    init_state(k_lab, "cat", choices=list(CIFAR10_CLASSES), url=False)  # an upload: not in links
     sb.selectbox("True class of the upload", list(CIFAR10_CLASSES), key=k_lab)
     if up is None:
         sb.info("No file yet: using bundled test image #0.", icon=":material/info:")
@@ -166,8 +161,3 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
         caption=f"upload {literal(up.name)} · labelled {CIFAR10_CLASSES[lab]}",
         source=f"upload {up.name}",
     )
-
-
-def image_url_keys(prefix: str) -> list[str]:
-    """The URL keys of the image picker as last rendered."""
-    return list(st.session_state.get(f"{prefix}_url_keys", []))

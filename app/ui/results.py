@@ -1,5 +1,5 @@
 """Result blocks: a chart with the app's settings; an attack's images, predictions, verdict
-and downloads (the Live attack and the adaptive pages)."""
+and downloads (the Live attack and the adaptive pages); a masking check's report."""
 
 from __future__ import annotations
 
@@ -91,4 +91,27 @@ def attack_downloads(
     st.caption(
         "The PNG stores 8-bit pixels: rounding moves each pixel by up to 1/510, which can "
         "change a k-WTA network's prediction; the JSON holds the exact float image."
+    )
+
+
+def masking_report(rep: Mapping[str, Any]) -> None:
+    """A gradient-masking check (:meth:`kwta.analysis.masking.MaskingReport.to_dict`): the
+    verdict, one tile per indicator with its threshold, and what it was measured on."""
+    if rep["suspected"]:
+        st.error("**Gradient masking suspected**", icon=":material/warning:")
+    else:
+        st.success("**No sign of gradient masking**", icon=":material/check_circle:")
+    tiles = st.columns(2)
+    for i, ind in enumerate(rep["indicators"]):
+        tiles[i % 2].metric(
+            ind["title"],
+            f"{ind['value']:.0%}",
+            "flagged" if ind["flagged"] else f"threshold {ind['threshold']:.0%}",
+            delta_color="inverse" if ind["flagged"] else "off",
+            delta_arrow="off",
+            help=ind["detail"],
+        )
+    st.caption(
+        f"{rep['n_correct']} of {rep['n']} images correct; robust to white-box PGD: "
+        f"{rep['whitebox_robust']}, to {rep['blackbox']}: {rep['blackbox_robust']}."
     )

@@ -2,7 +2,8 @@
 the exact view, and the session keeps the last value of a page the user left.
 
 - :func:`init_state` gives a widget its first value (link, last value, default) before it
-  is drawn; :func:`sync_url` writes the page's keys back into the URL;
+  is drawn and binds its key to the URL; :func:`sync_url` writes the bound keys back into
+  the URL (:func:`start_page` forgets the previous run's);
 - :func:`show_notices` says which link values were ignored or clamped;
 - :func:`capped` limits an extreme value with a visible message.
 """
@@ -74,6 +75,13 @@ def shown_value(value: Any) -> str:
 
 #: Prefix of the session's copies of widget values (see :func:`sync_url`).
 _KEPT = "_kept_"
+#: The keys :func:`init_state` bound to the URL during this script run, in order.
+_URL_KEYS = "_ui_url_keys"
+
+
+def start_page() -> None:
+    """Forget the previous run's URL keys (the entry script calls it before the page runs)."""
+    st.session_state[_URL_KEYS] = []
 
 
 def init_state(
@@ -85,6 +93,7 @@ def init_state(
     hi: float | None = None,
     item: type | None = None,
     max_items: int | None = None,
+    url: bool = True,
 ) -> None:
     """Give widget ``key`` its first value: from the URL if valid, else the value it had when
     the user last left the page, else ``default``.
@@ -93,7 +102,12 @@ def init_state(
     Values outside ``choices`` or ``[lo, hi]`` are replaced (clamped) so the widget
     accepts them; an unusable URL value falls back to the default with a notice.
     ``item`` is the type of list items (multiselects), ``max_items`` their most.
+    Unless ``url`` is false, the key is bound to the URL: :func:`sync_url` writes it back.
     """
+    if url:
+        bound = st.session_state.setdefault(_URL_KEYS, [])
+        if key not in bound:
+            bound.append(key)
     state = st.session_state
     from_link = False
     if key in state:
@@ -132,9 +146,12 @@ def init_state(
     state[key] = value
 
 
-def sync_url(keys: Sequence[str], **extra: Any) -> None:
-    """Write the current values of ``keys`` (and ``extra``) to the URL, replacing what was there,
-    and keep a copy that :func:`init_state` restores when the user comes back to the page."""
+def sync_url(keys: Sequence[str] | None = None, **extra: Any) -> None:
+    """Write the current values of ``keys`` (default: every key :func:`init_state` bound to
+    the URL in this run) and ``extra`` to the URL, replacing what was there, and keep a copy
+    that :func:`init_state` restores when the user comes back to the page."""
+    if keys is None:
+        keys = list(st.session_state.get(_URL_KEYS, []))
     params: dict[str, str] = {}
     for k in keys:
         if k in st.session_state and st.session_state[k] is not None:

@@ -18,9 +18,10 @@ from kwta.explorer.adaptive import (
     budget_schedule,
     margin_curve,
     robustness_rows,
+    robustness_table,
 )
 from kwta.explorer.runs import AttackRun
-from kwta.zoo.published import PUBLISHED_ADAPTIVE
+from kwta.zoo.compare import published_adaptive_table
 from kwta.zoo.summary import default_pair, twin_of
 
 P = "adv"
@@ -265,49 +266,13 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
                 st.error(f"The check could not run: {err}")
                 continue
             reports[m_name] = rep
-            if rep["suspected"]:
-                st.error("**Gradient masking suspected**", icon=":material/warning:")
-            else:
-                st.success("**No sign of gradient masking**", icon=":material/check_circle:")
-            tiles = st.columns(2)
-            for i, ind in enumerate(rep["indicators"]):
-                tiles[i % 2].metric(
-                    ind["title"],
-                    f"{ind['value']:.0%}",
-                    "flagged" if ind["flagged"] else f"threshold {ind['threshold']:.0%}",
-                    delta_color="inverse" if ind["flagged"] else "off",
-                    delta_arrow="off",
-                    help=ind["detail"],
-                )
-            st.caption(
-                f"{rep['n_correct']} of {rep['n']} images correct; robust to white-box PGD: "
-                f"{rep['whitebox_robust']}, to {rep['blackbox']}: {rep['blackbox_robust']}."
-            )
+            ui.masking_report(rep)
     st.session_state[f"{P}_reports"] = reports
 
 # ------------------------------------------------------------------ zoo-wide table
 st.header("The zoo: paper-reported vs standard PGD vs adaptive")
 rows = robustness_rows(cards)
-table: dict[str, list[str]] = {
-    "model": [],
-    "activation · training": [],
-    "paper: PGD": [],
-    "ours: PGD": [],
-    "ours: PGD, adaptive subset": [],
-    "ours: adaptive (worst)": [],
-    "worst attack": [],
-}
-for r in rows:
-    table["model"].append(r.name)
-    table["activation · training"].append(f"{r.label} · {r.method}")
-    table["paper: PGD"].append(ui.pct(r.paper_pgd))
-    table["ours: PGD"].append(ui.pct(r.pgd) + (f" ({r.pgd_n})" if r.pgd_n else ""))
-    table["ours: PGD, adaptive subset"].append(
-        ui.pct(r.adaptive_pgd) + (f" ({r.adaptive_n})" if r.adaptive_n else "")
-    )
-    table["ours: adaptive (worst)"].append(ui.pct(r.adaptive))
-    table["worst attack"].append(r.worst_attack or "—")
-st.dataframe(table, hide_index=True, key=f"{P}_zoo")
+st.dataframe(robustness_table(rows), hide_index=True, key=f"{P}_zoo")
 missing = [r.name for r in rows if r.adaptive is None]
 st.caption(
     "Robust accuracy at ε = 0.031 (images in brackets). 'Adaptive (worst)' is the lowest robust "
@@ -325,31 +290,6 @@ st.caption(
     )
 )
 st.subheader("Published adaptive attacks on k-WTA")
-st.dataframe(
-    {
-        "who": [p.source for p in PUBLISHED_ADAPTIVE],
-        "model": [p.model for p in PUBLISHED_ADAPTIVE],
-        "reported": [f"{ui.pct(p.reported)} ({p.reported_where})" for p in PUBLISHED_ADAPTIVE],
-        "adaptive": [ui.pct(p.adaptive, 2) for p in PUBLISHED_ADAPTIVE],
-        "attack": [p.attack for p in PUBLISHED_ADAPTIVE],
-    },
-    hide_index=True,
-    key=f"{P}_published",
-)
+st.dataframe(published_adaptive_table(), hide_index=True, key=f"{P}_published")
 
-ui.sync_url(
-    [
-        f"{P}_m",
-        *ui.image_url_keys(P),
-        f"{P}_eps",
-        f"{P}_pgd_steps",
-        f"{P}_est",
-        f"{P}_steps",
-        f"{P}_alpha",
-        f"{P}_sigma",
-        f"{P}_budget",
-        f"{P}_seed",
-        f"{P}_n",
-    ],
-    run=1 if show else None,
-)
+ui.sync_url(run=1 if show else None)

@@ -199,18 +199,4 @@ if show:
 else:
     st.info("Choose models, an image and the attack's settings, then press **Run attack**.")
 
-ui.sync_url(
-    [
-        f"{P}_a",
-        f"{P}_b",
-        *ui.image_url_keys(P),
-        f"{P}_eps",
-        f"{P}_steps",
-        f"{P}_alpha",
-        f"{P}_loss",
-        f"{P}_rs",
-        f"{P}_seed",
-        f"{P}_x",
-    ],
-    run=1 if show else None,
-)
+ui.sync_url(run=1 if show else None)

@@ -230,16 +230,4 @@ if show:
 elif selected:
     st.info("Press **Compute landscapes** to evaluate the grid for the chosen models.")
 
-ui.sync_url(
-    [
-        f"{P}_models",
-        *ui.image_url_keys(P),
-        f"{P}_grid",
-        f"{P}_span",
-        f"{P}_loss",
-        f"{P}_seed",
-        f"{P}_sharedz",
-        f"{P}_wl",
-    ],
-    run=1 if show else None,
-)
+ui.sync_url(run=1 if show else None)

@@ -224,4 +224,4 @@ if link_params:
         icon=":material/open_in_new:",
     )
 
-ui.sync_url([f"{P}_step"])
+ui.sync_url()

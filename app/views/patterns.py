@@ -55,7 +55,7 @@ with st.expander("Theorem 1 on a single random layer (no trained model needed)")
 
 cards = ui.require_models() or {}
 if not cards:
-    ui.sync_url([f"{P}_t1gamma"])
+    ui.sync_url()
     st.stop()
 names = list(cards)
 summaries = {n: summarize_card(c) for n, c in cards.items()}
@@ -309,18 +309,4 @@ if show:
 else:
     st.info("Press **Compute patterns** for the winner map and the pattern-change curves.")
 
-ui.sync_url(
-    [
-        f"{P}_t1gamma",
-        f"{P}_model",
-        f"{P}_layer",
-        *ui.image_url_keys(P),
-        f"{P}_eps",
-        f"{P}_gammas",
-        f"{P}_relu",
-        f"{P}_dirs",
-        f"{P}_seed",
-        f"{P}_scope",
-    ],
-    run=1 if show else None,
-)
+ui.sync_url(run=1 if show else None)

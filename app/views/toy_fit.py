@@ -125,7 +125,4 @@ when larger than 0.1 % of the fit's range.
 else:
     st.info("Set the sizes in the sidebar and press **Fit both networks**.")
 
-ui.sync_url(
-    [f"{P}_n", f"{P}_width", f"{P}_depth", f"{P}_gamma", f"{P}_seed", f"{P}_steps"],
-    run=1 if show else None,
-)
+ui.sync_url(run=1 if show else None)

@@ -285,4 +285,4 @@ else:
         + "."
     )
 
-ui.sync_url([f"{P}_filter", f"{P}_gamma_model"])
+ui.sync_url()

@@ -18,7 +18,7 @@ Like :mod:`kwta.explorer`, nothing here modifies a model it is given.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +32,7 @@ from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.registry import max_queries
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.runs import AttackRun, finish_run
+from kwta.zoo.compare import percent
 from kwta.zoo.summary import as_float, paper_reference, summarize_card
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "margin_curve",
     "masking_check",
     "robustness_rows",
+    "robustness_table",
 ]
 
 
@@ -300,3 +302,21 @@ def masking_check(
     return masking_indicators(
         model, x, y, eps=eps, generator=torch.Generator().manual_seed(seed), callback=callback
     )
+
+
+def robustness_table(rows: Sequence[RobustnessRow]) -> dict[str, list[str]]:
+    """:func:`robustness_rows` as the page's table: one column per figure, percentages as
+    text, the images behind each of ours in brackets."""
+
+    def counted(v: float | None, n: int | None) -> str:
+        return percent(v) + (f" ({n})" if n else "")
+
+    return {
+        "model": [r.name for r in rows],
+        "activation · training": [f"{r.label} · {r.method}" for r in rows],
+        "paper: PGD": [percent(r.paper_pgd) for r in rows],
+        "ours: PGD": [counted(r.pgd, r.pgd_n) for r in rows],
+        "ours: PGD, adaptive subset": [counted(r.adaptive_pgd, r.adaptive_n) for r in rows],
+        "ours: adaptive (worst)": [percent(r.adaptive) for r in rows],
+        "worst attack": [r.worst_attack or "—" for r in rows],
+    }

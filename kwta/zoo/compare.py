@@ -6,14 +6,15 @@ draws them.
 
 - :func:`percent`: ``0.1234`` → ``"12.3%"``;
 - :func:`comparison_table`, :func:`comparison_notes`: one model card against its paper row;
-- :func:`transfer_table`: a Table 3 matrix (target × source) as columns.
+- :func:`transfer_table`: a Table 3 matrix (target × source) as columns;
+- :func:`published_adaptive_table`: the published adaptive attacks on k-WTA.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from kwta.zoo.published import PaperRow
+from kwta.zoo.published import PUBLISHED_ADAPTIVE, PaperRow
 from kwta.zoo.summary import ModelSummary
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "comparison_notes",
     "comparison_table",
     "percent",
+    "published_adaptive_table",
     "transfer_table",
 ]
 
@@ -92,3 +94,16 @@ def transfer_table(
     for src in order:
         table[labels[src]] = [percent(values[t][src]) for t in order]
     return table
+
+
+def published_adaptive_table() -> dict[str, list[str]]:
+    """:data:`kwta.zoo.published.PUBLISHED_ADAPTIVE` as columns: who, which model, the robust
+    accuracy reported for it and where, what the adaptive attack left, and the attack."""
+    rows = PUBLISHED_ADAPTIVE
+    return {
+        "who": [p.source for p in rows],
+        "model": [p.model for p in rows],
+        "reported": [f"{percent(p.reported)} ({p.reported_where})" for p in rows],
+        "adaptive": [percent(p.adaptive, 2) for p in rows],
+        "attack": [p.attack for p in rows],
+    }
