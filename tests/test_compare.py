@@ -33,3 +33,22 @@ def test_each_shipped_card_beside_its_paper_row() -> None:
 
 def test_percent() -> None:
     assert percent(0.1234) == "12.3%" and percent(None) == "—" and percent(1.0, 0) == "100%"
+
+
+def test_fig6_from_the_shipped_zoo() -> None:
+    """The shipped zoo holds both kinds of k-WTA-0.1 (incremental and direct): one row each,
+    the lineage spelled out, the card's numbers; a caveat for every way they differ."""
+    from kwta.zoo.compare import fig6_caveats, fig6_table
+    from kwta.zoo.summary import fig6_rows
+
+    rows = fig6_rows(list_pretrained())
+    assert len(rows) == 2
+    table = fig6_table(rows)
+    assert table["model"] == [r["name"] for r in rows]
+    assert any(t.startswith("incremental: ") and " → " in t for t in table["training"])
+    assert any(t == "direct at γ = 0.1" for t in table["training"])
+    assert table["clean"] == [percent(r["summary"].clean, 2) for r in rows]
+    caveats = fig6_caveats(rows)
+    assert ("different numbers of passes" in " ".join(caveats)) == (
+        rows[0]["passes"] != rows[1]["passes"]
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import io
 
 import numpy as np
@@ -276,6 +277,48 @@ def test_pattern_change_sweep_reports_one_unit_per_curve(
     ref = pattern_change(tiny_kwta, x, EPS_GRID, n_dirs=1, seed=0)
     assert torch.equal(out["as trained"].changed_fraction, ref.changed_fraction)
     assert all(torch.equal(v, before[k]) for k, v in _state(tiny_kwta).items())
+
+
+def test_change_curves_as_the_page_draws_them(
+    tiny_kwta: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    """The curves on real pattern changes: the layer's column or the mean over layers, one
+    curve per other γ, a ReLU baseline without the layer drawn as its mean (and labelled so);
+    the CSV records hold every point; the own γ is never evaluated twice."""
+    from kwta.explorer.patterns import (
+        EPS_GRID,
+        change_curves,
+        curve_records,
+        other_ratios,
+        pattern_change_sweep,
+    )
+
+    assert other_ratios([0.5, 0.2, 0.05], 0.2) == (0.05, 0.5) and other_ratios([0.5], None) == ()
+    x, _ = test_sample.tensors([2])
+    changes = pattern_change_sweep(tiny_kwta, x, (0.5,), n_dirs=1, seed=0)
+    own = changes["as trained"]
+    layer = own.layers[1]
+    relu = pattern_change(models.resnet18(width=4), x, EPS_GRID, n_dirs=1, seed=0)
+    curves = change_curves(
+        changes, own_label="mine", layer=layer, scope="layer", baseline=relu, baseline_name="r"
+    )
+    assert list(curves) == ["mine", "k-WTA γ = 0.5 (same weights)", "ReLU baseline r"]
+    assert curves["mine"] == (list(EPS_GRID), own.changed_fraction[:, 1].tolist())
+    assert curves["ReLU baseline r"][1] == relu.changed_fraction[:, 1].tolist()  # same layer
+    other = dataclasses.replace(relu, layers=tuple(f"other{i}" for i in range(len(relu.layers))))
+    lacking = change_curves(
+        changes, own_label="mine", layer=layer, scope="layer", baseline=other, baseline_name="r"
+    )
+    assert lacking["ReLU baseline r (mean)"][1] == relu.mean_changed_fraction.tolist()
+    mean = change_curves(changes, own_label="mine", layer=layer, scope="mean")
+    assert mean["mine"][1] == own.mean_changed_fraction.tolist() and len(mean) == 2
+    records = curve_records(curves)
+    assert len(records) == 3 * len(EPS_GRID)
+    assert records[0] == {
+        "curve": "mine",
+        "eps": EPS_GRID[0],
+        "changed_share": curves["mine"][1][0],
+    }
 
 
 def test_pattern_change_by_ratio_leaves_model_alone(

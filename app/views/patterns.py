@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import cached
 import figures
@@ -13,10 +12,7 @@ from torch import nn
 
 from kwta.analysis.patterns import PatternChange
 from kwta.explorer import jobs
-from kwta.explorer.patterns import (
-    DEFAULT_RATIOS,
-    EPS_GRID,
-)
+from kwta.explorer.patterns import DEFAULT_RATIOS, change_curves, curve_records, other_ratios
 from kwta.explorer.runs import records_to_csv
 from kwta.nn.activations import get_ratio
 from kwta.zoo.summary import default_pair, summarize_card
@@ -114,11 +110,7 @@ ui.show_notices()
 
 layer = str(st.session_state[f"{P}_layer"])
 eps = float(st.session_state[f"{P}_eps"])
-ratios = (
-    tuple(sorted(float(g) for g in st.session_state[f"{P}_gammas"] if abs(g - (own or 0)) > 1e-9))
-    if is_kwta
-    else ()
-)  # the model's own γ is the "as trained" curve already
+ratios = other_ratios(st.session_state[f"{P}_gammas"], own)
 relu_name = st.session_state[f"{P}_relu"]
 n_dirs = int(st.session_state[f"{P}_dirs"])
 seed = int(st.session_state[f"{P}_seed"])
@@ -216,27 +208,19 @@ if show:
                 _model=relu_model,
             )["as trained"]
 
-    def curve(pc: PatternChange, layer_name: str) -> list[float]:
-        if scope == "mean":
-            return pc.mean_changed_fraction.tolist()
-        if layer_name in pc.layers:
-            return pc.changed_fraction[:, pc.layers.index(layer_name)].tolist()
-        return pc.mean_changed_fraction.tolist()
-
-    curves: dict[str, tuple[list[float], list[float]]] = {}
     own_label = (
         f"k-WTA-{own:g} (as trained)"
         if is_kwta
         else f"{summaries[name].activation_label} (as trained)"
     )
-    curves[own_label] = (list(EPS_GRID), curve(changes["as trained"], layer))
-    for key, pc in changes.items():
-        if key != "as trained":
-            curves[f"k-WTA {key} (same weights)"] = (list(EPS_GRID), curve(pc, layer))
-    if baseline is not None:
-        relu_layer = layer if layer in baseline.layers else ""
-        label = f"ReLU baseline {relu_name}" + ("" if relu_layer or scope == "mean" else " (mean)")
-        curves[label] = (list(EPS_GRID), curve(baseline, relu_layer))
+    curves = change_curves(
+        changes,
+        own_label=own_label,
+        layer=layer,
+        scope="mean" if scope == "mean" else "layer",
+        baseline=baseline,
+        baseline_name=str(relu_name),
+    )
     where = "mean over layers" if scope == "mean" else layer
     ui.chart(
         figures.pattern_change_figure(curves, title=f"changed share of A(x), {where}"),
@@ -265,11 +249,6 @@ if show:
         f"its own few weights — why training works despite the jumps. Here {name}: "
         f"{first.mean_overlap:.3f} on average against {first.mean_chance:.3f} by chance."
     )
-    records: list[dict[str, Any]] = [
-        {"curve": c, "eps": e, "changed_share": f}
-        for c, (es, fs) in curves.items()
-        for e, f in zip(es, fs, strict=True)
-    ]
     st.session_state[f"{P}_results"] = {
         "curves": curves,
         "winners": wm.n_winners,
@@ -280,7 +259,7 @@ if show:
     ui.download(
         d1,
         "Curves CSV",
-        records_to_csv(records),
+        records_to_csv(curve_records(curves)),
         f"{stem}.csv",
         key=f"{P}_dl_csv",
     )

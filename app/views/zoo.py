@@ -12,7 +12,13 @@ import ui
 from kwta.evaluation.transfer import read_transfer
 from kwta.explorer import jobs
 from kwta.training.sweep import read_sweep, sweep_device_note, sweep_ratios
-from kwta.zoo.compare import comparison_notes, comparison_table, transfer_table
+from kwta.zoo.compare import (
+    comparison_notes,
+    comparison_table,
+    fig6_caveats,
+    fig6_table,
+    transfer_table,
+)
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import fig6_rows, paper_reference, summarize_card, table3_models
 
@@ -245,39 +251,8 @@ if not fig6:
         icon=":material/info:",
     )
 else:
-    st.dataframe(
-        {
-            "training": [
-                "incremental: " + " → ".join(reversed(r["lineage"]))
-                if r["how"] == "incremental"
-                else f"direct at γ = {r['summary'].ratio:g}"
-                for r in fig6
-            ],
-            "model": [r["name"] for r in fig6],
-            "passes in all": [r["passes"] for r in fig6],
-            "training time": [
-                "—" if r["seconds"] is None else f"{r['seconds'] / 60:.0f} min" for r in fig6
-            ],
-            "trained on": [", ".join(r["devices"]) or "—" for r in fig6],
-            "clean": [ui.pct(r["summary"].clean, 2) for r in fig6],
-            "PGD-40": [ui.pct(r["summary"].robust.get("pgd")) for r in fig6],
-            "A_rob": [ui.pct(r["summary"].a_rob) for r in fig6],
-        },
-        hide_index=True,
-        key=f"{P}_fig6",
-    )
-    caveats = []
-    if fig6[0]["passes"] != fig6[1]["passes"]:
-        caveats.append(
-            f"the two were trained for different numbers of passes ({fig6[0]['passes']} and "
-            f"{fig6[1]['passes']}), so this is not the equal-budget comparison"
-        )
-    if fig6[0]["devices"] and fig6[1]["devices"] and fig6[0]["devices"] != fig6[1]["devices"]:
-        caveats.append("they were trained on different machines, so their times do not compare")
-    if not fig6[0]["complete"]:
-        caveats.append(
-            f"{fig6[0]['name']}'s parent is not in the zoo any more: only its own passes count"
-        )
+    st.dataframe(fig6_table(fig6), hide_index=True, key=f"{P}_fig6")
+    caveats = fig6_caveats(fig6)
     st.caption(
         "From the model cards (clean on the test split, the paper's attacks on the cards' "
         "subset at ε = 0.031). Passes and time include the parent's training"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ __all__ = [
     "OverlapProfile",
     "WinnerMap",
     "activation_layers",
+    "change_curves",
+    "curve_records",
+    "other_ratios",
     "overlap_profile",
     "pattern_change_by_ratio",
     "pattern_change_sweep",
@@ -308,3 +311,64 @@ def pattern_change_sweep(
         )
         out.update({f"γ = {r:g}": pc for r, pc in by_ratio.items()})
     return out
+
+
+def other_ratios(chosen: Sequence[float], own: float | None) -> tuple[float, ...]:
+    """The γ to evaluate besides the model's own, sorted (none for a model without k-WTA):
+    the own γ is the "as trained" curve already."""
+    if own is None:
+        return ()
+    return tuple(sorted(float(g) for g in chosen if abs(float(g) - own) > 1e-9))
+
+
+def _curve(pc: PatternChange, layer: str, scope: str) -> list[float]:
+    if scope == "layer" and layer in pc.layers:
+        return pc.changed_fraction[:, pc.layers.index(layer)].tolist()
+    return pc.mean_changed_fraction.tolist()
+
+
+def change_curves(
+    changes: Mapping[str, PatternChange],
+    *,
+    own_label: str,
+    layer: str,
+    scope: Literal["layer", "mean"],
+    baseline: PatternChange | None = None,
+    baseline_name: str = "",
+) -> dict[str, tuple[list[float], list[float]]]:
+    """The pattern-change curves as drawn: label → (ε values, changed share) over
+    :data:`EPS_GRID`, for the chosen ``layer`` or the mean over layers (``scope``).
+
+    Args:
+        changes: :func:`pattern_change_sweep`'s result: ``"as trained"`` and each other γ.
+        own_label: The label of the ``"as trained"`` curve.
+        layer: The layer drawn when ``scope`` is ``"layer"``.
+        scope: ``"layer"`` or ``"mean"``.
+        baseline: A ReLU model's change (``"as trained"``), if one is compared; a ReLU
+            network without the layer is drawn as its mean, and its label says so.
+        baseline_name: The baseline model's name.
+    """
+    eps = list(EPS_GRID)
+    curves = {own_label: (eps, _curve(changes["as trained"], layer, scope))}
+    for key, pc in changes.items():
+        if key != "as trained":
+            curves[f"k-WTA {key} (same weights)"] = (eps, _curve(pc, layer, scope))
+    if baseline is not None:
+        has_layer = layer in baseline.layers
+        mean_only = "" if has_layer or scope == "mean" else " (mean)"
+        curves[f"ReLU baseline {baseline_name}{mean_only}"] = (
+            eps,
+            _curve(baseline, layer if has_layer else "", scope),
+        )
+    return curves
+
+
+def curve_records(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+) -> list[dict[str, Any]]:
+    """:func:`change_curves` as one record per curve and ε (for a CSV)."""
+    return [
+        {"curve": c, "eps": e, "changed_share": f}
+        for c, (es, fs) in curves.items()
+        for e, f in zip(es, fs, strict=True)
+    ]

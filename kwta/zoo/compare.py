@@ -7,12 +7,15 @@ draws them.
 - :func:`percent`: ``0.1234`` → ``"12.3%"``;
 - :func:`comparison_table`, :func:`comparison_notes`: one model card against its paper row;
 - :func:`transfer_table`: a Table 3 matrix (target × source) as columns;
-- :func:`published_adaptive_table`: the published adaptive attacks on k-WTA.
+- :func:`published_adaptive_table`: the published adaptive attacks on k-WTA;
+- :func:`fig6_table`, :func:`fig6_caveats`: incremental fine-tuning against direct
+  training (Fig. 6), from :func:`kwta.zoo.summary.fig6_rows`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from kwta.zoo.published import PUBLISHED_ADAPTIVE, PaperRow
 from kwta.zoo.summary import ModelSummary
@@ -21,6 +24,8 @@ __all__ = [
     "ATTACK_NAMES",
     "comparison_notes",
     "comparison_table",
+    "fig6_caveats",
+    "fig6_table",
     "percent",
     "published_adaptive_table",
     "transfer_table",
@@ -107,3 +112,44 @@ def published_adaptive_table() -> dict[str, list[str]]:
         "adaptive": [percent(p.adaptive, 2) for p in rows],
         "attack": [p.attack for p in rows],
     }
+
+
+def fig6_table(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """:func:`kwta.zoo.summary.fig6_rows` as columns: how each model was trained (its
+    lineage), passes and time in all, where, and its accuracies."""
+    return {
+        "training": [
+            "incremental: " + " → ".join(reversed(r["lineage"]))
+            if r["how"] == "incremental"
+            else f"direct at γ = {r['summary'].ratio:g}"
+            for r in rows
+        ],
+        "model": [r["name"] for r in rows],
+        "passes in all": [r["passes"] for r in rows],
+        "training time": [
+            "—" if r["seconds"] is None else f"{r['seconds'] / 60:.0f} min" for r in rows
+        ],
+        "trained on": [", ".join(r["devices"]) or "—" for r in rows],
+        "clean": [percent(r["summary"].clean, 2) for r in rows],
+        "PGD-40": [percent(r["summary"].robust.get("pgd")) for r in rows],
+        "A_rob": [percent(r["summary"].a_rob) for r in rows],
+    }
+
+
+def fig6_caveats(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Why a Fig. 6 pair may not be the paper's equal-budget comparison: different passes,
+    different machines, a parent missing from the zoo."""
+    first, second = rows[0], rows[1]
+    caveats = []
+    if first["passes"] != second["passes"]:
+        caveats.append(
+            f"the two were trained for different numbers of passes ({first['passes']} and "
+            f"{second['passes']}), so this is not the equal-budget comparison"
+        )
+    if first["devices"] and second["devices"] and first["devices"] != second["devices"]:
+        caveats.append("they were trained on different machines, so their times do not compare")
+    if not first["complete"]:
+        caveats.append(
+            f"{first['name']}'s parent is not in the zoo any more: only its own passes count"
+        )
+    return caveats
