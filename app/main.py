@@ -36,6 +36,7 @@ PAGES = [
     st.Page("views/lesson.py", title="Lesson", icon=":material/school:"),
     st.Page("views/attack.py", title="Live attack", icon=":material/bolt:"),
     st.Page("views/landscape.py", title="Loss landscape", icon=":material/landscape:"),
+    st.Page("views/attack_path.py", title="Attack path", icon=":material/route:"),
     st.Page("views/toy_fit.py", title="1-D toy fit", icon=":material/show_chart:"),
     st.Page("views/patterns.py", title="Activation patterns", icon=":material/grid_on:"),
     st.Page("views/adaptive.py", title="Is k-WTA really robust?", icon=":material/gpp_maybe:"),

@@ -33,7 +33,9 @@ NOT_FOUND_PARAM = "not_found"
 RESERVED = frozenset({"_stcore", "static", "component", "media", "app", "auth", "oauth2callback"})
 #: The pages' URL paths (``st.Page``'s, from the views' file names; ``app/main.py`` checks that
 #: they are its pages'). The start page, ``views/overview.py``, is served at the root only.
-PAGE_PATHS = frozenset({"lesson", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"})
+PAGE_PATHS = frozenset(
+    {"lesson", "attack", "landscape", "attack_path", "toy_fit", "patterns", "adaptive", "zoo"}
+)
 #: The longest path echoed back (the rest is cut).
 MAX_ECHO = 200
 

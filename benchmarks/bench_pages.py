@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/bench_pages.py [--device cpu|cuda] [--models relu-nat,kwta0.1-nat]
+                                     [--actions attack,attack_path]
 
 Times the library call behind each page's main button
 (:data:`kwta.explorer.actions.PAGE_ACTIONS`: the calls the pages make, with their
@@ -24,7 +25,7 @@ from collections.abc import Callable
 import torch
 
 from kwta.data import cifar10_sample
-from kwta.explorer.actions import PAGE_ACTIONS, ActionInputs, PageAction
+from kwta.explorer.actions import PAGE_ACTIONS, ActionInputs, PageAction, get_action
 from kwta.explorer.demo import activation_demo, random_vector
 from kwta.utils import default_device
 from kwta.zoo.hub import list_pretrained, load_pretrained
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--models", default=None, help="comma-separated pretrained names")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--actions", default=None, help="comma-separated PAGE_ACTIONS keys (all)")
     args = p.parse_args(argv)
     device = default_device(args.device)
     cards = list_pretrained()
@@ -67,19 +69,22 @@ def main(argv: list[str] | None = None) -> None:
     def call(action: PageAction, inputs: ActionInputs) -> Callable[[], object]:
         return lambda: action.run(inputs)
 
+    keys = set(args.actions.split(",")) if args.actions else {a.key for a in PAGE_ACTIONS}
+    actions = [get_action(k) for k in (a.key for a in PAGE_ACTIONS) if k in keys]
     inputs = [ActionInputs(load_pretrained(n, device), x, int(y), xs, ys) for n in names]
     for name, one in zip(names, inputs, strict=True):
-        for action in (a for a in PAGE_ACTIONS if a.per_model):
+        for action in (a for a in actions if a.per_model):
             what = f"{action.page}: {action.what}"
             add(what, name, call(action, one), action.repeats or args.repeats)
-    for action in (a for a in PAGE_ACTIONS if not a.per_model):  # the toy MLP: device only
+    for action in (a for a in actions if not a.per_model):  # the toy MLP: device only
         add(f"{action.page}: {action.what}", "MLP", call(action, inputs[-1]), 1)
-    add(
-        "Overview: Fig. 2 demo",
-        "—",
-        lambda: activation_demo(random_vector(12), ratio=0.25, group_size=2),
-        args.repeats,
-    )
+    if not args.actions:
+        add(
+            "Overview: Fig. 2 demo",
+            "—",
+            lambda: activation_demo(random_vector(12), ratio=0.25, group_size=2),
+            args.repeats,
+        )
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"\ndevice: {dev}, {torch.get_num_threads()} threads, median of {args.repeats}\n")
     print("\n".join(rows))

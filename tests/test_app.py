@@ -102,7 +102,8 @@ def load(zoo: Path, name: str) -> nn.Module:
 
 
 PAGES = [
-    "overview", "lesson", "attack", "landscape", "toy_fit", "patterns", "adaptive", "zoo"
+    "overview", "lesson", "attack", "landscape", "attack_path", "toy_fit", "patterns", "adaptive",
+    "zoo",
 ]  # fmt: skip
 
 
@@ -122,7 +123,7 @@ def test_pages_without_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delenv("KWTA_DATA", raising=False)
     at = start()
     assert "ov_chart" in charts(at)
-    for page in ("attack", "landscape", "patterns", "adaptive", "zoo"):
+    for page in ("attack", "landscape", "attack_path", "patterns", "adaptive", "zoo"):
         open_page(at, page)
         warning = texts(at.warning)
         assert "No pretrained models" in warning and "python -m kwta train" in warning, page
@@ -256,10 +257,14 @@ URL_KEYS = {
                  "pat_dirs", "pat_seed", "pat_scope"],
     "adaptive": ["adv_m", "adv_eps", "adv_pgd_steps", "adv_est", "adv_steps", "adv_alpha",
                  "adv_sigma", "adv_budget", "adv_seed", "adv_n"],
+    "attack_path": ["path_a", "path_b", "path_eps", "path_steps", "path_alpha", "path_rs",
+                    "path_second", "path_grid", "path_seed", "path_step"],
     "zoo": ["zoo_filter", "zoo_gamma_model"],
     "lesson": ["les_step"],
 }  # fmt: skip
-PREFIX = {"attack": "atk", "landscape": "ls", "patterns": "pat", "adaptive": "adv"}
+PREFIX = {
+    "attack": "atk", "landscape": "ls", "attack_path": "path", "patterns": "pat", "adaptive": "adv"
+}  # fmt: skip
 
 
 @pytest.mark.parametrize("value", ["-7", "1e9", "abc", "", "0.5,x,relu-nat,a,b,c,d"])
@@ -322,6 +327,50 @@ def test_missing_weights_file(tmp_path: Path, zoo: Path, monkeypatch: pytest.Mon
     assert "atk_trace_0" in charts(at)  # the other model still runs
     open_page(at, "zoo")
     assert "is missing" in texts(at.error)
+
+
+# --------------------------------------------------------------------------- Attack path
+
+
+def test_attack_path_page_and_its_step_slider(app_env: Path) -> None:
+    """Both models' walks on their planes, as the library computes them; the step slider moves
+    the marker and changes the step's logits, prediction and pattern share; the link holds
+    the step."""
+    from kwta.explorer.paths import attack_path
+
+    link = {"path_steps": 6, "path_grid": 5, "path_img": "index", "path_idx": 9}
+    at = open_page(start(), "attack_path", **link)
+    assert "Expected time: about" in texts(at.caption) and not charts(at)
+    at.button(key="path_run").click().run()
+    ok(at)
+    figs = charts(at)
+    x, y = cifar10_sample("test").tensors([9])
+    for name in (RELU_NAME, KWTA_NAME):
+        ref = attack_path(load(app_env, name), x, int(y), eps=0.031, alpha=0.003, steps=6, grid=5)
+        heat = figs[f"path_heat_{name}"]["data"]
+        assert np.allclose(heat[0]["z"], ref.plane.loss.T.numpy(), atol=1e-5)
+        walk = next(t for t in heat if t.get("name") == "PGD's path (projected)")
+        assert np.allclose(walk["x"], ref.plane.path[:, 0].numpy(), atol=1e-6)
+        star = next(t for t in heat if t.get("name", "").startswith("step "))
+        assert star["name"] == "step 6" and star["x"][0] == pytest.approx(walk["x"][6])
+        logits = figs[f"path_logits_{name}"]["data"][0]["y"]
+        assert np.allclose(logits, ref.run.trace.logits[6, 0].numpy(), atol=1e-5)
+        assert f"path_surf_{name}" in figs
+    before = dict(at.session_state["path_results"])
+    at.slider(key="path_step").set_value(2).run()
+    ok(at)
+    after = at.session_state["path_results"]
+    figs = charts(at)
+    for name in (RELU_NAME, KWTA_NAME):
+        ref = attack_path(load(app_env, name), x, int(y), eps=0.031, alpha=0.003, steps=6, grid=5)
+        assert after[name]["step"] == 2 and before[name]["step"] == 6
+        assert after[name]["changed"] == pytest.approx(float(ref.changed[2]))
+        assert after[name]["pred"] == int(ref.run.trace.pred[2, 0])
+        logits = figs[f"path_logits_{name}"]["data"][0]["y"]
+        assert np.allclose(logits, ref.run.trace.logits[2, 0].numpy(), atol=1e-5)
+        star = next(t for t in figs[f"path_heat_{name}"]["data"] if t.get("name") == "step 2")
+        assert star["x"][0] == pytest.approx(float(ref.plane.path[2, 0]), abs=1e-6)
+    assert at.query_params["path_step"] == "2" and at.query_params["run"] == "1"
 
 
 # --------------------------------------------------------------------------- Loss landscape

@@ -301,6 +301,40 @@ def test_loss_landscape(server: str, page: Any, demo_index: int) -> None:
     assert not page.errors, page.errors
 
 
+TITLES_JS = (
+    "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+    ".map(g => (g.layout && g.layout.title && (g.layout.title.text || g.layout.title)) || '')"
+)
+
+
+@pytest.mark.browser
+def test_attack_path(server: str, page: Any, demo_index: int) -> None:
+    """Both walks on their planes; the step slider, moved from the keyboard, moves both
+    models' step panels (the logits' titles name the step) and the link keeps it."""
+    open_page(page, f"{server}/attack_path?path_img=index&path_idx={demo_index}")
+    click(page, "Trace the walks")
+    page.wait_for_function(
+        "() => document.querySelectorAll('[data-testid=\"stDownloadButton\"]').length >= 4",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_idle(page)
+    assert plots(page, 6) >= 6  # per model: heat map, surface, logits
+    titles = page.evaluate(TITLES_JS)
+    assert sum("logits at step 40:" in str(t) for t in titles) == 2, titles
+    shoot(page, "attack_path")
+    slider = page.locator('[data-testid="stMain"]').get_by_role("slider").first
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowLeft")
+    page.wait_for_function(
+        TITLES_JS + ".filter(t => String(t).includes('logits at step 37:')).length == 2",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    wait_idle(page)
+    assert "path_step=37" in page.url and "run=1" in page.url
+    assert not page.errors, page.errors
+
+
 @pytest.mark.browser
 def test_toy_fit(server: str, page: Any) -> None:
     open_page(page, f"{server}/toy_fit?toy_steps=1000")

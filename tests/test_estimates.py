@@ -59,6 +59,10 @@ def test_the_pages_estimates_add_up() -> None:
     query = estimates.query_estimate(0.004, 4000)
     assert query.text().startswith("at most about 16 s (4,000 queries × 4 ms")
     assert estimates.attack_estimate([], 40).units == 0
+    path = estimates.path_estimate([0.02, 0.05], [0.001, 0.002], 40, 11)
+    assert path.seconds == pytest.approx(41 * 0.07 + 121 * 0.003)
+    assert path.longest_s == pytest.approx(41 * 0.05 + 121 * 0.002)  # one job per model
+    assert path.text().startswith("about 3.2 s (82 PGD steps × 35 ms + 242 grid points × 2 ms")
 
 
 def test_the_toy_fit_is_timed_at_its_own_sizes() -> None:

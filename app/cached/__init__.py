@@ -14,6 +14,7 @@ module per topic:
 - :mod:`cached.landscape` — :func:`run_landscape`, :func:`run_weight_line`;
 - :mod:`cached.patterns` — :func:`run_layers`, :func:`run_winner`, :func:`run_change`,
   :func:`run_overlap`, :func:`run_theorem1`;
+- :mod:`cached.paths` — :func:`run_path` (PGD's walk on its own loss plane);
 - :mod:`cached.fits` — :func:`run_fit` (toy fit), :func:`run_gamma` (Fig. 4 live),
   :func:`run_lesson`.
 """
@@ -21,6 +22,7 @@ module per topic:
 from cached.attacks import run_adaptive, run_attack, run_masking
 from cached.fits import run_fit, run_gamma, run_lesson
 from cached.landscape import WEIGHT_BATCH, run_landscape, run_weight_line
+from cached.paths import run_path
 from cached.patterns import run_change, run_layers, run_overlap, run_theorem1, run_winner
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "run_lesson",
     "run_masking",
     "run_overlap",
+    "run_path",
     "run_theorem1",
     "run_weight_line",
     "run_winner",

@@ -12,9 +12,7 @@ from torch import nn
 
 from kwta import paper
 from kwta.explorer import estimates, jobs
-from kwta.explorer.runs import (
-    AttackRun,
-)
+from kwta.explorer.runs import AttackRun
 from kwta.zoo.summary import default_pair
 
 P = "atk"

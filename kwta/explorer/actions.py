@@ -35,6 +35,7 @@ from kwta.analysis.patterns import PatternChange
 from kwta.analysis.toy import ToyFit, toy_fit
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
+from kwta.explorer.paths import DEFAULT_GRID, AttackPath, attack_path
 from kwta.explorer.patterns import (
     DEFAULT_RATIOS,
     WinnerMap,
@@ -193,6 +194,16 @@ def _attack_probes(run: AttackRun, inputs: ActionInputs) -> list[Probe]:
     ]
 
 
+def _path_probes(p: AttackPath, inputs: ActionInputs) -> list[Probe]:
+    # the walk may part between devices (gradient signs), and its plane with it: checked are
+    # the clean image's logits, the ε-ball, and that the walk starts at x with its pattern
+    return [
+        *_attack_probes(p.run, inputs),
+        Probe("the walk starts at x", _cpu(p.plane.path[0]), "exact"),
+        Probe("no pattern changed at x", _cpu(p.changed[:1]), "exact"),
+    ]
+
+
 def _landscape_probes(ls: Landscape, inputs: ActionInputs) -> list[Probe]:
     share = 0.95 if _is_kwta(inputs.model) else 0.99
     return [
@@ -288,6 +299,10 @@ def _attack(i: ActionInputs) -> AttackRun:
     return attack_with_trace(i.model, i.x, i.label, eps=paper.EPS, alpha=0.001, steps=40)
 
 
+def _attack_path(i: ActionInputs) -> AttackPath:
+    return attack_path(i.model, i.x, i.label, eps=paper.EPS, alpha=0.003, steps=40)
+
+
 def _landscape(grid: int) -> Callable[[ActionInputs], Landscape]:
     def run(i: ActionInputs, batch_size: int = LANDSCAPE_BATCH) -> Landscape:
         return loss_landscape(i.model, i.x, i.label, grid=grid, batch_size=batch_size)
@@ -347,6 +362,14 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         _landscape_probes,
         repeats=1,
         batched=True,
+    ),
+    PageAction(
+        "attack_path",
+        "Attack path",
+        f"PGD-40 + its {DEFAULT_GRID}×{DEFAULT_GRID} plane + patterns, 1 image",
+        _attack_path,
+        _path_probes,
+        repeats=1,
     ),
     PageAction(
         "weights",

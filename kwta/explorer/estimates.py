@@ -13,8 +13,8 @@ remembered for the life of the process; the page multiplies.
 - :func:`unit_seconds`: time a unit once per key (process-wide, thread-safe);
 - :func:`gradient_step_seconds`, :func:`forward_image_seconds`, :func:`toy_step_seconds`:
   the units themselves, on a real model and a real image;
-- :func:`attack_estimate`, :func:`landscape_estimate`, :func:`toy_estimate`,
-  :func:`query_estimate`: the pages' jobs.
+- :func:`attack_estimate`, :func:`landscape_estimate`, :func:`path_estimate`,
+  :func:`toy_estimate`, :func:`query_estimate`: the pages' jobs.
 
 Nothing here modifies a model it is given (gradients are taken with respect to the
 input only): models are shared by every session.
@@ -41,6 +41,7 @@ __all__ = [
     "forward_image_seconds",
     "gradient_step_seconds",
     "landscape_estimate",
+    "path_estimate",
     "query_estimate",
     "toy_estimate",
     "toy_step_seconds",
@@ -70,6 +71,7 @@ class Estimate:
             model, each queued and capped on its own); ``None``: one job.
         at_most: The job may end sooner (an attack that stops at the first success): the
             seconds are its bound.
+        detail: How the seconds were reckoned, where one ``units × unit_s`` does not say it.
     """
 
     seconds: float
@@ -79,6 +81,7 @@ class Estimate:
     fixed_s: float = 0.0
     longest_s: float | None = None
     at_most: bool = False
+    detail: str | None = None
 
     def exceeds(self, cap_s: float | None) -> bool:
         """Whether a job would run past ``cap_s``, the server's limit per job (``None``: none)."""
@@ -87,12 +90,16 @@ class Estimate:
 
     def text(self) -> str:
         """``"about 12 s (80 PGD steps × 0.15 s, timed on this server)"``."""
-        plural = self.unit[:-1] + "ies" if self.unit.endswith("y") else self.unit + "s"
-        how = f"{self.units:,} {self.unit if self.units == 1 else plural} × {_short(self.unit_s)}"
+        how = self.detail or _count(self.units, self.unit, self.unit_s)
         if self.fixed_s:
             how += f" + {_short(self.fixed_s)}"
         bound = "at most about" if self.at_most else "about"
         return f"{bound} {_short(self.seconds)} ({how}, timed on this server)"
+
+
+def _count(units: int, unit: str, unit_s: float) -> str:
+    plural = unit[:-1] + "ies" if unit.endswith("y") else unit + "s"
+    return f"{units:,} {unit if units == 1 else plural} × {_short(unit_s)}"
 
 
 def _short(seconds: float) -> str:
@@ -235,6 +242,29 @@ def attack_estimate(step_s: Sequence[float], steps: int) -> Estimate:
 def landscape_estimate(image_s: Sequence[float], grid: int) -> Estimate:
     """A ``grid × grid`` landscape for each model (``image_s``: each one's forward per image)."""
     return _per_model(image_s, grid * grid, "grid point")
+
+
+def path_estimate(
+    step_s: Sequence[float], image_s: Sequence[float], steps: int, grid: int
+) -> Estimate:
+    """The attack path for each model: PGD with ``steps`` steps (``step_s``: each model's
+    step), then a ``grid × grid`` plane (``image_s``: each model's forward per image); one
+    job per model."""
+    walk = attack_estimate(step_s, steps)
+    plane = landscape_estimate(image_s, grid)
+    jobs = [(steps + 1) * s + grid * grid * i for s, i in zip(step_s, image_s, strict=True)]
+    detail = (
+        f"{_count(walk.units, walk.unit, walk.unit_s)} + "
+        f"{_count(plane.units, plane.unit, plane.unit_s)}"
+    )
+    return Estimate(
+        seconds=sum(jobs),
+        units=walk.units + plane.units,
+        unit="unit",
+        unit_s=sum(jobs) / max(1, walk.units + plane.units),
+        longest_s=max(jobs, default=0.0),
+        detail=detail,
+    )
 
 
 def toy_estimate(step_s: float, fixed_s: float, steps: int) -> Estimate:
