@@ -846,9 +846,9 @@ def lesson_zoo(zoo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _link(at: AppTest) -> tuple[str, dict[str, str]]:
-    """The page and query of the step's "try it yourself" button."""
-    (button,) = at.get("link_button")
+def _link(at: AppTest, which: int = 0) -> tuple[str, dict[str, str]]:
+    """The page and query of the step's "try it yourself" button (``which``: its place)."""
+    button = at.get("link_button")[which]
     page, _, query = button.proto.url.partition("?")
     return page, dict(urllib.parse.parse_qsl(query))
 
@@ -873,6 +873,14 @@ def test_lesson_every_step_answers_from_the_results_file(
         page, _ = _link(at)
         assert page == step.page
         assert at.query_params["les_step"] == str(i)
+        if step.key == "landscape":  # and the same image's walk on the Attack path page
+            walk, query = _link(at, 1)
+            assert walk == "attack_path" and query["run"] == "1"
+            assert (query["path_a"], query["path_b"]) == (RELU_NAME, KWTA_NAME)
+            _, land = _link(at, 0)
+            assert (query["path_cls"], query["path_nth"]) == (land["ls_cls"], land["ls_nth"])
+            linked = open_page(start(), "attack_path", **query)
+            assert f"path_heat_{KWTA_NAME}" in charts(linked)
 
 
 def test_lesson_next_and_previous(lesson_zoo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

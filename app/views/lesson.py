@@ -108,6 +108,7 @@ if step.key in ("jumps", "pgd", "landscape", "training"):
 
 labels = {"relu": f"{relu_name} (ReLU)", "kwta": f"{kwta_name} (k-WTA)"}
 link_params: dict[str, Any] = {}
+walk_params: dict[str, Any] = {}
 if step.key == "what":
     demo = activation_demo(random_vector(12, 0), ratio=0.25, group_size=2)
     ui.chart(figures.activation_demo_figure(demo), key=f"{P}_fig")
@@ -177,6 +178,12 @@ elif lesson is not None and step.key == "landscape":
                 key=f"{P}_fig_{key}",
             )
     s = lesson["settings"]["landscape"]
+    walk_params = {  # the same image on the Attack path page: PGD's walk on its own plane
+        "path_a": relu_name,
+        "path_b": kwta_name,
+        **_image_params("path", img["label"], img["index"]),
+        "run": 1,
+    }
     link_params = {
         "ls_models": [relu_name, kwta_name],
         **_image_params("ls", img["label"], img["index"]),
@@ -222,6 +229,12 @@ if link_params:
         "Try it yourself: open the full page",
         _link(step.page, link_params),
         icon=":material/open_in_new:",
+    )
+if walk_params:
+    c3.link_button(
+        "Where PGD goes on this surface: the attack's path",
+        _link("attack_path", walk_params),
+        icon=":material/route:",
     )
 
 ui.sync_url()
