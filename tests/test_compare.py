@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from kwta.zoo.compare import ATTACK_NAMES, comparison_notes, comparison_table, percent
+from kwta.zoo.compare import (
+    ATTACK_NAMES,
+    card_facts,
+    comparison_notes,
+    comparison_table,
+    percent,
+)
 from kwta.zoo.hub import list_pretrained
 from kwta.zoo.summary import paper_reference, summarize_card
 
@@ -22,6 +28,9 @@ def test_each_shipped_card_beside_its_paper_row() -> None:
         assert table["A_rob"][0] == percent(s.a_rob)
         for key, column in ATTACK_NAMES.items():
             assert table[column][0] == percent(s.robust.get(key))
+        facts = dict(card_facts(s, card))
+        assert facts["activation"] == s.activation_label
+        assert str(card["sha256"])[:12] in facts["file"]
         notes = " · ".join(comparison_notes(s, paper))
         assert f"clean on {s.clean_n}" in notes
         if paper is None:

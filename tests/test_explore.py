@@ -6,6 +6,7 @@ import copy
 import csv
 import dataclasses
 import io
+import json
 
 import numpy as np
 import pytest
@@ -319,6 +320,30 @@ def test_change_curves_as_the_page_draws_them(
         "eps": EPS_GRID[0],
         "changed_share": curves["mine"][1][0],
     }
+
+
+def test_patterns_export_holds_what_the_page_shows(
+    tiny_kwta: nn.Module, test_sample: CIFAR10Tensors
+) -> None:
+    from kwta.explorer.patterns import (
+        change_curves,
+        overlap_profile,
+        pattern_change_sweep,
+        patterns_export,
+    )
+
+    x, _ = test_sample.tensors([2])
+    wm = winner_map(tiny_kwta, x, "act1", eps=0.01, seed=1)
+    changes = pattern_change_sweep(tiny_kwta, x, (0.5,), n_dirs=1, seed=0)
+    curves = change_curves(changes, own_label="mine", layer="act1", scope="layer")
+    profiles = {"mine": overlap_profile(tiny_kwta, test_sample.tensors(range(4))[0])}
+    out = json.loads(
+        json.dumps(patterns_export(wm, curves=curves, changes=changes, profiles=profiles))
+    )
+    assert out["layer"] == "act1" and out["eps_winner_map"] == 0.01
+    assert out["winner_map"]["changed"] == wm.spatial("changed").tolist()
+    assert out["curves"]["mine"]["changed_share"] == curves["mine"][1]
+    assert set(out["pattern_changes"]) == set(changes) and set(out["pattern_overlap"]) == {"mine"}
 
 
 def test_pattern_change_by_ratio_leaves_model_alone(

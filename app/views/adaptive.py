@@ -10,13 +10,13 @@ import streamlit as st
 import ui
 
 from kwta import paper
-from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack
 from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
     ESTIMATORS,
     budget_schedule,
     margin_curve,
+    robustness_caption,
     robustness_rows,
     robustness_table,
 )
@@ -28,7 +28,6 @@ P = "adv"
 #: The adaptive attack's query budget by default; a link runs at most this much by itself.
 DEFAULT_BUDGET = min(ADAPTIVE_BUDGET, ui.MAX_QUERIES)
 PGD_ALPHA = 0.003  # App. D.1
-NONE = "(none)"
 
 
 st.title("Is k-WTA really robust?")
@@ -153,46 +152,22 @@ model = ui.get_model(name) if show else None
 results: dict[str, AttackRun] = {}
 if show and model is not None:
     left, right = st.columns(2)
+
+    def standard(sink: jobs.ProgressSink) -> AttackRun:  # the paper's PGD: random start, CE
+        return cached.run_attack(
+            name, sha, image.pixels, image.label, eps, PGD_ALPHA, pgd_steps, "ce", True, seed,
+            _model=model, _progress=sink,
+        )  # fmt: skip
+
+    def adaptive(sink: jobs.ProgressSink) -> AttackRun:
+        return cached.run_adaptive(
+            name, sha, image.pixels, image.label, estimator, eps, alpha, steps, sigma, samples,
+            seed, _model=model, _progress=sink,
+        )  # fmt: skip
+
     jobs_to_run = [
-        (
-            left,
-            "standard",
-            f"Standard PGD on {name}",
-            lambda sink: cached.run_attack(
-                name,
-                sha,
-                image.pixels,
-                image.label,
-                eps,
-                PGD_ALPHA,
-                pgd_steps,
-                "ce",
-                True,  # the paper's PGD: random start
-                seed,
-                _model=model,
-                _progress=sink,
-            ),
-        ),
-        (
-            right,
-            "adaptive",
-            f"Adaptive PGD on {name}",
-            lambda sink: cached.run_adaptive(
-                name,
-                sha,
-                image.pixels,
-                image.label,
-                estimator,
-                eps,
-                alpha,
-                steps,
-                sigma,
-                samples,
-                seed,
-                _model=model,
-                _progress=sink,
-            ),
-        ),
+        (left, "standard", f"Standard PGD on {name}", standard),
+        (right, "adaptive", f"Adaptive PGD on {name}", adaptive),
     ]
     for col, key, label, work in jobs_to_run:
         with col:
@@ -216,18 +191,10 @@ if show and model is not None:
             ui.attack_images(run, eps, clean=False)
             ui.attack_verdict(run)
     if results:
-        ui.chart(
-            figures.margin_figure(
-                {
-                    ("standard PGD" if k == "standard" else f"adaptive ({estimator})"): (
-                        margin_curve(r.trace)
-                    )
-                    for k, r in results.items()
-                },
-                title="The attacker's margin per step (above 0: misclassified)",
-            ),
-            key=f"{P}_margins",
-        )
+        names = {"standard": "standard PGD", "adaptive": f"adaptive ({estimator})"}
+        curves = {names[k]: margin_curve(r.trace) for k, r in results.items()}
+        title = "The attacker's margin per step (above 0: misclassified)"
+        ui.chart(figures.margin_figure(curves, title=title), key=f"{P}_margins")
     st.session_state[f"{P}_results"] = {
         k: {"success": r.success, "queries": r.queries, "steps": r.steps, "attack": r.attack}
         for k, r in results.items()
@@ -273,22 +240,7 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
 st.header("The zoo: paper-reported vs standard PGD vs adaptive")
 rows = robustness_rows(cards)
 st.dataframe(robustness_table(rows), hide_index=True, key=f"{P}_zoo")
-missing = [r.name for r in rows if r.adaptive is None]
-st.caption(
-    "Robust accuracy at ε = 0.031 (images in brackets). 'Adaptive (worst)' is the lowest robust "
-    "accuracy over standard PGD, "
-    + ", ".join(
-        [f"{n} ({get_attack(n).description})" for n in attack_names("adaptive")]
-        + [f"transfer ({TRANSFER_DESCRIPTION})"]
-    )
-    + " on the same subset; the paper's numbers are width-64 models, quoted."
-    + (
-        f" Not evaluated adaptively yet: {', '.join(missing)} "
-        "(`python -m kwta evaluate --model NAME --adaptive --update-card`)."
-        if missing
-        else ""
-    )
-)
+st.caption(robustness_caption(rows))
 st.subheader("Published adaptive attacks on k-WTA")
 st.dataframe(published_adaptive_table(), hide_index=True, key=f"{P}_published")
 

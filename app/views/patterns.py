@@ -12,7 +12,13 @@ from torch import nn
 
 from kwta.analysis.patterns import PatternChange
 from kwta.explorer import jobs
-from kwta.explorer.patterns import DEFAULT_RATIOS, change_curves, curve_records, other_ratios
+from kwta.explorer.patterns import (
+    DEFAULT_RATIOS,
+    change_curves,
+    curve_records,
+    other_ratios,
+    patterns_export,
+)
 from kwta.explorer.runs import records_to_csv
 from kwta.nn.activations import get_ratio
 from kwta.zoo.summary import default_pair, summarize_card
@@ -143,38 +149,19 @@ if show:
     wm = cached.run_winner(name, sha, image.pixels, layer, eps, seed, _model=model)
     st.subheader(f"Winner map of {layer} ({'×'.join(map(str, wm.shape))} = {wm.n_units} units)")
     m1, m2, m3, m4 = st.columns(4)
-    m1.metric(
-        "winners on x",
-        f"{wm.n_winners}",
-        f"{wm.n_winners / wm.n_units:.1%} of the units",
-        delta_color="off",
-        delta_arrow="off",
-    )
+    share = f"{wm.n_winners / wm.n_units:.1%} of the units"
+    m1.metric("winners on x", f"{wm.n_winners}", share, delta_color="off", delta_arrow="off")
     m2.metric("winners on x′", f"{int(wm.perturbed.sum())}")
     m3.metric(f"units changed at ε = {eps:g}", f"{wm.n_changed}")
     m4.metric("share of the pattern changed", f"{wm.changed_fraction:.1%}")
-    c1, c2, c3 = st.columns(3)
-    ui.chart(
-        figures.winner_heatmap(
-            wm.spatial("clean").numpy(), title="winners on x (share of channels)"
-        ),
-        key=f"{P}_map_clean",
-        where=c1,
-    )
-    ui.chart(
-        figures.winner_heatmap(
-            wm.spatial("perturbed").numpy(), title=f"winners on x′ (ε = {eps:g})"
-        ),
-        key=f"{P}_map_pert",
-        where=c2,
-    )
-    ui.chart(
-        figures.winner_heatmap(
-            wm.spatial("changed").numpy(), title="units that changed", colorscale="Reds"
-        ),
-        key=f"{P}_map_changed",
-        where=c3,
-    )
+    maps = [
+        ("clean", "winners on x (share of channels)", "Blues", "clean"),
+        ("perturbed", f"winners on x′ (ε = {eps:g})", "Blues", "pert"),
+        ("changed", "units that changed", "Reds", "changed"),
+    ]
+    for col, (which, title, scale, key) in zip(st.columns(3), maps, strict=True):
+        fig = figures.winner_heatmap(wm.spatial(which).numpy(), title=title, colorscale=scale)
+        ui.chart(fig, key=f"{P}_map_{key}", where=col)
     st.caption(
         "Each pixel is a spatial position of the layer; its colour is the share of the layer's "
         "channels that are winners there (or that entered/left the pattern). x′ = clip(x + ε·s) "
@@ -198,34 +185,19 @@ if show:
     if relu_name != NONE and relu_name != name:
         relu_model = ui.get_model(str(relu_name))
         if relu_model is not None:
+            relu_sha = str(cards[relu_name].get("sha256", ""))
             baseline = cached.run_change(
-                str(relu_name),
-                str(cards[relu_name].get("sha256", "")),
-                image.pixels,
-                (),
-                n_dirs,
-                seed,
-                _model=relu_model,
+                str(relu_name), relu_sha, image.pixels, (), n_dirs, seed, _model=relu_model
             )["as trained"]
-
-    own_label = (
-        f"k-WTA-{own:g} (as trained)"
-        if is_kwta
-        else f"{summaries[name].activation_label} (as trained)"
-    )
+    kind = f"k-WTA-{own:g}" if is_kwta else summaries[name].activation_label
+    own_label = f"{kind} (as trained)"
     curves = change_curves(
-        changes,
-        own_label=own_label,
-        layer=layer,
-        scope="mean" if scope == "mean" else "layer",
-        baseline=baseline,
-        baseline_name=str(relu_name),
-    )
+        changes, own_label=own_label, layer=layer, scope="mean" if scope == "mean" else "layer",
+        baseline=baseline, baseline_name=str(relu_name),
+    )  # fmt: skip
     where = "mean over layers" if scope == "mean" else layer
-    ui.chart(
-        figures.pattern_change_figure(curves, title=f"changed share of A(x), {where}"),
-        key=f"{P}_change",
-    )
+    title = f"changed share of A(x), {where}"
+    ui.chart(figures.pattern_change_figure(curves, title=title), key=f"{P}_change")
     st.caption(
         f"Averaged over {n_dirs} random sign direction(s) per ε. Other γ are evaluated on a copy "
         "of the same weights without retraining (the paper fine-tunes for each γ), so they show "
@@ -256,35 +228,12 @@ if show:
     }
     d1, d2 = st.columns(2)
     stem = f"patterns-{name}-{layer}"
-    ui.download(
-        d1,
-        "Curves CSV",
-        records_to_csv(curve_records(curves)),
-        f"{stem}.csv",
-        key=f"{P}_dl_csv",
+    csv_text = records_to_csv(curve_records(curves))
+    ui.download(d1, "Curves CSV", csv_text, f"{stem}.csv", key=f"{P}_dl_csv")
+    result = {"model": name, "image": image.source} | patterns_export(
+        wm, curves=curves, changes=changes, profiles=profiles
     )
-    ui.download(
-        d2,
-        "Patterns JSON",
-        json.dumps(
-            {
-                "model": name,
-                "image": image.source,
-                "layer": layer,
-                "eps_winner_map": eps,
-                "curves": {k: {"eps": v[0], "changed_share": v[1]} for k, v in curves.items()},
-                "pattern_changes": {k: v.to_dict() for k, v in changes.items()},
-                "pattern_overlap": {k: v.to_dict() for k, v in profiles.items()},
-                "winner_map": {
-                    "clean": wm.spatial("clean").tolist(),
-                    "perturbed": wm.spatial("perturbed").tolist(),
-                    "changed": wm.spatial("changed").tolist(),
-                },
-            }
-        ),
-        f"{stem}.json",
-        key=f"{P}_dl_json",
-    )
+    ui.download(d2, "Patterns JSON", json.dumps(result), f"{stem}.json", key=f"{P}_dl_json")
 else:
     st.info("Press **Compute patterns** for the winner map and the pattern-change curves.")
 

@@ -13,6 +13,7 @@ from kwta.evaluation.transfer import read_transfer
 from kwta.explorer import jobs
 from kwta.training.sweep import read_sweep, sweep_device_note, sweep_ratios
 from kwta.zoo.compare import (
+    card_facts,
     comparison_notes,
     comparison_table,
     fig6_caveats,
@@ -84,22 +85,8 @@ for s, paper, card in rows:
                 icon=":material/error:",
             )
         left, right = st.columns([2, 3])
-        gamma = f"{s.ratio:g}" if s.ratio is not None else "—"
-        if s.group_size is not None:
-            gamma = f"LWTA groups of {s.group_size} (γ = {1 / s.group_size:g})"
-        left.markdown(
-            f"""
-| | |
-|---|---|
-| architecture | {s.arch} |
-| width | {s.width if s.width is not None else "—"} |
-| activation | {s.activation_label} |
-| sparsity γ | {gamma} |
-| training | {s.method_label} |
-| epochs | {s.epochs if s.epochs is not None else "—"} |
-| file | `{card.get("card_file", "")}` · sha256 `{str(card.get("sha256", ""))[:12]}…` |
-"""
-        )
+        facts = card_facts(s, card)
+        left.markdown("| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in facts))
         right.dataframe(comparison_table(s, paper), hide_index=True, key=f"{P}_table_{s.name}")
         right.caption(" · ".join(comparison_notes(s, paper)))
         with st.expander("Full card (JSON)"):

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.attacks._core import ProgressCallback, Trace, traced
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
-from kwta.attacks.registry import max_queries
+from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack, max_queries
 from kwta.data import CIFAR10Tensors
 from kwta.explorer.runs import AttackRun, finish_run
 from kwta.zoo.compare import percent
@@ -43,6 +43,7 @@ __all__ = [
     "budget_schedule",
     "margin_curve",
     "masking_check",
+    "robustness_caption",
     "robustness_rows",
     "robustness_table",
 ]
@@ -320,3 +321,22 @@ def robustness_table(rows: Sequence[RobustnessRow]) -> dict[str, list[str]]:
         "ours: adaptive (worst)": [percent(r.adaptive) for r in rows],
         "worst attack": [r.worst_attack or "—" for r in rows],
     }
+
+
+def robustness_caption(rows: Sequence[RobustnessRow]) -> str:
+    """What :func:`robustness_table` shows: the attacks behind "adaptive (worst)", where the
+    paper's numbers come from, and how to evaluate the models not evaluated yet."""
+    attacks = [f"{n} ({get_attack(n).description})" for n in attack_names("adaptive")]
+    missing = [r.name for r in rows if r.adaptive is None]
+    return (
+        "Robust accuracy at ε = 0.031 (images in brackets). 'Adaptive (worst)' is the lowest "
+        "robust accuracy over standard PGD, "
+        + ", ".join([*attacks, f"transfer ({TRANSFER_DESCRIPTION})"])
+        + " on the same subset; the paper's numbers are width-64 models, quoted."
+        + (
+            f" Not evaluated adaptively yet: {', '.join(missing)} "
+            "(`python -m kwta evaluate --model NAME --adaptive --update-card`)."
+            if missing
+            else ""
+        )
+    )

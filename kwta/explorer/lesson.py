@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import time
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ from kwta.analysis.landscape import loss_landscape
 from kwta.analysis.toy import toy_fit
 from kwta.analysis.weights import LINE_ALPHAS, weight_line
 from kwta.attacks.sign_gradient import pgd_linf
-from kwta.data import CIFAR10Tensors
+from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors
+from kwta.explorer.links import url_value
 from kwta.explorer.runs import attack_with_trace
 from kwta.zoo.results import model_refs, read_results, write_results
 
@@ -43,7 +45,9 @@ __all__ = [
     "STEPS",
     "LessonStep",
     "compute_lesson",
+    "image_params",
     "lesson_image",
+    "page_link",
     "read_lesson",
     "summarize_lesson",
     "write_lesson",
@@ -330,3 +334,17 @@ def summarize_lesson(results: Mapping[str, Any]) -> dict[str, Any]:
             "weight_loss": (min(line), max(line)),
         }
     return out
+
+
+def page_link(page: str, params: Mapping[str, Any]) -> str:
+    """A relative URL of the explorer's ``page`` with ``params`` written as the page reads
+    them (:func:`kwta.explorer.links.url_value`): a step's "try it yourself" link."""
+    return page + "?" + urllib.parse.urlencode({k: url_value(v) for k, v in params.items()})
+
+
+def image_params(prefix: str, data: CIFAR10Tensors, index: int) -> dict[str, Any]:
+    """The image picker's URL values (keys ``<prefix>_img/_cls/_nth``) that pick test image
+    ``index`` of ``data`` by its class and its rank within the class."""
+    label = int(data.labels[index])
+    nth = [int(i) for i in (data.labels == label).nonzero().flatten()].index(index)
+    return {f"{prefix}_img": "class", f"{prefix}_cls": CIFAR10_CLASSES[label], f"{prefix}_nth": nth}

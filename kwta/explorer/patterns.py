@@ -38,6 +38,7 @@ __all__ = [
     "overlap_profile",
     "pattern_change_by_ratio",
     "pattern_change_sweep",
+    "patterns_export",
     "winner_map",
 ]
 
@@ -372,3 +373,23 @@ def curve_records(
         for c, (es, fs) in curves.items()
         for e, f in zip(es, fs, strict=True)
     ]
+
+
+def patterns_export(
+    wm: WinnerMap,
+    *,
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    changes: Mapping[str, PatternChange],
+    profiles: Mapping[str, OverlapProfile],
+) -> dict[str, Any]:
+    """The Activation patterns page's results as one JSON-able dict: the winner map (clean,
+    perturbed, changed; per spatial position), the curves as drawn, the pattern changes and
+    the overlap profiles behind them."""
+    return {
+        "layer": wm.layer,
+        "eps_winner_map": wm.eps,
+        "curves": {k: {"eps": list(v[0]), "changed_share": list(v[1])} for k, v in curves.items()},
+        "pattern_changes": {k: v.to_dict() for k, v in changes.items()},
+        "pattern_overlap": {k: v.to_dict() for k, v in profiles.items()},
+        "winner_map": {w: wm.spatial(w).tolist() for w in ("clean", "perturbed", "changed")},
+    }

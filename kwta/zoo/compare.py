@@ -22,6 +22,7 @@ from kwta.zoo.summary import ModelSummary
 
 __all__ = [
     "ATTACK_NAMES",
+    "card_facts",
     "comparison_notes",
     "comparison_table",
     "fig6_caveats",
@@ -38,6 +39,24 @@ ATTACK_NAMES = {"pgd": "PGD", "cw": "C&W", "deepfool": "DeepFool", "mim": "MIM"}
 def percent(v: float | None, digits: int = 1) -> str:
     """``0.1234`` → ``"12.3%"``; ``None`` → ``"—"``."""
     return "—" if v is None else f"{100.0 * v:.{digits}f}%"
+
+
+def card_facts(s: ModelSummary, card: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A model's card in a few rows: architecture, width, activation, γ (or LWTA groups),
+    training, epochs, the card's file and the weights' sha256 (shortened)."""
+    gamma = f"{s.ratio:g}" if s.ratio is not None else "—"
+    if s.group_size is not None:
+        gamma = f"LWTA groups of {s.group_size} (γ = {1 / s.group_size:g})"
+    sha = str(card.get("sha256", ""))[:12]
+    return [
+        ("architecture", s.arch),
+        ("width", str(s.width) if s.width is not None else "—"),
+        ("activation", s.activation_label),
+        ("sparsity γ", gamma),
+        ("training", s.method_label),
+        ("epochs", str(s.epochs) if s.epochs is not None else "—"),
+        ("file", f"`{card.get('card_file', '')}` · sha256 `{sha}…`"),
+    ]
 
 
 def comparison_table(s: ModelSummary, paper: PaperRow | None) -> dict[str, list[str]]:
