@@ -18,7 +18,8 @@ if str(APP_DIR) not in sys.path:  # streamlit run adds it; AppTest and other run
 
 import streamlit as st  # noqa: E402
 import ui  # noqa: E402
-from routes import NOT_FOUND_PARAM, PAGE_PATHS  # noqa: E402
+
+from kwta.explorer.routes import NOT_FOUND_PARAM, PAGE_PATHS  # noqa: E402
 
 #: The browser tab's icon, served by the app itself: a Material icon as page icon makes every
 #: browser fetch it from an outside font server (nothing leaves a classroom's box).
@@ -44,7 +45,7 @@ PAGES = [
 ]
 
 if {p.url_path for p in PAGES} - {""} != PAGE_PATHS:  # what the server treats as a page
-    raise RuntimeError("app/routes.py's PAGE_PATHS are not the pages' URL paths")
+    raise RuntimeError("kwta.explorer.routes.PAGE_PATHS are not the pages' URL paths")
 
 ui.setup_logging()
 page = st.navigation(PAGES)

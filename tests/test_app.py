@@ -13,6 +13,7 @@ import io
 import json
 import re
 import shutil
+import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ from PIL import Image
 from torch import nn
 
 pytest.importorskip("streamlit")
-import ui  # the pages' helpers, as the pages import them (pytest's pythonpath: app/)
 from streamlit.testing.v1 import AppTest
 
 import kwta
@@ -34,7 +34,9 @@ from kwta.explorer import jobs
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule, margin_curve
 from kwta.explorer.demo import activation_demo
 from kwta.explorer.images import MAX_UPLOAD_BYTES, MAX_UPLOAD_MB, to_png_bytes
+from kwta.explorer.limits import max_queries
 from kwta.explorer.runs import attack_with_trace, to_uint8
+from kwta.utils import default_device
 from kwta.zoo.summary import summarize_card
 
 TIMEOUT = 180  # seconds per script run; generous for a busy 2-core CI machine
@@ -544,13 +546,13 @@ def test_patterns_page_and_shared_model_untouched(app_env: Path) -> None:
     assert np.allclose(kw_chance["y"], 0.2, atol=0.01)  # k/N = γ for every k-WTA layer
     assert np.mean(kw_obs["y"]) < np.mean(relu_obs["y"])  # k-WTA patterns overlap far less
     # the γ sweep ran on a copy: the model every session shares still has γ = 0.2
-    from ui import models
+    models = sys.modules["ui.models"]  # the app's model cache, as the page loaded it
 
     shared = models._load_model(
         KWTA_NAME,
         kwta.list_pretrained(app_env)[KWTA_NAME]["sha256"],
         str(app_env),
-        str(ui.DEVICE),
+        str(default_device()),
     )
     assert kwta.get_ratio(shared) == 0.2
 
@@ -668,8 +670,9 @@ def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
     from kwta.analysis.masking import masking_indicators
 
     at = open_page(start(), "adaptive", adv_n=8, adv_budget=10**9)
-    assert f"capped at {ui.MAX_QUERIES}" in texts(at.warning)
-    assert f"at most {ui.MAX_QUERIES:,} queries" in texts(at.caption)  # the budget used
+    cap = max_queries(default_device().type == "cuda")
+    assert f"capped at {cap}" in texts(at.warning)
+    assert f"at most {cap:,} queries" in texts(at.caption)  # the budget used
     # a shared link with run=1 replays the attack run, never the costlier masking check
     linked = open_page(start(), "adaptive", adv_n=8, run=1)
     assert "adv_reports" not in linked.session_state and len(linked.metric) == 0

@@ -442,7 +442,7 @@ def test_two_sessions_at_once(server: str, browser: Any) -> None:
 
 
 def jobs_state(server: str) -> dict[str, int]:
-    """The server's job queue (``GET /api/jobs``, answered by ``app/routes.py``)."""
+    """The server's job queue (``GET /api/jobs``, answered by ``kwta.explorer.routes``)."""
     with urllib.request.urlopen(f"{server}/api/jobs", timeout=5) as r:
         state: dict[str, int] = json.loads(r.read())
     return state

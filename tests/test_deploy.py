@@ -175,7 +175,7 @@ def test_image_contents_start_and_answer_health(tmp_path: Path, base_path: str) 
 
 
 def test_unknown_paths_go_to_the_start_page_and_nothing_else_does() -> None:
-    from routes import MAX_ECHO, PAGE_PATHS, not_found_target
+    from kwta.explorer.routes import MAX_ECHO, PAGE_PATHS, not_found_target
 
     assert not_found_target("/zoo/extra") == "/?not_found=zoo%2Fextra"
     # one segment that is no page: the start page lives at the root only, and case counts

@@ -6,36 +6,34 @@ Read once per server process, from the machine and the environment
 
 from __future__ import annotations
 
-import os
-
 import torch
 
+from kwta.explorer import limits
+from kwta.explorer.links import display_dir
 from kwta.utils import default_device
+
+__all__ = [
+    "DEVICE",
+    "MAX_GRID",
+    "MAX_QUERIES",
+    "MAX_STEPS",
+    "ON_GPU",
+    "PAPER_URL",
+    "TRAIN_HINT",
+    "UPLOAD_TYPES",
+    "display_dir",
+]
 
 #: Where every model runs: CUDA when available, else CPU.
 DEVICE: torch.device = default_device()
 
 ON_GPU: bool = DEVICE.type == "cuda"
 
-#: Most PGD steps one run may take (keeps a CPU session responsive).
-MAX_STEPS = 200
-
-#: Largest loss-landscape grid side (101² = 10 201 forward passes per model).
-MAX_GRID = 101
-
-
-def _max_queries() -> int:
-    raw = os.environ.get("KWTA_MAX_QUERIES", "")
-    try:
-        value = int(raw) if raw.strip() else 0
-    except ValueError:
-        value = 0
-    return value if value > 0 else (200_000 if ON_GPU else 20_000)
-
-
+#: The caps on one job's settings (:mod:`kwta.explorer.limits`); queries by device.
+MAX_STEPS, MAX_GRID = limits.MAX_STEPS, limits.MAX_GRID
 #: Most model evaluations one adaptive attack may spend on an image (``$KWTA_MAX_QUERIES``;
 #: default 20 000 on a CPU, 200 000 on a GPU): the shared server's cap.
-MAX_QUERIES: int = _max_queries()
+MAX_QUERIES: int = limits.max_queries(ON_GPU)
 
 #: Upload types offered by the file picker (decoding checks the content anyway).
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "gif", "webp", "tif", "tiff"]
@@ -59,8 +57,3 @@ python -m kwta train --act kwta --ratio 0.1 --width 16 --epochs 5 --out pretrain
 or point `KWTA_PRETRAINED` at a folder of model cards. The **Overview** and
 **1-D toy fit** pages work without any model.
 """
-
-
-def display_dir() -> str:
-    """The model folder as a visitor may see it: never this server's absolute path."""
-    return "$KWTA_PRETRAINED" if os.environ.get("KWTA_PRETRAINED") else "pretrained/"

@@ -10,68 +10,13 @@ the exact view, and the session keeps the last value of a page the user left.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
 
-from ui.text import literal
-
-
-def _parse(raw: Any, default: Any, item: type | None = None) -> Any:
-    """A query-parameter string as the type of ``default``; ``ValueError`` if it does not fit.
-
-    Lists are comma-separated; their items are converted by ``item`` (default: the type
-    of the default's first item, else ``str``).
-    """
-    if isinstance(raw, list):
-        raw = raw[-1] if raw else ""
-    text = str(raw)
-    if isinstance(default, bool):
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise ValueError(text)
-    if isinstance(default, int):
-        try:
-            return int(text)
-        except ValueError:
-            v = float(text)
-            if not math.isfinite(v):
-                raise
-            return int(v)
-    if isinstance(default, float):
-        v = float(text)
-        if not math.isfinite(v):
-            raise ValueError(text)
-        return v
-    if isinstance(default, (list, tuple)):
-        conv = item or (type(default[0]) if default else str)
-        return [conv(t) for t in text.split(",") if t]
-    return text
-
-
-def url_value(value: Any) -> str:
-    """A widget value as it is written into the URL (and read back by :func:`init_state`)."""
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-def shown_value(value: Any) -> str:
-    """A value from a link as a notice quotes it: :func:`url_value`, with a whole number of
-    more than twelve digits (``1e308`` read as an integer) in scientific notation."""
-    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**12:
-        digits = str(abs(value))
-        return f"{'-' if value < 0 else ''}{digits[0]}.{digits[1:3]}e+{len(digits) - 1}"
-    return url_value(value)
-
+from kwta.explorer.links import literal, shown_value, url_value
+from kwta.explorer.links import parse_link_value as _parse
 
 #: Prefix of the session's copies of widget values (see :func:`sync_url`).
 _KEPT = "_kept_"

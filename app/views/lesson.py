@@ -9,7 +9,6 @@ URL (``?les_step=3``) so a presenter can jump.
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 import cached
@@ -24,7 +23,7 @@ from kwta.data import CIFAR10_CLASSES, cifar10_sample
 from kwta.explorer import jobs
 from kwta.explorer.adaptive import robustness_rows
 from kwta.explorer.demo import activation_demo, random_vector
-from kwta.explorer.lesson import STEPS, read_lesson
+from kwta.explorer.lesson import STEPS, image_params, page_link, read_lesson
 from kwta.zoo.hub import pretrained_dir
 from kwta.zoo.summary import default_pair
 
@@ -39,18 +38,6 @@ st.markdown(
 """,
     unsafe_allow_html=True,  # a fixed style written here (projector-readable text), no user input
 )
-
-
-def _link(page: str, params: dict[str, Any]) -> str:
-    """A relative URL of ``page`` with ``params`` (opens in a new tab, a fresh session)."""
-    return page + "?" + urllib.parse.urlencode({k: ui.url_value(v) for k, v in params.items()})
-
-
-def _image_params(prefix: str, label: int, index: int) -> dict[str, Any]:
-    """The image picker's URL values for bundled test image ``index`` of class ``label``."""
-    data = cifar10_sample("test")
-    nth = [int(i) for i in (data.labels == label).nonzero().flatten()].index(index)
-    return {f"{prefix}_img": "class", f"{prefix}_cls": CIFAR10_CLASSES[label], f"{prefix}_nth": nth}
 
 
 cards = ui.require_models() or {}
@@ -157,7 +144,7 @@ elif lesson is not None and step.key == "pgd":
     link_params = {
         "atk_a": relu_name,
         "atk_b": kwta_name,
-        **_image_params("atk", img["label"], img["index"]),
+        **image_params("atk", cifar10_sample("test"), img["index"]),
         "atk_eps": s["eps"],
         "atk_steps": s["steps"],
         "atk_alpha": s["alpha"],
@@ -181,12 +168,12 @@ elif lesson is not None and step.key == "landscape":
     walk_params = {  # the same image on the Attack path page: PGD's walk on its own plane
         "path_a": relu_name,
         "path_b": kwta_name,
-        **_image_params("path", img["label"], img["index"]),
+        **image_params("path", cifar10_sample("test"), img["index"]),
         "run": 1,
     }
     link_params = {
         "ls_models": [relu_name, kwta_name],
-        **_image_params("ls", img["label"], img["index"]),
+        **image_params("ls", cifar10_sample("test"), img["index"]),
         "ls_grid": s["grid"],
         "ls_span": s["span"],
         "ls_seed": s["seed"],
@@ -227,13 +214,13 @@ c2.button(
 if link_params:
     c3.link_button(
         "Try it yourself: open the full page",
-        _link(step.page, link_params),
+        page_link(step.page, link_params),
         icon=":material/open_in_new:",
     )
 if walk_params:
     c3.link_button(
         "Where PGD goes on this surface: the attack's path",
-        _link("attack_path", walk_params),
+        page_link("attack_path", walk_params),
         icon=":material/route:",
     )
 
