@@ -8,7 +8,8 @@
   :func:`sync_url` (writes the bound keys), :func:`start_page`, :func:`url_value`,
   :func:`show_notices`, :func:`capped`;
 - :mod:`ui.models` — :func:`model_cards`, :func:`get_model` (shared, never mutated),
-  :func:`model_picker`, :func:`model_label`, :func:`require_models`, :func:`unit_seconds`;
+  :func:`model_picker`, :func:`model_pair` (A beside B), :func:`model_label`,
+  :func:`require_models`, :func:`unit_seconds`;
 - :mod:`ui.images` — :func:`image_picker` (bundled image or upload; its keys bound
   to the URL), :func:`test_images`, :class:`PickedImage`;
 - :mod:`ui.progress` — long work: :func:`run_with_progress`, :func:`expected_time`,
@@ -40,6 +41,7 @@ from ui.models import (
     get_model,
     model_cards,
     model_label,
+    model_pair,
     model_picker,
     require_models,
     unit_seconds,
@@ -81,6 +83,7 @@ __all__ = [
     "masking_report",
     "model_cards",
     "model_label",
+    "model_pair",
     "model_picker",
     "pct",
     "remember_run",

@@ -15,7 +15,7 @@ from torch import nn
 
 from kwta.explorer.runs import from_uint8
 from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
-from kwta.zoo.summary import summarize_card
+from kwta.zoo.summary import default_pair, summarize_card
 from ui.config import DEVICE, TRAIN_HINT, display_dir
 from ui.state import init_state
 from ui.text import literal
@@ -112,6 +112,22 @@ def model_picker(
     )
     value = st.session_state[key]
     return None if value == none else str(value)
+
+
+#: Model B's "no second model" option.
+NO_MODEL = "(none)"
+
+
+def model_pair(prefix: str, cards: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Two sidebar model pickers side by side, ``<prefix>_a`` and ``<prefix>_b`` (B may be
+    "(none)"), preselecting the zoo's ReLU / k-WTA pair; the chosen names, A first, once each."""
+    relu, kwta = default_pair(cards)
+    model_picker(f"{prefix}_a", cards, relu, label="Model A")
+    model_picker(f"{prefix}_b", cards, kwta, label="Model B (side by side)", none=NO_MODEL)
+    chosen = [str(st.session_state[f"{prefix}_a"])]
+    if st.session_state[f"{prefix}_b"] not in (NO_MODEL, chosen[0]):
+        chosen.append(str(st.session_state[f"{prefix}_b"]))
+    return chosen
 
 
 def require_models() -> dict[str, dict[str, Any]] | None:

@@ -13,12 +13,10 @@ from torch import nn
 from kwta import paper
 from kwta.explorer import estimates, jobs
 from kwta.explorer.runs import AttackRun
-from kwta.zoo.summary import default_pair
 
 P = "atk"
 #: PGD steps by default (App. D.1 evaluates with 40); a link runs at most this many by itself.
 DEFAULT_STEPS = 40
-NONE = "(none)"
 
 
 st.title("Live attack (Fig. 3a/b)")
@@ -34,13 +32,11 @@ st.markdown(
 cards = ui.require_models() or {}
 if not cards:
     st.stop()
-relu_default, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
 sb.header("Models")
-ui.model_picker(f"{P}_a", cards, relu_default, label="Model A")
-ui.model_picker(f"{P}_b", cards, kwta_default, label="Model B (side by side)", none=NONE)
+selected = ui.model_pair(P, cards)
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("PGD")
@@ -72,9 +68,6 @@ sb.radio(
 )
 ui.show_notices()
 
-selected = [st.session_state[f"{P}_a"]]
-if st.session_state[f"{P}_b"] not in (NONE, selected[0]):
-    selected.append(st.session_state[f"{P}_b"])
 eps = float(st.session_state[f"{P}_eps"])
 alpha = float(st.session_state[f"{P}_alpha"])
 steps = ui.capped(int(st.session_state[f"{P}_steps"]), ui.MAX_STEPS, "Steps")

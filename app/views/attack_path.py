@@ -15,14 +15,12 @@ from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import estimates, jobs
 from kwta.explorer.paths import DEFAULT_GRID, AttackPath, path_records
 from kwta.explorer.runs import records_to_csv
-from kwta.zoo.summary import default_pair
 
 P = "path"
 #: PGD steps by default (App. D.1 evaluates with 40 steps of 0.003).
 DEFAULT_STEPS = 40
 #: Largest plane on this page (61² forward passes per model).
 MAX_PATH_GRID = 61
-NONE = "(none)"
 
 st.title("Attack path: where PGD goes")
 st.markdown(
@@ -39,13 +37,11 @@ st.markdown(
 cards = ui.require_models() or {}
 if not cards:
     st.stop()
-relu_default, kwta_default = default_pair(cards)
 
 # ------------------------------------------------------------------ sidebar inputs
 sb = st.sidebar
 sb.header("Models")
-ui.model_picker(f"{P}_a", cards, relu_default, label="Model A")
-ui.model_picker(f"{P}_b", cards, kwta_default, label="Model B (side by side)", none=NONE)
+selected = ui.model_pair(P, cards)
 sb.header("Image")
 image = ui.image_picker(P)
 sb.header("PGD and the plane")
@@ -70,9 +66,6 @@ sb.number_input(f"Points per axis (≤ {MAX_PATH_GRID})", 3, 10_000, key=f"{P}_g
 sb.number_input("Seed (start, random direction)", 0, 10**9, key=f"{P}_seed")
 ui.show_notices()
 
-selected = [st.session_state[f"{P}_a"]]
-if st.session_state[f"{P}_b"] not in (NONE, selected[0]):
-    selected.append(st.session_state[f"{P}_b"])
 eps = float(st.session_state[f"{P}_eps"])
 alpha = float(st.session_state[f"{P}_alpha"])
 steps = ui.capped(int(st.session_state[f"{P}_steps"]), ui.MAX_STEPS, "Steps")

@@ -19,6 +19,7 @@ from kwta.analysis._common import Callback, as_batch, device_of, eval_view, rade
 __all__ = [
     "PatternChange",
     "activation_patterns",
+    "changed_fraction",
     "masks_overlap",
     "overlap_summary",
     "pattern_change",
@@ -130,7 +131,7 @@ class PatternChange:
         return out
 
 
-def _changed_fraction(a: Tensor, b: Tensor) -> Tensor:
+def changed_fraction(a: Tensor, b: Tensor) -> Tensor:
     """Per-sample ``|a Δ b| / (|a| + |b|)`` of boolean masks ``(B, …)``."""
     a2, b2 = a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)
     sym = (a2 ^ b2).sum(dim=1).double()
@@ -193,7 +194,7 @@ def pattern_change(
         for d in dirs:
             masks = _patterns(net, (xb + e * d).clamp(0.0, 1.0))
             for j, name in enumerate(layers):
-                cf = _changed_fraction(clean[name], masks[name]).cpu()
+                cf = changed_fraction(clean[name], masks[name]).cpu()
                 frac[i, j] += cf.mean()
                 anyc[i, j] += (cf > 0).double().mean()
             done += 1

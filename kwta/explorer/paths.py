@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from kwta.analysis._common import Callback, to_plain
 from kwta.analysis.attack_plane import AttackPlane, SecondDirection, attack_plane
-from kwta.analysis.patterns import activation_patterns
+from kwta.analysis.patterns import activation_patterns, changed_fraction
 from kwta.explorer.runs import AttackRun, attack_with_trace
 
 __all__ = [
@@ -93,10 +93,7 @@ def path_pattern_change(model: nn.Module, x: Tensor, path: Tensor) -> Tensor:
     if not masks:
         return torch.zeros(len(path), dtype=torch.float64)
     flat = torch.cat([m.reshape(m.shape[0], -1) for m in masks.values()], dim=1).cpu()
-    clean, steps = flat[:1], flat[1:]
-    differ = (clean ^ steps).sum(dim=1).double()
-    total = (clean.sum(dim=1) + steps.sum(dim=1)).double()
-    return torch.where(total > 0, differ / total.clamp_min(1), torch.zeros_like(differ))
+    return changed_fraction(flat[:1].expand(len(path), -1), flat[1:])
 
 
 def attack_path(
