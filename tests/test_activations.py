@@ -175,3 +175,25 @@ def test_kwta_network_is_sparse_at_every_layer(test_sample) -> None:  # type: ig
     assert len(counts) == 17
     for nonzero, n in counts:
         assert nonzero <= _k(0.1, n)
+
+
+@pytest.mark.parametrize("shape", [(0, 8), (0, 4, 3, 3)])
+def test_an_empty_batch_gives_an_empty_result(shape: tuple[int, ...]) -> None:
+    """No sample, no winners: an empty result (and gradient) on every CPU backend, per channel
+    too, in the input's layout; a k-WTA network answers an empty batch with no logits."""
+    from kwta.nn import native
+
+    backends = ["torch", "auto"] + (["native"] if native.cpu_kernel() is not None else [])
+    for backend in backends:
+        x = torch.empty(*shape, requires_grad=True)
+        y = F.kwta(x, 0.5, backend=backend)
+        y.sum().backward()
+        assert y.shape == shape and x.grad is not None and x.grad.shape == shape
+        assert F.kwta_mask(x, 0.5, backend=backend).dtype == torch.bool
+    if len(shape) == 4:
+        assert F.kwta(torch.empty(*shape), 0.5, per_channel=True).shape == shape
+        cl = torch.empty(*shape).to(memory_format=torch.channels_last)
+        assert F.kwta_mask(cl, 0.5).is_contiguous(memory_format=torch.channels_last)
+    net = models.resnet18(width=4, act="kwta", act_kwargs={"ratio": 0.1}).eval()
+    with torch.no_grad():
+        assert net(torch.empty(0, 3, 32, 32)).shape == (0, 10)

@@ -219,10 +219,13 @@ def kwta_mask(
     Returns:
         A ``bool`` tensor shaped like ``x`` (same memory layout) with exactly
         ``k`` ``True`` entries per sample (per channel in per-channel mode);
-        ties at the k-th value go to the lower flat index.
+        ties at the k-th value go to the lower flat index. An empty batch gives an
+        empty mask.
     """
     if x.dim() < 2:
         raise ValueError(f"k-WTA needs a batch dimension; got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:  # an empty batch: no winners to pick, on every backend
+        return torch.zeros_like(x, dtype=torch.bool)
     if per_channel:
         if x.dim() < 3:
             raise ValueError("per-channel k-WTA needs an input of shape (B, C, H, W)")
@@ -258,7 +261,7 @@ def kwta(x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "
     Returns:
         Tensor shaped like ``x``.
     """
-    if not per_channel and x.dim() >= 2:
+    if not per_channel and x.dim() >= 2 and x.shape[0] > 0:
         picked = _pick(x, backend)
         n = x[0].numel()
         k = k_from_ratio(ratio, n)
