@@ -174,14 +174,21 @@ def get(url: str) -> tuple[int, str]:
         return r.status, r.read().decode(errors="replace")
 
 
-def run_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
-    failures: list[str] = []
+def checker(report: dict[str, Any], failures: list[str]) -> Any:
+    """``check(ok, what)``: record a check in ``report``, print PASS/FAIL, collect failures."""
 
     def check(ok: bool, what: str) -> None:
         report["checks"][what] = bool(ok)
         if not ok:
             failures.append(what)
         print(("PASS " if ok else "FAIL ") + what, flush=True)
+
+    return check
+
+
+def run_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
+    failures: list[str] = []
+    check = checker(report, failures)
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -297,12 +304,7 @@ def compose_command() -> list[str] | None:
 def compose_checks(args: argparse.Namespace, report: dict[str, Any]) -> list[str]:
     """``compose.yaml`` started for real on the CPU (see the module docstring, step 8)."""
     failures: list[str] = []
-
-    def check(ok: bool, what: str) -> None:
-        report["checks"][what] = bool(ok)
-        if not ok:
-            failures.append(what)
-        print(("PASS " if ok else "FAIL ") + what, flush=True)
+    check = checker(report, failures)
 
     cmd = compose_command()
     if cmd is None:
