@@ -35,16 +35,16 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from classroom import PeakMemory, memory_mb
 
 REPO = Path(__file__).resolve().parents[1]
 NAME = "kwta-explorer-check"
@@ -135,38 +135,6 @@ def wait_serving(url: str, since: float, timeout: float = 240) -> float:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s")
-
-
-def memory_mb(name: str) -> float:
-    """The container's memory use now (``docker stats``), in MB."""
-    out = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", name).stdout
-    m = re.match(r"\s*([\d.]+)\s*([KMG]i?B)", out)
-    if not m:
-        raise RuntimeError(f"cannot read docker stats: {out!r}")
-    unit = {"KiB": 1024, "KB": 1e3, "MiB": 2**20, "MB": 1e6, "GiB": 2**30, "GB": 1e9}
-    return round(float(m.group(1)) * unit[m.group(2)] / 1e6, 1)
-
-
-class PeakMemory:
-    """Samples the container's memory in a thread while a block runs."""
-
-    def __init__(self, name: str) -> None:
-        self.name, self.peak, self._stop = name, 0.0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
-                self.peak = max(self.peak, memory_mb(self.name))
-            self._stop.wait(0.5)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def get(url: str) -> tuple[int, str]:

@@ -89,32 +89,35 @@ def job_lines(log_text: str) -> list[dict[str, Any]]:
     ]
 
 
+def memory_mb(container: str) -> float:
+    """The container's memory use now (``docker stats``), in MB (0.1 MB steps)."""
+    out = subprocess.run(
+        ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", container],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    m = re.match(r"\s*([\d.]+)\s*([KMG]i?B)", out)
+    if not m:
+        raise RuntimeError(f"cannot read docker stats: {out!r}")
+    unit = {"KiB": 1024, "KB": 1e3, "MiB": 2**20, "MB": 1e6, "GiB": 2**30, "GB": 1e9}
+    return round(float(m.group(1)) * unit[m.group(2)] / 1e6, 1)
+
+
 class PeakMemory:
-    """The container's peak memory (``docker stats``, MB) while a block runs."""
+    """The container's peak memory (``docker stats``, MB, twice a second) while a block runs;
+    ``None``: no container, nothing sampled."""
 
     def __init__(self, container: str | None) -> None:
         self.container, self.peak = container, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _sample(self) -> float:
-        out = subprocess.run(
-            ["docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", str(self.container)],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout
-        m = re.match(r"\s*([\d.]+)\s*([KMG]i?B)", out)
-        if not m:
-            raise RuntimeError(f"cannot read docker stats: {out!r}")
-        unit = {"KiB": 1024, "KB": 1e3, "MiB": 2**20, "MB": 1e6, "GiB": 2**30, "GB": 1e9}
-        return float(m.group(1)) * unit[m.group(2)] / 1e6
-
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
-                self.peak = max(self.peak, self._sample())
+                self.peak = max(self.peak, memory_mb(str(self.container)))
             self._stop.wait(0.5)
 
     def __enter__(self) -> PeakMemory:
