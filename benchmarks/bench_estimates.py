@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
         for grid in (21, 50):
             add(f"Loss landscape: {grid}×{grid}", name,
                 estimates.landscape_estimate([image], grid),
-                lambda i=inputs, g=grid: get_action(f"landscape{g}").run(i))  # fmt: skip
+                lambda i=inputs, g=grid: get_action("landscape").run(i, {"grid": g}))  # fmt: skip
         add(f"Adaptive: ≤ {ADAPTIVE_BUDGET} queries (a bound)", name,
             estimates.query_estimate(image, ADAPTIVE_BUDGET),
             lambda i=inputs: get_action("adaptive").run(i))  # fmt: skip

@@ -31,7 +31,7 @@ if [[ $MODE == --smoke ]]; then
   export TRITON_INTERPRET=1  # the kernel on the CPU, through Triton's interpreter
   TESTS=() TUNE=(--widths 2 --batch 2 --repeats 1 --blocks 64,128 --warps 4)
   BENCH=(--device cpu --widths 8 --repeats 1 --rows activation --no-reference)
-  PAGES=(--smoke --models kwta0.1-nat --actions attack,landscape21)
+  PAGES=(--smoke --models kwta0.1-nat --actions attack,landscape)
   ZOO_MIN_S=1000000  # never in smoke mode (device_zoo.sh has its own smoke test)
 else
   export KWTA_NATIVE=0  # the CPU side of the parity checks: the (identical) PyTorch path

@@ -60,7 +60,7 @@ from kwta.utils import default_device, device_name
 from kwta.zoo.hub import list_pretrained, load_pretrained
 from kwta.zoo.summary import default_pair
 
-SMOKE_ACTIONS = ("attack", "landscape21", "patterns")
+SMOKE_ACTIONS = ("attack", "landscape", "patterns")
 
 
 def _sync(device: torch.device) -> None:
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in args.load_actions.split(","):
             for r in load_model(get_action(key), dev_in, users=args.users, max_jobs=max_jobs):
                 result["load"].append({**r, "model": name})
-    oom_key = "landscape21" if args.smoke else "landscape50"
+    oom_key = "landscape" if args.smoke else "landscape50"
     result["oom"] = provoke_oom(inputs_on(load_pretrained(names[-1], device), device), key=oom_key)
     ok = all(r["passed"] for r in result["parity"]) and result["oom"]["same_result"]
     result["passed"] = ok

@@ -435,12 +435,33 @@ def _cmd_sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from kwta.explorer.provenance import ProvenanceError, read_document
+    from kwta.explorer.reproduce import NotReproduced, reproduce
+
+    try:
+        doc = read_document(args.result)
+        rep = reproduce(doc, device=args.device, data=args.data)
+    except ProvenanceError as err:
+        sys.stderr.write(f"kwta reproduce: refused: {err}\n")
+        return 2
+    except NotReproduced as err:
+        sys.stderr.write(f"kwta reproduce: NOT reproduced: {err}\n")
+        return 1
+    text = rep.report()
+    sys.stdout.write((text.splitlines()[-1] if args.quiet else text) + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep.to_dict(), indent=2) + "\n")
+    return 0 if rep.passed else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``kwta`` / ``python -m kwta``.
 
     Returns:
-        0 on success, 1 when the data or weights are unusable. Bad arguments
-        exit through argparse with code 2 (:class:`SystemExit`).
+        0 on success, 1 when the data or weights are unusable (``reproduce``: also when
+        the numbers differ). Bad arguments exit through argparse with code 2
+        (:class:`SystemExit`); ``reproduce`` returns 2 for a file that is not a result.
     """
     args_list = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -457,6 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_sweep(args, sub)
         if args.command == "transfer":
             return _cmd_transfer(args, sub)
+        if args.command == "reproduce":
+            return _cmd_reproduce(args, sub)
         if args.command == "doctor":
             from kwta.doctor import format_report, run_checks
 

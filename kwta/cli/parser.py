@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
             "k-WTA Explorer: train and evaluate the networks of Xiao, Zhong, Zheng (ICLR 2020)."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo,doctor}")
+    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo,reproduce,doctor}")
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
@@ -226,6 +226,32 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sw.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sw.set_defaults(sub_parser=sw)
+
+    rp = sub.add_parser(
+        "reproduce",
+        help="rerun a result downloaded from the explorer and compare its numbers",
+        description=(
+            "Rerun the computation of a result JSON downloaded from the explorer (its "
+            "provenance: page action, settings, model by name and sha256, image) and compare "
+            "with the recorded numbers: exactly on the device, library and torch version that "
+            "made it, within the documented tolerances elsewhere. Exit 0: reproduced; 1: the "
+            "numbers, the weights or the image differ; 2: not a valid result file."
+        ),
+    )
+    rp.add_argument("result", metavar="RESULT.json", help="a result downloaded from the explorer")
+    rp.add_argument(
+        "--device", type=device_arg, default=None, help="cpu or cuda (default: as recorded)"
+    )
+    rp.add_argument(
+        "--data",
+        type=existing_path,
+        default=None,
+        help="CIFAR-10 copy the image came from, if not the bundled sample (default $KWTA_DATA)",
+    )
+    rp.add_argument("--json", metavar="OUT.json", default=None, help="write the comparison")
+    rp.add_argument("-q", "--quiet", action="store_true", help="print the verdict line only")
+    rp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    rp.set_defaults(sub_parser=rp)
 
     les = sub.add_parser(
         "lesson",

@@ -16,14 +16,24 @@ attack trajectories follow gradient *signs* and may part after a few steps on
 either architecture, so attacks are checked where they must agree — the clean
 logits, that the adversarial image stays in the ε-ball, and the device's
 adversarial image re-evaluated by the reference device (:func:`cross_check`).
+
+Two runs on the *same* device are compared exactly, every probe included: an action
+also lists the whole result's numbers as probes marked ``same_device`` (the trace, the
+adversarial image, the full grid), which :func:`compare_probes` checks only when asked
+for ``exact`` — what ``kwta reproduce`` does when a result comes back to the device,
+library and torch version that made it (:mod:`kwta.explorer.provenance`).
+
+Every action declares its settings (:class:`Setting`: the page's default and the values
+it accepts); :meth:`PageAction.run` takes any of them and refuses unknown names and
+values of the wrong type or out of range, so a result file's settings are checked
+before anything runs.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Literal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +45,7 @@ from kwta.analysis.patterns import PatternChange
 from kwta.analysis.toy import ToyFit, toy_fit
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
+from kwta.explorer.limits import MAX_FIT_STEPS, MAX_GRID, MAX_STEPS
 from kwta.explorer.paths import DEFAULT_GRID, AttackPath, attack_path
 from kwta.explorer.patterns import (
     DEFAULT_RATIOS,
@@ -43,6 +54,7 @@ from kwta.explorer.patterns import (
     pattern_change_sweep,
     winner_map,
 )
+from kwta.explorer.probes import Probe, ProbeCheck, Setting, SettingValue, compare_probes, shown
 from kwta.explorer.runs import AttackRun, attack_with_trace
 from kwta.nn.activations import get_ratio
 
@@ -54,6 +66,8 @@ __all__ = [
     "PageAction",
     "Probe",
     "ProbeCheck",
+    "Setting",
+    "SettingValue",
     "compare_probes",
     "cross_check",
     "get_action",
@@ -64,6 +78,8 @@ __all__ = [
 ADAPTIVE_BUDGET = 4000
 #: The landscape page's batch of grid points per forward pass (halved on out-of-memory).
 LANDSCAPE_BATCH = 256
+#: Most gradient samples per step an adaptive attack may ask for (a JSON file's bound).
+MAX_QUERIES_PER_STEP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -74,106 +90,31 @@ class ActionInputs:
         model: Classifier on pixels in [0, 1], eval mode, on the device to run on.
         x: ``(1, 3, H, W)`` one image on the model's device.
         label: Its true class.
-        xs: ``(B, 3, H, W)`` a class-balanced batch on the model's device.
+        xs: ``(B, 3, H, W)`` a class-balanced batch on the model's device (the actions
+            on many images; ``None`` where no action needs it).
         ys: ``(B,)`` its labels.
     """
 
     model: nn.Module
     x: Tensor
     label: int
-    xs: Tensor
-    ys: Tensor
+    xs: Tensor | None = None
+    ys: Tensor | None = None
+
+    def batch(self) -> tuple[Tensor, Tensor]:
+        """``(xs, ys)``.
+
+        Raises:
+            ValueError: The inputs hold no batch.
+        """
+        if self.xs is None or self.ys is None:
+            raise ValueError("this action needs a batch of images (ActionInputs.xs, ys)")
+        return self.xs, self.ys
 
     @property
     def device(self) -> torch.device:
         """The device everything runs on."""
         return self.x.device
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One comparable part of a result.
-
-    Attributes:
-        name: What it is (``"clean logits"``, ``"loss grid"``…).
-        value: The values, on the CPU (float64 for ``"close"``, integers/bools for ``"exact"``).
-        kind: ``"exact"``: elements must be equal; ``"close"``: within
-            ``atol + rtol·|reference|``.
-        rtol: Relative tolerance of ``"close"``.
-        atol: Absolute tolerance of ``"close"``.
-        min_agree: Share of elements that must agree (1.0: all of them).
-    """
-
-    name: str
-    value: Tensor
-    kind: Literal["exact", "close"] = "close"
-    rtol: float = 1e-3
-    atol: float = 1e-4
-    min_agree: float = 1.0
-
-
-@dataclass(frozen=True)
-class ProbeCheck:
-    """A probe of one run compared with the same probe of a reference run.
-
-    Attributes:
-        name: The probe's name.
-        kind: ``"exact"`` or ``"close"``.
-        agree: Share of elements that agree.
-        max_abs_diff: Largest absolute difference (0 for equal ``"exact"`` probes).
-        min_agree: The share required.
-        passed: ``agree ≥ min_agree`` (and equal shapes).
-    """
-
-    name: str
-    kind: str
-    agree: float
-    max_abs_diff: float
-    min_agree: float
-    passed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values (for JSON)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "agree": self.agree,
-            "max_abs_diff": self.max_abs_diff,
-            "min_agree": self.min_agree,
-            "passed": self.passed,
-        }
-
-
-def compare_probes(reference: Sequence[Probe], other: Sequence[Probe]) -> list[ProbeCheck]:
-    """Compare each probe of ``other`` with the reference's probe of the same name.
-
-    The reference's rule (kind, tolerances, required share) applies.
-
-    Raises:
-        ValueError: The two runs do not have the same probe names.
-    """
-    ref = {p.name: p for p in reference}
-    oth = {p.name: p for p in other}
-    if list(ref) != list(oth):
-        raise ValueError(f"probe names differ: {list(ref)} vs {list(oth)}")
-    out = []
-    for name, r in ref.items():
-        a, b = r.value, oth[name].value
-        if a.shape != b.shape:
-            out.append(ProbeCheck(name, r.kind, 0.0, math.inf, r.min_agree, False))
-            continue
-        if r.kind == "exact":
-            ok = a == b
-            diff = (a.double() - b.double()).abs() if a.numel() else a.double()
-        else:
-            a64, b64 = a.double(), b.double()
-            diff = (a64 - b64).abs()
-            ok = diff <= r.atol + r.rtol * a64.abs()
-            ok &= torch.isfinite(b64) | (a64 == b64)
-        agree = float(ok.double().mean()) if ok.numel() else 1.0
-        max_diff = float(diff.max()) if diff.numel() else 0.0
-        out.append(ProbeCheck(name, r.kind, agree, max_diff, r.min_agree, agree >= r.min_agree))
-    return out
 
 
 def _cpu(t: Tensor) -> Tensor:
@@ -184,6 +125,16 @@ def _is_kwta(model: nn.Module) -> bool:
     return get_ratio(model) is not None
 
 
+def _run_probes(run: AttackRun) -> list[Probe]:
+    """The whole run, compared only on the same device: every step's logits and class,
+    the adversarial image."""
+    return [
+        Probe("logits at every step", _cpu(run.trace.logits[:, 0]).double(), same_device=True),
+        Probe("class at every step", _cpu(run.trace.pred[:, 0]), "exact", same_device=True),
+        Probe("adversarial image", _cpu(run.x_adv).double(), same_device=True),
+    ]
+
+
 def _attack_probes(run: AttackRun, inputs: ActionInputs) -> list[Probe]:
     return [
         Probe("clean logits", _cpu(run.trace.logits[0]).double(), rtol=1e-3, atol=1e-3),
@@ -191,6 +142,7 @@ def _attack_probes(run: AttackRun, inputs: ActionInputs) -> list[Probe]:
         Probe(
             "adversarial image in the ε-ball", torch.tensor([run.linf <= run.eps + 1e-6]), "exact"
         ),
+        *_run_probes(run),
     ]
 
 
@@ -201,6 +153,8 @@ def _path_probes(p: AttackPath, inputs: ActionInputs) -> list[Probe]:
         *_attack_probes(p.run, inputs),
         Probe("the walk starts at x", _cpu(p.plane.path[0]), "exact"),
         Probe("no pattern changed at x", _cpu(p.changed[:1]), "exact"),
+        Probe("loss on the plane", _cpu(p.plane.loss).double(), same_device=True),
+        Probe("pattern changed at every step", _cpu(p.changed).double(), same_device=True),
     ]
 
 
@@ -235,6 +189,8 @@ def _adaptive_probes(run: AttackRun, inputs: ActionInputs) -> list[Probe]:
         Probe(
             "adversarial image in the ε-ball", torch.tensor([run.linf <= run.eps + 1e-6]), "exact"
         ),
+        *_run_probes(run),
+        Probe("queries", torch.tensor([run.queries or 0]), "exact", same_device=True),
     ]
 
 
@@ -257,6 +213,12 @@ def _toy_probes(fit: ToyFit, inputs: ActionInputs) -> list[Probe]:
         Probe("k-WTA fit", _cpu(fit.kwta_dense).double(), rtol=1e-4, atol=1e-5, min_agree=0.99),
         Probe("ReLU fit", _cpu(fit.relu_dense).double(), rtol=1e-4, atol=1e-5),
         Probe("ReLU jumps", torch.tensor([len(fit.relu_jumps)]), "exact"),
+        Probe("k-WTA jumps", torch.tensor([len(fit.kwta_jumps)]), "exact", same_device=True),
+        Probe(
+            "train MSE (k-WTA, ReLU)",
+            torch.tensor([fit.kwta_loss, fit.relu_loss], dtype=torch.float64),
+            same_device=True,
+        ),
     ]
 
 
@@ -264,102 +226,293 @@ def _weight_probes(wl: WeightLine, inputs: ActionInputs) -> list[Probe]:
     return [
         Probe("loss along the weight line", _cpu(wl.loss).double(), rtol=1e-3, atol=1e-3),
         Probe(
-            "accuracy along the weight line", _cpu(wl.accuracy).double(), atol=2.0 / len(inputs.ys)
+            "accuracy along the weight line",
+            _cpu(wl.accuracy).double(),
+            atol=2.0 / len(inputs.batch()[1]),
         ),
     ]
 
 
+# ------------------------------------------------------------------ summaries
+# What a result's Python script prints (kwta.explorer.scripts), name for name.
+
+
+def _run_summary(run: AttackRun) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "clean prediction": run.clean_pred,
+        "adversarial prediction": run.adv_pred,
+        "attack succeeded": run.success,
+        "first misclassified at step": run.first_misclassified,
+        "final linf": run.linf,
+    }
+    if run.queries is not None:
+        out["queries"] = run.queries
+    return out
+
+
+def _path_summary(p: AttackPath) -> dict[str, Any]:
+    return _run_summary(p.run) | {"pattern changed at the last step": float(p.changed[-1])}
+
+
+def _landscape_summary(ls: Landscape) -> dict[str, Any]:
+    return {
+        "clean loss": ls.clean_loss,
+        "lowest loss": float(ls.loss.min()),
+        "highest loss": float(ls.loss.max()),
+    }
+
+
+def _toy_summary(fit: ToyFit) -> dict[str, Any]:
+    return {
+        "k-WTA jumps": len(fit.kwta_jumps),
+        "ReLU jumps": len(fit.relu_jumps),
+        "k-WTA train MSE": fit.kwta_loss,
+        "ReLU train MSE": fit.relu_loss,
+    }
+
+
+def _weights_summary(wl: WeightLine) -> dict[str, Any]:
+    return {"lowest loss": float(wl.loss.min()), "highest loss": float(wl.loss.max())}
+
+
+def _masking_summary(rep: MaskingReport) -> dict[str, Any]:
+    return {
+        "correctly classified": rep.n_correct,
+        "gradient masking suspected": rep.suspected,
+        **{i.key: i.value for i in rep.indicators},
+    }
+
+
+def _patterns_summary(result: tuple[WinnerMap, dict[str, PatternChange]]) -> dict[str, Any]:
+    wm, _ = result
+    return {"winners changed": float((wm.clean != wm.perturbed).double().mean())}
+
+
 @dataclass(frozen=True)
 class PageAction:
-    """One page's main library call with the page's defaults.
+    """One page's main library call, its settings and the page's defaults.
 
     Attributes:
         key: Short identifier (``"attack"``, ``"landscape50"``…).
         page: The page it belongs to.
         what: What is computed, for tables.
-        run: ``run(inputs)``: the library call.
+        fn: ``fn(inputs, settings, callback=None, **extra)``: the library call with every
+            setting given (call :meth:`run`, which checks them).
         probes: ``probes(result, inputs)``: the comparable parts of a result.
+        settings: The call's settings with the page's defaults.
+        summary: ``summary(result)``: the few numbers a result's Python script prints.
         per_model: Runs once per model (``False``: once, on the toy MLP).
         repeats: Timed repetitions a benchmark should use (heavy actions: 1).
         batched: The call takes a batch size that :func:`kwta.explorer.jobs.retry_on_oom`
             may halve (the landscape page does).
+        on_batch: Runs on the class-balanced batch (``inputs.xs``), not on one image.
     """
 
     key: str
     page: str
     what: str
-    run: Callable[[ActionInputs], Any]
+    fn: Callable[..., Any]
     probes: Callable[[Any, ActionInputs], list[Probe]]
+    settings: tuple[Setting, ...] = ()
+    summary: Callable[[Any], dict[str, Any]] = field(default=lambda result: {})
     per_model: bool = True
     repeats: int | None = None
     batched: bool = False
+    on_batch: bool = False
+
+    def defaults(self) -> dict[str, SettingValue]:
+        """Every setting at the page's default."""
+        return {s.name: s.default for s in self.settings}
+
+    def resolve(self, given: Mapping[str, Any] | None = None) -> dict[str, SettingValue]:
+        """The page defaults updated by ``given``, each value checked.
+
+        Raises:
+            ValueError: An unknown setting, or a value its :class:`Setting` refuses.
+        """
+        given = dict(given or {})
+        known = {s.name: s for s in self.settings}
+        unknown = sorted(set(given) - set(known), key=str)
+        if unknown:
+            raise ValueError(
+                f"{self.key}: unknown setting(s) {[shown(u) for u in unknown[:5]]}; "
+                f"known: {sorted(known)}"
+            )
+        return {n: s.check(given[n]) if n in given else s.default for n, s in known.items()}
+
+    def run(
+        self,
+        inputs: ActionInputs,
+        settings: Mapping[str, Any] | None = None,
+        *,
+        callback: Callable[..., Any] | None = None,
+        **extra: Any,
+    ) -> Any:
+        """The library call on ``inputs`` with ``settings`` (the rest at the page defaults).
+
+        Args:
+            inputs: Model and images.
+            settings: Some or all of :attr:`settings` by name.
+            callback: Progress callback of the library call.
+            **extra: Further keywords of the call that do not change its result
+                (``batch_size``).
+
+        Raises:
+            ValueError: A setting is unknown or refused (see :meth:`resolve`).
+        """
+        return self.fn(inputs, self.resolve(settings), callback=callback, **extra)
 
 
-def _attack(i: ActionInputs) -> AttackRun:
-    return attack_with_trace(i.model, i.x, i.label, eps=paper.EPS, alpha=0.001, steps=40)
+def _attack(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> AttackRun:
+    return attack_with_trace(
+        i.model,
+        i.x,
+        i.label,
+        eps=s["eps"],
+        alpha=s["alpha"],
+        steps=s["steps"],
+        loss=s["loss"],
+        random_start=s["random_start"],
+        seed=s["seed"],
+        callback=callback,
+    )
 
 
-def _attack_path(i: ActionInputs) -> AttackPath:
-    return attack_path(i.model, i.x, i.label, eps=paper.EPS, alpha=0.003, steps=40)
+def _attack_path(
+    i: ActionInputs, s: Mapping[str, Any], callback: Any = None, **extra: Any
+) -> AttackPath:
+    return attack_path(
+        i.model,
+        i.x,
+        i.label,
+        eps=s["eps"],
+        alpha=s["alpha"],
+        steps=s["steps"],
+        random_start=s["random_start"],
+        seed=s["seed"],
+        second=s["second"],
+        grid=s["grid"],
+        callback=callback,
+        **extra,
+    )
 
 
-def _landscape(grid: int) -> Callable[[ActionInputs], Landscape]:
-    def run(i: ActionInputs, batch_size: int = LANDSCAPE_BATCH) -> Landscape:
-        return loss_landscape(i.model, i.x, i.label, grid=grid, batch_size=batch_size)
+def _landscape(
+    i: ActionInputs,
+    s: Mapping[str, Any],
+    callback: Any = None,
+    batch_size: int = LANDSCAPE_BATCH,
+) -> Landscape:
+    return loss_landscape(
+        i.model,
+        i.x,
+        i.label,
+        grid=s["grid"],
+        span=s["span"],
+        seed=s["seed"],
+        loss=s["loss"],
+        batch_size=batch_size,
+        callback=callback,
+    )
 
-    return run
 
-
-def _patterns(i: ActionInputs) -> tuple[WinnerMap, dict[str, PatternChange]]:
+def _patterns(
+    i: ActionInputs, s: Mapping[str, Any], callback: Any = None
+) -> tuple[WinnerMap, dict[str, PatternChange]]:
     layer = next(iter(activation_layers(i.model, i.x)))
     ratios = DEFAULT_RATIOS if _is_kwta(i.model) else ()
     curves = pattern_change_sweep(i.model, i.x, ratios, n_dirs=2, seed=0)
     return winner_map(i.model, i.x, layer, eps=0.002), curves
 
 
-def _adaptive(i: ActionInputs) -> AttackRun:
+def _adaptive(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> AttackRun:
     return adaptive_attack_with_trace(
         i.model,
         i.x,
         i.label,
-        eps=paper.EPS,
-        alpha=0.005,
-        steps=20,
-        sigma=8 / 255,
-        samples=budget_schedule(ADAPTIVE_BUDGET, 20),
+        estimator=s["estimator"],
+        eps=s["eps"],
+        alpha=s["alpha"],
+        steps=s["steps"],
+        sigma=s["sigma"],
+        samples=s["samples"],
+        seed=s["seed"],
+        callback=callback,
     )
 
 
-def _masking(i: ActionInputs) -> MaskingReport:
-    return masking_indicators(i.model, i.xs, i.ys, generator=torch.Generator().manual_seed(0))
+def _masking(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> MaskingReport:
+    xs, ys = i.batch()
+    return masking_indicators(
+        i.model, xs, ys, generator=torch.Generator().manual_seed(0), callback=callback
+    )
 
 
-def _weights(i: ActionInputs) -> WeightLine:
-    return weight_line(i.model, i.xs, i.ys, alphas=LINE_ALPHAS)
+def _weights(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> WeightLine:
+    xs, ys = i.batch()
+    return weight_line(i.model, xs, ys, alphas=LINE_ALPHAS, callback=callback)
 
 
-def _toy(i: ActionInputs) -> ToyFit:
-    return toy_fit(device=i.device)
+def _toy(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> ToyFit:
+    return toy_fit(
+        n_points=s["n_points"],
+        width=s["width"],
+        depth=s["depth"],
+        ratio=s["ratio"],
+        seed=s["seed"],
+        steps=s["steps"],
+        device=i.device,
+        callback=callback,
+    )
+
+
+_SEED = Setting("seed", 0, 0, 10**9)
+_EPS = Setting("eps", paper.EPS, 0.0, 0.1)
+_LOSS = Setting("loss", "ce", choices=("ce", "margin"))
+_ATTACK_SETTINGS = (
+    _EPS,
+    Setting("alpha", 0.001, 1e-4, 0.05),
+    Setting("steps", 40, 0, MAX_STEPS),
+    _LOSS,
+    Setting("random_start", False),
+    _SEED,
+)
+
+
+def _landscape_settings(grid: int) -> tuple[Setting, ...]:
+    return (Setting("grid", grid, 2, MAX_GRID), Setting("span", 0.04, 1e-3, 0.25), _SEED, _LOSS)
 
 
 #: The pages' main computations, in page order (Overview's Fig. 2 demo runs on the
 #: CPU whatever the device and is not listed).
 PAGE_ACTIONS: tuple[PageAction, ...] = (
-    PageAction("attack", "Live attack", "PGD-40 + trace, 1 image", _attack, _attack_probes),
     PageAction(
-        "landscape21",
+        "attack",
+        "Live attack",
+        "PGD-40 + trace, 1 image",
+        _attack,
+        _attack_probes,
+        _ATTACK_SETTINGS,
+        _run_summary,
+    ),
+    PageAction(
+        "landscape",
         "Loss landscape",
         "loss landscape 21×21 (CPU default)",
-        _landscape(21),
+        _landscape,
         _landscape_probes,
+        _landscape_settings(21),
+        _landscape_summary,
         batched=True,
     ),
     PageAction(
         "landscape50",
         "Loss landscape",
         "loss landscape 50×50 (paper, GPU default)",
-        _landscape(50),
+        _landscape,
         _landscape_probes,
+        _landscape_settings(50),
+        _landscape_summary,
         repeats=1,
         batched=True,
     ),
@@ -369,6 +522,16 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         f"PGD-40 + its {DEFAULT_GRID}×{DEFAULT_GRID} plane + patterns, 1 image",
         _attack_path,
         _path_probes,
+        (
+            Setting("eps", paper.EPS, 1e-3, 0.1),
+            Setting("alpha", 0.003, 1e-4, 0.05),
+            Setting("steps", 40, 1, MAX_STEPS),
+            Setting("random_start", False),
+            _SEED,
+            Setting("second", "gradient", choices=("gradient", "random")),
+            Setting("grid", DEFAULT_GRID, 3, MAX_GRID),
+        ),
+        _path_summary,
         repeats=1,
     ),
     PageAction(
@@ -377,10 +540,19 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         "Fig. 3c weight line, 32 images",
         _weights,
         _weight_probes,
+        (),
+        _weights_summary,
         repeats=1,
+        on_batch=True,
     ),
     PageAction(
-        "patterns", "Activation patterns", "winner map + change vs ε", _patterns, _pattern_probes
+        "patterns",
+        "Activation patterns",
+        "winner map + change vs ε",
+        _patterns,
+        _pattern_probes,
+        (),
+        _patterns_summary,
     ),
     PageAction(
         "adaptive",
@@ -388,6 +560,16 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         f"adaptive PGD, 20 steps, ≤ {ADAPTIVE_BUDGET} queries, 1 image",
         _adaptive,
         _adaptive_probes,
+        (
+            Setting("estimator", "fd", choices=("fd", "eot")),
+            _EPS,
+            Setting("alpha", 0.005, 5e-4, 0.05),
+            Setting("steps", 20, 1, 100),
+            Setting("sigma", 8 / 255, 0.5 / 255, 32 / 255),
+            Setting("samples", budget_schedule(ADAPTIVE_BUDGET, 20), 1, MAX_QUERIES_PER_STEP),
+            _SEED,
+        ),
+        _run_summary,
     ),
     PageAction(
         "masking",
@@ -395,7 +577,10 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         "masking check, 32 images",
         _masking,
         _masking_probes,
+        (),
+        _masking_summary,
         repeats=1,
+        on_batch=True,
     ),
     PageAction(
         "toy",
@@ -403,6 +588,15 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         "toy fit (8 points, width 64, 2 000 steps)",
         _toy,
         _toy_probes,
+        (
+            Setting("n_points", 8, 1, 64),
+            Setting("width", 64, 1, 512),
+            Setting("depth", 2, 1, 4),
+            Setting("ratio", 0.1, 0.01, 1.0),
+            Setting("seed", 0, 0, 10**6),
+            Setting("steps", 2000, 0, MAX_FIT_STEPS),
+        ),
+        _toy_summary,
         per_model=False,
         repeats=1,
     ),

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["ENV_MAX_QUERIES", "MAX_GRID", "MAX_STEPS", "max_queries"]
+__all__ = ["ENV_MAX_QUERIES", "MAX_FIT_STEPS", "MAX_GRID", "MAX_STEPS", "max_queries"]
 
 #: Most PGD steps one run may take (keeps a CPU session responsive).
 MAX_STEPS = 200
 
 #: Largest loss-landscape grid side (101² = 10 201 forward passes per model).
 MAX_GRID = 101
+
+#: Most Adam steps of one toy fit (Fig. 1).
+MAX_FIT_STEPS = 10_000
 
 #: Environment variable holding the most model evaluations one adaptive attack may spend.
 ENV_MAX_QUERIES = "KWTA_MAX_QUERIES"
