@@ -14,8 +14,9 @@ from torch import nn
 from ui.images import test_images
 
 from kwta.explorer import jobs
-from kwta.explorer.adaptive import adaptive_attack_with_trace, masking_check
-from kwta.explorer.runs import AttackRun, attack_with_trace, from_uint8
+from kwta.explorer.actions import ActionInputs, get_action
+from kwta.explorer.adaptive import masking_check
+from kwta.explorer.runs import AttackRun, from_uint8
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -24,35 +25,20 @@ def run_attack(
     sha256: str,
     pixels: np.ndarray,
     label: int,
-    eps: float,
-    alpha: float,
-    steps: int,
-    loss: str,
-    random_start: bool,
-    seed: int,
+    settings: dict[str, Any],
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
 ) -> AttackRun:
-    """PGD with a per-step trace, cached by model, image and every parameter (queued)."""
+    """PGD with a per-step trace (page action ``"attack"``), cached by model, image and
+    every setting (queued)."""
 
     def live(step: int, total: int, logits: Any, linf: Any) -> None:
         if _progress is not None:
             _progress(step, total, (logits.numpy(), linf.numpy()))
 
-    return jobs.queued_job(
-        lambda: attack_with_trace(
-            _model,
-            from_uint8(pixels),
-            label,
-            eps=eps,
-            alpha=alpha,
-            steps=steps,
-            loss="margin" if loss == "margin" else "ce",
-            random_start=random_start,
-            seed=seed,
-            callback=live,
-        ),
-        _progress,
+    inputs = ActionInputs(_model, from_uint8(pixels), label)
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("attack").run(inputs, settings, callback=live), _progress
     )
 
 
@@ -62,32 +48,14 @@ def run_adaptive(
     sha256: str,
     pixels: np.ndarray,
     label: int,
-    estimator: str,
-    eps: float,
-    alpha: float,
-    steps: int,
-    sigma: float,
-    samples: tuple[int, int],
-    seed: int,
+    settings: dict[str, Any],
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
 ) -> AttackRun:
-    """PGD on estimated gradients (:mod:`kwta.attacks.estimated`), traced (queued)."""
-    return jobs.queued_job(
-        lambda: adaptive_attack_with_trace(
-            _model,
-            from_uint8(pixels),
-            label,
-            estimator="eot" if estimator == "eot" else "fd",
-            eps=eps,
-            alpha=alpha,
-            steps=steps,
-            sigma=sigma,
-            samples=samples,
-            seed=seed,
-            callback=_progress,
-        ),
-        _progress,
+    """PGD on estimated gradients (page action ``"adaptive"``), traced (queued)."""
+    inputs = ActionInputs(_model, from_uint8(pixels), label)
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("adaptive").run(inputs, settings, callback=_progress), _progress
     )
 
 

@@ -6,38 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+import torch
 from torch import nn
 from ui.images import balanced_batch
 from ui.models import get_model, model_cards
 
-from kwta.analysis.toy import ToyFit, toy_fit
+from kwta.analysis.toy import ToyFit
 from kwta.analysis.weights import gamma_sweep
 from kwta.data import cifar10_sample
 from kwta.explorer import jobs, lesson
+from kwta.explorer.actions import ActionInputs, get_action
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def run_fit(
-    n_points: int,
-    width: int,
-    depth: int,
-    ratio: float,
-    seed: int,
-    steps: int,
-    _progress: jobs.ProgressSink | None = None,
-) -> ToyFit:
-    """:func:`kwta.analysis.toy.toy_fit`, cached by every parameter (queued)."""
-    return jobs.queued_job(
-        lambda: toy_fit(
-            n_points=n_points,
-            width=width,
-            depth=depth,
-            ratio=ratio,
-            seed=seed,
-            steps=steps,
-            callback=_progress,
-        ),
-        _progress,
+def run_fit(settings: dict[str, Any], _progress: jobs.ProgressSink | None = None) -> ToyFit:
+    """The toy fit (page action ``"toy"``), cached by every setting (queued)."""
+    inputs = ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32), 0)  # no model, no image
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("toy").run(inputs, settings, callback=_progress), _progress
     )
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 from torch import nn
 from ui.images import balanced_batch
 
-from kwta.analysis import landscape
 from kwta.analysis.landscape import Landscape
 from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
 from kwta.explorer import jobs
-from kwta.explorer.actions import LANDSCAPE_BATCH
+from kwta.explorer.actions import LANDSCAPE_BATCH, ActionInputs, get_action
 from kwta.explorer.runs import from_uint8
 
 #: Fig. 3c: the batch loss along the weight-space gradient direction, on this many
@@ -25,30 +26,22 @@ def run_landscape(
     sha256: str,
     pixels: np.ndarray,
     label: int,
-    grid: int,
-    span: float,
-    seed: int,
-    loss: str,
+    settings: dict[str, Any],
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
 ) -> Landscape:
-    """:func:`kwta.analysis.landscape.loss_landscape`, cached by model, image and every parameter.
+    """The loss landscape (page action ``"landscape"``), cached by model, image and every
+    setting.
 
     Queued (:func:`kwta.explorer.jobs.queued_job`); on out-of-memory it is retried at half
     the batch (:func:`kwta.explorer.jobs.retry_on_oom`), which does not change the result.
     """
+    inputs = ActionInputs(_model, from_uint8(pixels), label)
+    action = get_action("landscape")
 
     def compute(batch_size: int) -> Landscape:
-        return landscape.loss_landscape(
-            _model,
-            from_uint8(pixels),
-            label,
-            grid=grid,
-            span=span,
-            seed=seed,
-            loss="margin" if loss == "margin" else "ce",
-            batch_size=batch_size,
-            callback=_progress,
+        return action.run(  # type: ignore[no-any-return]
+            inputs, settings, callback=_progress, batch_size=batch_size
         )
 
     return jobs.queued_job(

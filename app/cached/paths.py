@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import streamlit as st
 from torch import nn
 
 from kwta.explorer import jobs
-from kwta.explorer.paths import AttackPath, attack_path
+from kwta.explorer.actions import ActionInputs, get_action
+from kwta.explorer.paths import AttackPath
 from kwta.explorer.runs import from_uint8
 
 
@@ -17,30 +20,13 @@ def run_path(
     sha256: str,
     pixels: np.ndarray,
     label: int,
-    eps: float,
-    alpha: float,
-    steps: int,
-    random_start: bool,
-    seed: int,
-    second: str,
-    grid: int,
+    settings: dict[str, Any],
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
 ) -> AttackPath:
-    """:func:`kwta.explorer.paths.attack_path`, cached by model, image and settings (queued)."""
-    return jobs.queued_job(
-        lambda: attack_path(
-            _model,
-            from_uint8(pixels),
-            label,
-            eps=eps,
-            alpha=alpha,
-            steps=steps,
-            random_start=random_start,
-            seed=seed,
-            second="random" if second == "random" else "gradient",
-            grid=grid,
-            callback=_progress,
-        ),
-        _progress,
+    """PGD's walk on its plane (page action ``"attack_path"``), cached by model, image and
+    settings (queued)."""
+    inputs = ActionInputs(_model, from_uint8(pixels), label)
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("attack_path").run(inputs, settings, callback=_progress), _progress
     )

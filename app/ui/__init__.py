@@ -17,7 +17,8 @@
 - :mod:`ui.results` — blocks more than one page draws: :func:`chart` (every Plotly chart,
   with the app's settings), :func:`attack_images`, :func:`attack_predictions`,
   :func:`attack_verdict`, :func:`attack_downloads`, :func:`masking_report`;
-- :mod:`ui.downloads` — :func:`download`;
+- :mod:`ui.downloads` — :func:`download`, :func:`provenance` (of a page's run),
+  :func:`result_downloads` (a result's JSON with its provenance, and its Python script);
 - :mod:`ui.text` — :func:`literal` (user text as inert code), :func:`pct`.
 
 ``app/`` is the script folder: ``streamlit run`` puts it on ``sys.path`` (``app/main.py``
@@ -34,7 +35,7 @@ from ui.config import (
     UPLOAD_TYPES,
     display_dir,
 )
-from ui.downloads import download
+from ui.downloads import download, provenance, result_downloads
 from ui.frame import setup_logging, sidebar_device_info
 from ui.images import PickedImage, image_picker, test_images
 from ui.models import (
@@ -86,8 +87,10 @@ __all__ = [
     "model_pair",
     "model_picker",
     "pct",
+    "provenance",
     "remember_run",
     "require_models",
+    "result_downloads",
     "run_with_progress",
     "setup_logging",
     "show_notices",

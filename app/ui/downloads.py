@@ -1,10 +1,38 @@
-"""Download buttons for a page's results."""
+"""Download buttons for a page's results, and a result's provenance downloads.
+
+Every JSON result carries one provenance block (:mod:`kwta.explorer.provenance`) made by
+:func:`provenance` from the settings the page computed with; :func:`result_downloads`
+offers it beside a Python script of the same call (:mod:`kwta.explorer.scripts`).
+"""
 
 from __future__ import annotations
 
+import functools
+import json
+from collections.abc import Mapping
 from typing import Any
 
-_MIME = {".csv": "text/csv", ".json": "application/json", ".png": "image/png"}
+import torch
+from torch import nn
+
+from kwta.explorer.actions import ActionInputs
+from kwta.explorer.provenance import (
+    ImageRef,
+    ModelRef,
+    Provenance,
+    make_provenance,
+    result_document,
+)
+from kwta.explorer.provenance import device_name as _device_name
+from kwta.explorer.scripts import python_script
+from ui.config import DEVICE
+
+_MIME = {
+    ".csv": "text/csv",
+    ".json": "application/json",
+    ".png": "image/png",
+    ".py": "text/x-python",
+}
 
 
 def download(container: Any, label: str, data: str | bytes, filename: str, *, key: str) -> None:
@@ -18,3 +46,60 @@ def download(container: Any, label: str, data: str | bytes, filename: str, *, ke
         on_click="ignore",
         icon=":material/download:",
     )
+
+
+@functools.cache
+def _this_device_name() -> str:
+    return _device_name(DEVICE)
+
+
+def provenance(
+    action: str,
+    settings: Mapping[str, Any],
+    *,
+    model: tuple[str, str] | None = None,
+    image: ImageRef | None = None,
+) -> Provenance:
+    """The provenance of a page's run: ``action`` with ``settings`` on this server's device,
+    on ``model`` (name, sha256) and ``image``."""
+    return make_provenance(
+        action,
+        settings,
+        model=ModelRef(*model) if model else None,
+        image=image,
+        device=DEVICE,
+        processor=_this_device_name(),
+    )
+
+
+def result_downloads(
+    columns: tuple[Any, Any],
+    content: Mapping[str, Any],
+    prov: Provenance,
+    result: Any,
+    inputs: tuple[nn.Module, torch.Tensor, int] | None,
+    stem: str,
+    *,
+    label: str = "Result JSON",
+    key: str,
+) -> None:
+    """``stem.json`` (``content`` with the provenance, the summary and the numbers ``kwta
+    reproduce`` compares) and ``stem.py`` (the same call as a script), in two columns.
+
+    Args:
+        columns: Where the two buttons go.
+        content: The page's own result content.
+        prov: How the result was made (:func:`provenance`).
+        result: The action's result.
+        inputs: ``(model, x, label)`` it ran on (``None``: the toy fit).
+        stem: File name without suffix.
+        label: The JSON button's label.
+        key: Widget key prefix.
+    """
+    if inputs is None:
+        action_inputs = ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32), 0)
+    else:
+        action_inputs = ActionInputs(*inputs)
+    doc = dict(content) | result_document(prov, result, action_inputs)
+    download(columns[0], label, json.dumps(doc), f"{stem}.json", key=f"{key}_json")
+    download(columns[1], "Python", python_script(prov), f"{stem}.py", key=f"{key}_py")

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from kwta.data import CIFAR10_CLASSES, CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.explorer.images import MAX_UPLOAD_MB, ImageError, decode_user_image, to_png_bytes
+from kwta.explorer.provenance import ImageRef, dataset_image, uploaded_image
 from kwta.explorer.runs import from_uint8, to_uint8
 from ui.config import UPLOAD_TYPES
 from ui.state import init_state
@@ -28,12 +29,15 @@ class PickedImage:
         label: The true class (the user's choice for uploads).
         caption: What to show under the thumbnail.
         source: Short provenance, e.g. ``"test #17"`` or ``"upload cat.png"``.
+        ref: Its reference in a result's provenance (test split and index, or the
+            upload's pixels).
     """
 
     pixels: np.ndarray
     label: int
     caption: str
     source: str
+    ref: ImageRef
 
     @property
     def x(self) -> Tensor:
@@ -94,6 +98,7 @@ def image_picker(prefix: str) -> PickedImage:
             label=lab,
             caption=f"test image #{index} · {CIFAR10_CLASSES[lab]}",
             source=f"test #{index}",
+            ref=dataset_image(data, index),
         )
 
     picked: PickedImage
@@ -155,9 +160,11 @@ def _upload(prefix: str, fallback: PickedImage) -> PickedImage:
     for note in img.notices:
         st.info(f"{literal(up.name)}: {note}.", icon=":material/photo_size_select_large:")
     lab = CIFAR10_CLASSES.index(st.session_state[k_lab])
+    pixels = to_uint8(img.x)
     return PickedImage(
-        pixels=to_uint8(img.x),
+        pixels=pixels,
         label=lab,
         caption=f"upload {literal(up.name)} · labelled {CIFAR10_CLASSES[lab]}",
         source=f"upload {up.name}",
+        ref=uploaded_image(pixels, lab),
     )

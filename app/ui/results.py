@@ -3,17 +3,18 @@ and downloads (the Live attack and the adaptive pages); a masking check's report
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 import plotly.graph_objects as go
 import streamlit as st
+from torch import nn
 
 from kwta.data import CIFAR10_CLASSES
 from kwta.explorer.images import to_png_bytes
+from kwta.explorer.provenance import Provenance
 from kwta.explorer.runs import AttackRun, amplify_perturbation, records_to_csv
-from ui.downloads import download
+from ui.downloads import download, result_downloads
 
 #: Every chart's Plotly settings (no vendor logo in the mode bar).
 CHART_CONFIG = {"displaylogo": False}
@@ -76,21 +77,37 @@ def attack_predictions(run: AttackRun) -> None:
 
 
 def attack_downloads(
-    run: AttackRun, stem: str, *, key: str, index: int, extra: Mapping[str, Any]
+    run: AttackRun,
+    stem: str,
+    *,
+    key: str,
+    index: int,
+    prov: Provenance,
+    model: nn.Module,
+    extra: Mapping[str, Any],
 ) -> None:
-    """The adversarial image (PNG), the trace (CSV) and the whole run (JSON, with ``extra``),
-    as ``stem.png``, ``stem-trace.csv`` and ``stem.json``."""
-    d1, d2, d3 = st.columns(3)
+    """The adversarial image (PNG), the trace (CSV), the whole run (JSON, with ``extra`` and
+    the provenance ``prov``) and the same call as a script, as ``stem.png``,
+    ``stem-trace.csv``, ``stem.json`` and ``stem.py``."""
+    d1, d2, d3, d4 = st.columns(4)
     download(
         d1, "Adversarial PNG", to_png_bytes(run.x_adv), f"{stem}.png", key=f"{key}_png_{index}"
     )
     trace_csv = records_to_csv(run.trace.to_records())
     download(d2, "Trace CSV", trace_csv, f"{stem}-trace.csv", key=f"{key}_csv_{index}")
-    result = json.dumps(run.to_dict(classes=CIFAR10_CLASSES) | dict(extra))
-    download(d3, "Result JSON", result, f"{stem}.json", key=f"{key}_json_{index}")
+    result_downloads(
+        (d3, d4),
+        run.to_dict(classes=CIFAR10_CLASSES) | dict(extra),
+        prov,
+        run,
+        (model, run.x, run.label),
+        stem,
+        key=f"{key}_{index}",
+    )
     st.caption(
         "The PNG stores 8-bit pixels: rounding moves each pixel by up to 1/510, which can "
-        "change a k-WTA network's prediction; the JSON holds the exact float image."
+        "change a k-WTA network's prediction; the JSON holds the exact float image, how it "
+        "was made, and what `kwta reproduce` compares; the Python script makes the same call."
     )
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 import ui
 
 from kwta import paper
+from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
@@ -153,16 +154,23 @@ results: dict[str, AttackRun] = {}
 if show and model is not None:
     left, right = st.columns(2)
 
-    def standard(sink: jobs.ProgressSink) -> AttackRun:  # the paper's PGD: random start, CE
+    settings = {  # the paper's PGD (App. D.1): random start, CE
+        "standard": {"eps": eps, "alpha": PGD_ALPHA, "steps": pgd_steps, "loss": "ce",
+                     "random_start": True, "seed": seed},
+        "adaptive": {"estimator": estimator, "eps": eps, "alpha": alpha, "steps": steps,
+                     "sigma": sigma, "samples": samples, "seed": seed},
+    }  # fmt: skip
+
+    def standard(sink: jobs.ProgressSink) -> AttackRun:
         return cached.run_attack(
-            name, sha, image.pixels, image.label, eps, PGD_ALPHA, pgd_steps, "ce", True, seed,
-            _model=model, _progress=sink,
+            name, sha, image.pixels, image.label, settings["standard"], _model=model,
+            _progress=sink,
         )  # fmt: skip
 
     def adaptive(sink: jobs.ProgressSink) -> AttackRun:
         return cached.run_adaptive(
-            name, sha, image.pixels, image.label, estimator, eps, alpha, steps, sigma, samples,
-            seed, _model=model, _progress=sink,
+            name, sha, image.pixels, image.label, settings["adaptive"], _model=model,
+            _progress=sink,
         )  # fmt: skip
 
     jobs_to_run = [
@@ -190,6 +198,16 @@ if show and model is not None:
             )
             ui.attack_images(run, eps, clean=False)
             ui.attack_verdict(run)
+            action = "attack" if key == "standard" else "adaptive"
+            ui.result_downloads(
+                st.columns(2),
+                run.to_dict(classes=CIFAR10_CLASSES) | {"model": name, "image": image.source},
+                ui.provenance(action, settings[key], model=(name, sha), image=image.ref),
+                run,
+                (model, run.x, run.label),
+                f"{key}-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}",
+                key=f"{P}_dl_{key}",
+            )
     if results:
         names = {"standard": "standard PGD", "adaptive": f"adaptive ({estimator})"}
         curves = {names[k]: margin_curve(r.trace) for k, r in results.items()}

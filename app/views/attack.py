@@ -83,17 +83,20 @@ st.caption(
     "The paper's Fig. 3 uses 100 steps; App. D.1 evaluates with 40 steps of 0.003 and a random "
     "start. A small α without random start spreads the trace over the x-axis."
 )
+settings = {
+    "eps": eps,
+    "alpha": alpha,
+    "steps": steps,
+    "loss": loss,
+    "random_start": random_start,
+    "seed": seed,
+}
 params = {
     "models": tuple(selected),
     "image": image.source,
     "pixels": image.pixels.tobytes(),
     "label": image.label,
-    "eps": eps,
-    "alpha": alpha,
-    "steps": steps,
-    "loss": loss,
-    "rs": random_start,
-    "seed": seed,
+    **settings,
 }
 step_s = ui.unit_seconds(selected, image.pixels, estimates.gradient_step_seconds)
 ui.expected_time(estimates.attack_estimate(step_s, steps) if step_s else None)
@@ -137,18 +140,7 @@ if show:
                 sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
             ) -> AttackRun:
                 return cached.run_attack(
-                    name,
-                    sha,
-                    image.pixels,
-                    image.label,
-                    eps,
-                    alpha,
-                    steps,
-                    loss,
-                    random_start,
-                    seed,
-                    _model=model,
-                    _progress=sink,
+                    name, sha, image.pixels, image.label, settings, _model=model, _progress=sink
                 )
 
             try:
@@ -175,7 +167,13 @@ if show:
             )
             stem = f"pgd-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}"
             ui.attack_downloads(
-                run, stem, key=f"{P}_dl", index=i, extra={"model": name, "image": image.source}
+                run,
+                stem,
+                key=f"{P}_dl",
+                index=i,
+                prov=ui.provenance("attack", settings, model=(name, sha), image=image.ref),
+                model=model,
+                extra={"model": name, "image": image.source},
             )
             results[name] = {
                 "x_adv": run.x_adv.numpy(),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import cached
 import figures
 import streamlit as st
@@ -82,17 +80,13 @@ step_s = ui.unit_seconds(selected, image.pixels, estimates.gradient_step_seconds
 image_s = ui.unit_seconds(selected, image.pixels, estimates.forward_image_seconds)
 if len(step_s) == len(image_s) and step_s:
     ui.expected_time(estimates.path_estimate(step_s, image_s, steps, grid))
+settings = {"eps": eps, "alpha": alpha, "steps": steps, "random_start": random_start,
+            "seed": seed, "second": second, "grid": grid}  # fmt: skip
 params = {
     "models": tuple(selected),
     "pixels": image.pixels.tobytes(),
     "label": image.label,
-    "eps": eps,
-    "alpha": alpha,
-    "steps": steps,
-    "rs": random_start,
-    "second": second,
-    "grid": grid,
-    "seed": seed,
+    **settings,
 }
 clicked = st.button("Trace the walks", type="primary", key=f"{P}_run", icon=":material/play_arrow:")
 light = steps <= DEFAULT_STEPS and grid <= DEFAULT_GRID and len(selected) <= 2
@@ -110,9 +104,8 @@ if show:
             sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
         ) -> AttackPath:
             return cached.run_path(
-                name, sha, image.pixels, image.label, eps, alpha, steps, random_start, seed,
-                second, grid, _model=model, _progress=sink,
-            )  # fmt: skip
+                name, sha, image.pixels, image.label, settings, _model=model, _progress=sink
+            )
 
         try:
             paths[name] = ui.run_with_progress(work, label=f"{name}: PGD and its plane")
@@ -148,12 +141,20 @@ if paths:
             m3.metric("off the plane (‖·‖∞)", f"{float(p.plane.off_plane[step]):.4f}")
             ui.attack_verdict(p.run)
             stem = f"path-{name}-{image.source.replace(' ', '').replace('#', '')}"
-            d1, d2 = st.columns(2)
+            d1, d2, d3 = st.columns(3)
             ui.download(d1, "Path CSV", records_to_csv(path_records(p)), f"{stem}.csv",
                         key=f"{P}_dl_csv_{name}")  # fmt: skip
-            ui.download(d2, "Plane and path JSON",
-                        json.dumps(p.to_dict() | {"model": name, "image": image.source}),
-                        f"{stem}.json", key=f"{P}_dl_json_{name}")  # fmt: skip
+            sha = str(cards[name].get("sha256", ""))
+            ui.result_downloads(
+                (d2, d3),
+                p.to_dict() | {"model": name, "image": image.source},
+                ui.provenance("attack_path", settings, model=(name, sha), image=image.ref),
+                p,
+                (ui.get_model(name), p.run.x, p.run.label),
+                stem,
+                label="Plane and path JSON",
+                key=f"{P}_dl_{name}",
+            )
     st.caption(
         "The walk is drawn at each step's projection onto the plane; the loss at the real step "
         "beside the loss at its projection, and how far the step leaves the plane, say how "

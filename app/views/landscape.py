@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import cached
 import figures
 import streamlit as st
@@ -97,14 +95,12 @@ st.caption(
 )
 if not selected:
     st.warning("Choose at least one model in the sidebar.")
+settings = {"grid": grid, "span": span, "seed": seed, "loss": loss}
 params = {
     "models": tuple(selected),
     "pixels": image.pixels.tobytes(),
     "label": image.label,
-    "grid": grid,
-    "span": span,
-    "loss": loss,
-    "seed": seed,
+    **settings,
 }
 image_s = ui.unit_seconds(selected, image.pixels, estimates.forward_image_seconds)
 ui.expected_time(estimates.landscape_estimate(image_s, grid) if image_s else None)
@@ -130,16 +126,7 @@ if show:
             sink: jobs.ProgressSink, name: str = name, sha: str = sha, model: nn.Module = model
         ) -> Landscape:
             return cached.run_landscape(
-                name,
-                sha,
-                image.pixels,
-                image.label,
-                grid,
-                span,
-                seed,
-                loss,
-                _model=model,
-                _progress=sink,
+                name, sha, image.pixels, image.label, settings, _model=model, _progress=sink
             )
 
         try:
@@ -181,7 +168,7 @@ if show:
                     f"along ε2 {ls.roughness(1):.3f} (mean |2nd difference| / range)"
                 )
                 stem = f"landscape-{name}-{image.source.replace(' ', '').replace('#', '')}-g{grid}"
-                d1, d2 = st.columns(2)
+                d1, d2, d3 = st.columns(3)
                 ui.download(
                     d1,
                     "Grid CSV",
@@ -189,14 +176,16 @@ if show:
                     f"{stem}.csv",
                     key=f"{P}_dl_csv_{name}",
                 )
-                ui.download(
-                    d2,
-                    "Grid JSON",
-                    json.dumps(
-                        ls.to_dict(directions=False) | {"model": name, "image": image.source}
-                    ),
-                    f"{stem}.json",
-                    key=f"{P}_dl_json_{name}",
+                sha = str(cards[name].get("sha256", ""))
+                ui.result_downloads(
+                    (d2, d3),
+                    ls.to_dict(directions=False) | {"model": name, "image": image.source},
+                    ui.provenance("landscape", settings, model=(name, sha), image=image.ref),
+                    ls,
+                    (ui.get_model(name), image.x, image.label),
+                    stem,
+                    label="Grid JSON",
+                    key=f"{P}_dl_{name}",
                 )
     if st.session_state[f"{P}_wl"]:
         st.header("Weight space (Fig. 3c): training is not harmed")

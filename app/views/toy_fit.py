@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import json
-
 import cached
 import figures
 import streamlit as st
 import ui
 
 from kwta.explorer import estimates, jobs
+from kwta.explorer.limits import MAX_FIT_STEPS
 from kwta.explorer.runs import records_to_csv
 from kwta.nn.functional import k_from_ratio
 
 P = "toy"
-MAX_FIT_STEPS = 10_000
 WIDTHS = [8, 16, 32, 64, 128, 256, 512]
 
 
@@ -51,6 +49,8 @@ gamma = float(st.session_state[f"{P}_gamma"])
 seed = int(st.session_state[f"{P}_seed"])
 steps = ui.capped(int(st.session_state[f"{P}_steps"]), MAX_FIT_STEPS, "Adam steps")
 params = {"n": n_points, "w": width, "d": depth, "g": gamma, "s": seed, "steps": steps}
+settings = {"n_points": n_points, "width": width, "depth": depth, "ratio": gamma, "seed": seed,
+            "steps": steps}  # fmt: skip
 step_s, fixed_s = estimates.toy_step_seconds(
     n_points=n_points, width=width, depth=depth, ratio=gamma
 )
@@ -66,7 +66,7 @@ show = ui.remember_run(
 if show:
     try:
         fit = ui.run_with_progress(
-            lambda sink: cached.run_fit(n_points, width, depth, gamma, seed, steps, _progress=sink),
+            lambda sink: cached.run_fit(settings, _progress=sink),
             label=f"Fitting two {depth}×{width} MLPs for {steps} Adam steps…",
         )
     except (ValueError, jobs.JobError) as err:
@@ -107,20 +107,17 @@ when larger than 0.1 % of the fit's range.
         )
     ]
     stem = f"toyfit-n{n_points}-w{width}-d{depth}-g{gamma:g}-s{seed}"
-    d1, d2 = st.columns(2)
-    ui.download(
-        d1,
-        "Curves CSV",
-        records_to_csv(rows),
-        f"{stem}.csv",
-        key=f"{P}_dl_csv",
-    )
-    ui.download(
-        d2,
-        "Fit JSON (points, curves, jumps)",
-        json.dumps(fit.to_dict()),
-        f"{stem}.json",
-        key=f"{P}_dl_json",
+    d1, d2, d3 = st.columns(3)
+    ui.download(d1, "Curves CSV", records_to_csv(rows), f"{stem}.csv", key=f"{P}_dl_csv")
+    ui.result_downloads(
+        (d2, d3),
+        fit.to_dict(),
+        ui.provenance("toy", settings),
+        fit,
+        None,
+        stem,
+        label="Fit JSON (points, curves, jumps)",
+        key=f"{P}_dl",
     )
 else:
     st.info("Set the sizes in the sidebar and press **Fit both networks**.")

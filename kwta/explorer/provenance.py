@@ -394,8 +394,11 @@ def make_provenance(
     model: ModelRef | None,
     image: ImageRef | None,
     device: torch.device | str,
+    processor: str | None = None,
 ) -> Provenance:
     """The provenance of a run of ``action`` with ``settings`` (checked, defaults filled in).
+
+    ``processor``: the device's :func:`device_name` when already known.
 
     Raises:
         KeyError: Unknown action.
@@ -409,7 +412,7 @@ def make_provenance(
         model=model,
         image=image,
         device=device.type,
-        device_name=device_name(device),
+        device_name=processor or device_name(device),
     )
 
 
