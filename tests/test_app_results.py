@@ -179,6 +179,27 @@ def test_both_attacks_of_the_adaptive_page_reproduce(
         check_reproduces(doc, script, tmp_path, app_env, capsys)
 
 
+def test_the_masking_check_and_the_weight_line_reproduce(
+    app_env: Path, tmp_path: Path, capsys: Any
+) -> None:
+    """Results on a batch of class-balanced test images: the batch is named by size and
+    seed, checked by sha256."""
+    at = open_page("adaptive", adv_n=8, adv_seed=2, adv_m=KWTA_NAME)
+    at.button(key="adv_check").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    docs = downloads(at, "Masking check JSON")
+    assert len(docs) == 2  # the model and its ReLU twin
+    for doc, script in zip(docs, downloads(at, "Python")[-2:], strict=True):
+        prov = json.loads(doc)["provenance"]
+        assert prov["action"] == "masking" and prov["settings"]["seed"] == 2
+        assert prov["batch"]["n"] == 8 and prov["batch"]["seed"] == 2 and prov["image"] is None
+        check_reproduces(doc, script, tmp_path, app_env, capsys)
+    at = open_page("landscape", ls_grid=3, ls_models=RELU_NAME, ls_wl="true")
+    (doc,) = downloads(at, f"Weight line JSON ({RELU_NAME})")
+    assert json.loads(doc)["provenance"]["batch"]["n"] == 128
+    check_reproduces(doc, downloads(at, "Python")[-1], tmp_path, app_env, capsys)
+
+
 def test_an_uploaded_image_travels_with_its_result(
     app_env: Path, tmp_path: Path, capsys: Any
 ) -> None:

@@ -28,6 +28,7 @@ from kwta.explorer.provenance import (
     ModelRef,
     Provenance,
     ProvenanceError,
+    balanced_images,
     dataset_image,
     make_provenance,
     parse_document,
@@ -119,6 +120,30 @@ def test_a_result_reproduces_exactly_and_its_script_prints_the_same_numbers(
     }
     assert block["device"] == "cpu" and block["precision"] == "float32"
     same_numbers(run_script(python_script(parse_document(doc)), tmp_path), doc["summary"])
+
+
+@pytest.mark.parametrize(("key", "n", "seed"), [("weights", 12, 0), ("masking", 8, 3)])
+def test_a_result_on_a_batch_reproduces(
+    key: str, n: int, seed: int, test_sample: CIFAR10Tensors, tmp_path: Path
+) -> None:
+    model = load_pretrained("kwta0.1-nat", "cpu")
+    ref, xs, ys = balanced_images(test_sample, n, seed)
+    inputs = ActionInputs(model, xs[:1], int(ys[0]), xs, ys)
+    settings = {"seed": seed} if key == "masking" else {}
+    sha = list_pretrained()["kwta0.1-nat"]["sha256"]
+    prov = make_provenance(
+        key, settings, model=ModelRef("kwta0.1-nat", sha), image=None, device="cpu", batch=ref
+    )
+    result = get_action(key).run(inputs, prov.settings)
+    doc = json.loads(json.dumps(result_document(prov, result, inputs)))
+    assert doc["provenance"]["batch"] == {
+        "n": n, "seed": seed, "sha256": ref.sha256, "dataset": ref.dataset, "split": "test"
+    }  # fmt: skip
+    assert reproduce(doc).passed
+    same_numbers(run_script(python_script(parse_document(doc)), tmp_path), doc["summary"])
+    doc["provenance"]["batch"]["seed"] = seed + 1  # other images under the recorded digest
+    with pytest.raises(NotReproduced, match="not the recorded ones"):
+        reproduce(doc)
 
 
 def test_an_edited_setting_is_a_mismatch(test_sample: CIFAR10Tensors, tmp_path: Path) -> None:

@@ -13,9 +13,10 @@ import streamlit as st
 from torch import nn
 from ui.images import test_images
 
+from kwta.analysis.masking import MaskingReport
 from kwta.explorer import jobs
 from kwta.explorer.actions import ActionInputs, get_action
-from kwta.explorer.adaptive import masking_check
+from kwta.explorer.provenance import balanced_images
 from kwta.explorer.runs import AttackRun, from_uint8
 
 
@@ -68,11 +69,13 @@ def run_masking(
     seed: int,
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
-) -> dict[str, Any]:
-    """:func:`kwta.explorer.adaptive.masking_check` on ``n`` test images (queued)."""
-
-    def work() -> dict[str, Any]:
-        report = masking_check(_model, test_images(), n=n, eps=eps, seed=seed, callback=_progress)
-        return report.to_dict()
-
-    return jobs.queued_job(work, _progress)
+) -> MaskingReport:
+    """The masking check (page action ``"masking"``) on ``n`` class-balanced test images
+    chosen with ``seed`` (:func:`kwta.explorer.adaptive.masking_check`'s subset; queued)."""
+    device = next(_model.parameters()).device
+    _, x, y = balanced_images(test_images(), n, seed)
+    inputs = ActionInputs(_model, x[:1].to(device), int(y[0]), x.to(device), y.to(device))
+    settings = {"eps": eps, "seed": seed}
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("masking").run(inputs, settings, callback=_progress), _progress
+    )

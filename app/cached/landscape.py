@@ -10,7 +10,7 @@ from torch import nn
 from ui.images import balanced_batch
 
 from kwta.analysis.landscape import Landscape
-from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
+from kwta.analysis.weights import WeightLine
 from kwta.explorer import jobs
 from kwta.explorer.actions import LANDSCAPE_BATCH, ActionInputs, get_action
 from kwta.explorer.runs import from_uint8
@@ -53,9 +53,10 @@ def run_landscape(
 def run_weight_line(
     name: str, sha256: str, n: int, _model: nn.Module, _progress: jobs.ProgressSink | None = None
 ) -> WeightLine:
-    """:func:`kwta.analysis.weights.weight_line` on ``n`` test images, cached by model (queued)."""
+    """The loss along weight space (page action ``"weights"``) on ``n`` class-balanced test
+    images (seed 0), cached by model (queued)."""
     x, y = balanced_batch(n, next(_model.parameters()).device)
-    return jobs.queued_job(
-        lambda: weight_line(_model, x, y, alphas=LINE_ALPHAS, callback=_progress),
-        _progress,
+    inputs = ActionInputs(_model, x[:1], int(y[0]), x, y)
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("weights").run(inputs, {}, callback=_progress), _progress
     )

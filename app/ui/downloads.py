@@ -20,12 +20,15 @@ from kwta.explorer.provenance import (
     ImageRef,
     ModelRef,
     Provenance,
+    balanced_images,
     make_provenance,
     result_document,
 )
 from kwta.explorer.provenance import device_name as _device_name
+from kwta.explorer.runs import from_uint8
 from kwta.explorer.scripts import python_script
 from ui.config import DEVICE
+from ui.images import test_images
 
 _MIME = {
     ".csv": "text/csv",
@@ -59,9 +62,11 @@ def provenance(
     *,
     model: tuple[str, str] | None = None,
     image: ImageRef | None = None,
+    batch: tuple[int, int] | None = None,
 ) -> Provenance:
     """The provenance of a page's run: ``action`` with ``settings`` on this server's device,
-    on ``model`` (name, sha256) and ``image``."""
+    on ``model`` (name, sha256) and ``image``, or on the ``batch`` (n, seed) of
+    class-balanced test images."""
     return make_provenance(
         action,
         settings,
@@ -69,7 +74,21 @@ def provenance(
         image=image,
         device=DEVICE,
         processor=_this_device_name(),
+        batch=balanced_images(test_images(), *batch)[0] if batch else None,
     )
+
+
+def _inputs(prov: Provenance, model: nn.Module | None) -> ActionInputs:
+    """What the action ran on, from its provenance (the page's test images, or the upload)."""
+    if model is None:  # the toy fit: no model, no image
+        return ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32), 0)
+    if prov.batch is not None:
+        xs, ys = prov.batch.tensors(test_images())
+        return ActionInputs(model, xs[:1], int(ys[0]), xs, ys)
+    if prov.image is None:
+        raise ValueError(f"action {prov.action!r} names no image")
+    x = from_uint8(prov.image.pixels_array(None if prov.image.is_upload else test_images()))
+    return ActionInputs(model, x, prov.image.label)
 
 
 def result_downloads(
@@ -77,7 +96,7 @@ def result_downloads(
     content: Mapping[str, Any],
     prov: Provenance,
     result: Any,
-    inputs: tuple[nn.Module, torch.Tensor, int] | None,
+    model: nn.Module | None,
     stem: str,
     *,
     label: str = "Result JSON",
@@ -91,15 +110,11 @@ def result_downloads(
         content: The page's own result content.
         prov: How the result was made (:func:`provenance`).
         result: The action's result.
-        inputs: ``(model, x, label)`` it ran on (``None``: the toy fit).
+        model: The model it ran on (``None``: the toy fit).
         stem: File name without suffix.
         label: The JSON button's label.
         key: Widget key prefix.
     """
-    if inputs is None:
-        action_inputs = ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32), 0)
-    else:
-        action_inputs = ActionInputs(*inputs)
-    doc = dict(content) | result_document(prov, result, action_inputs)
+    doc = dict(content) | result_document(prov, result, _inputs(prov, model))
     download(columns[0], label, json.dumps(doc), f"{stem}.json", key=f"{key}_json")
     download(columns[1], "Python", python_script(prov), f"{stem}.py", key=f"{key}_py")

@@ -100,7 +100,7 @@ def attack_downloads(
         run.to_dict(classes=CIFAR10_CLASSES) | dict(extra),
         prov,
         run,
-        (model, run.x, run.label),
+        model,
         stem,
         key=f"{key}_{index}",
     )

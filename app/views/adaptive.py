@@ -204,7 +204,7 @@ if show and model is not None:
                 run.to_dict(classes=CIFAR10_CLASSES) | {"model": name, "image": image.source},
                 ui.provenance(action, settings[key], model=(name, sha), image=image.ref),
                 run,
-                (model, run.x, run.label),
+                model,
                 f"{key}-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}",
                 key=f"{P}_dl_{key}",
             )
@@ -250,8 +250,19 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
             except (ValueError, jobs.JobError) as err:
                 st.error(f"The check could not run: {err}")
                 continue
-            reports[m_name] = rep
-            ui.masking_report(rep)
+            reports[m_name] = rep.to_dict()
+            ui.masking_report(reports[m_name])
+            ui.result_downloads(
+                st.columns(2),
+                reports[m_name] | {"model": m_name},
+                ui.provenance("masking", {"eps": eps, "seed": seed}, model=(m_name, m_sha),
+                              batch=(n_check, seed)),
+                rep,
+                m,
+                f"masking-{m_name}-n{n_check}-eps{eps:g}-s{seed}",
+                label="Masking check JSON",
+                key=f"{P}_dl_masking_{m_name}",
+            )  # fmt: skip
     st.session_state[f"{P}_reports"] = reports
 
 # ------------------------------------------------------------------ zoo-wide table

@@ -150,7 +150,7 @@ if paths:
                 p.to_dict() | {"model": name, "image": image.source},
                 ui.provenance("attack_path", settings, model=(name, sha), image=image.ref),
                 p,
-                (ui.get_model(name), p.run.x, p.run.label),
+                ui.get_model(name),
                 stem,
                 label="Plane and path JSON",
                 key=f"{P}_dl_{name}",

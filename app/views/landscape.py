@@ -182,7 +182,7 @@ if show:
                     ls.to_dict(directions=False) | {"model": name, "image": image.source},
                     ui.provenance("landscape", settings, model=(name, sha), image=image.ref),
                     ls,
-                    (ui.get_model(name), image.x, image.label),
+                    ui.get_model(name),
                     stem,
                     label="Grid JSON",
                     key=f"{P}_dl_{name}",
@@ -209,13 +209,27 @@ if show:
                     name, sha, cached.WEIGHT_BATCH, _model=model, _progress=sink
                 )
 
-            lines[f"{name} ({summarize_card(cards[name]).activation_label})"] = (
-                ui.run_with_progress(wl_work, label=f"{name}: loss along weight space")
-            )
+            lines[name] = ui.run_with_progress(wl_work, label=f"{name}: loss along weight space")
         ui.chart(
-            figures.weight_line_figure({k: v.to_dict() for k, v in lines.items()}),
+            figures.weight_line_figure(
+                {f"{n} ({summarize_card(cards[n]).activation_label})": wl.to_dict()
+                 for n, wl in lines.items()}
+            ),
             key=f"{P}_weights",
-        )
+        )  # fmt: skip
+        buttons = st.columns(2 * max(1, len(lines)))
+        for i, (name, wl) in enumerate(lines.items()):
+            ui.result_downloads(
+                (buttons[2 * i], buttons[2 * i + 1]),
+                wl.to_dict() | {"model": name},
+                ui.provenance("weights", {}, model=(name, str(cards[name].get("sha256", ""))),
+                              batch=(cached.WEIGHT_BATCH, 0)),
+                wl,
+                ui.get_model(name),
+                f"weightline-{name}-n{cached.WEIGHT_BATCH}",
+                label=f"Weight line JSON ({name})",
+                key=f"{P}_dl_wl_{name}",
+            )  # fmt: skip
 elif selected:
     st.info("Press **Compute landscapes** to evaluate the grid for the chosen models.")
 

@@ -443,9 +443,14 @@ def _adaptive(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> At
 
 
 def _masking(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> MaskingReport:
-    xs, ys = i.batch()
+    xs, ys = i.batch()  # the page: kwta.explorer.adaptive.masking_check's balanced subset
     return masking_indicators(
-        i.model, xs, ys, generator=torch.Generator().manual_seed(0), callback=callback
+        i.model,
+        xs,
+        ys,
+        eps=s["eps"],
+        generator=torch.Generator().manual_seed(s["seed"]),
+        callback=callback,
     )
 
 
@@ -578,7 +583,7 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         "masking check, 32 images",
         _masking,
         _masking_probes,
-        (),
+        (_EPS, _SEED),
         _masking_summary,
         repeats=1,
         on_batch=True,

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from kwta._version import __version__
 from kwta.data import CIFAR10Tensors, portable_source
@@ -38,10 +39,12 @@ from kwta.explorer.actions import ActionInputs, PageAction, Probe, get_action
 __all__ = [
     "MAX_RESULT_BYTES",
     "SCHEMA",
+    "BatchRef",
     "ImageRef",
     "ModelRef",
     "Provenance",
     "ProvenanceError",
+    "balanced_images",
     "dataset_image",
     "device_name",
     "make_provenance",
@@ -258,6 +261,90 @@ def uploaded_image(pixels: np.ndarray, label: int) -> ImageRef:
     return ImageRef(int(label), _sha256(data), pixels=base64.b64encode(data).decode("ascii"))
 
 
+@dataclass(frozen=True)
+class BatchRef:
+    """A class-balanced batch of test images (:meth:`CIFAR10Tensors.balanced_indices`).
+
+    Attributes:
+        n: Images in the batch.
+        seed: Seed of the selection.
+        sha256: Of the selected images' ``uint8`` pixels followed by their ``int64`` labels.
+        dataset: :func:`kwta.data.portable_source` of the dataset.
+        split: ``"test"``.
+    """
+
+    n: int
+    seed: int
+    sha256: str
+    dataset: str
+    split: str = "test"
+
+    @property
+    def bundled(self) -> bool:
+        """Whether the batch comes from the bundled sample."""
+        return self.dataset.startswith("bundled-sample:")
+
+    def describe(self) -> str:
+        """``"32 class-balanced test images (seed 0, bundled sample)"``."""
+        where = "bundled sample" if self.bundled else f"dataset {self.dataset}"
+        return f"{self.n} class-balanced {self.split} images (seed {self.seed}, {where})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for JSON)."""
+        return {
+            "n": self.n,
+            "seed": self.seed,
+            "sha256": self.sha256,
+            "dataset": self.dataset,
+            "split": self.split,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> BatchRef:
+        """Checked: 1–10 000 images, a seed, a sha256, a dataset name, the test split.
+
+        Raises:
+            ProvenanceError: Wrong type or value.
+        """
+        where = "provenance.batch"
+        if not isinstance(doc, dict):
+            raise ProvenanceError(f"{where} must be an object")
+        n = _need(doc, "n", int, where)
+        seed = _need(doc, "seed", int, where)
+        if not 1 <= n <= 10_000 or not 0 <= seed <= 10**9:
+            raise ProvenanceError(f"{where}: 'n' or 'seed' is out of range")
+        if _need(doc, "split", str, where) != "test":
+            raise ProvenanceError(f"{where}: 'split' must be 'test'")
+        return cls(
+            n, seed, _text(doc, "sha256", where, _SHA), _text(doc, "dataset", where, _DATASET)
+        )
+
+    def tensors(self, data: CIFAR10Tensors) -> tuple[Tensor, Tensor]:
+        """The batch ``(xs, ys)`` from ``data``, checked against :attr:`sha256`.
+
+        Raises:
+            ProvenanceError: The selection from ``data`` is not the recorded batch.
+        """
+        ref, xs, ys = balanced_images(data, self.n, self.seed)
+        if ref.sha256 != self.sha256:
+            raise ProvenanceError(
+                f"{self.describe()}: the images {portable_source(data.source)} gives are not "
+                "the recorded ones (their sha256 differs): another dataset copy?"
+            )
+        return xs, ys
+
+
+def balanced_images(data: CIFAR10Tensors, n: int, seed: int) -> tuple[BatchRef, Tensor, Tensor]:
+    """The first ``n`` class-balanced images of ``data`` chosen with ``seed``, their labels,
+    and the batch's reference."""
+    idx = data.balanced_indices(min(n, len(data)), seed=seed)
+    pixels = np.ascontiguousarray(data.images[idx].numpy()).tobytes()
+    labels = np.ascontiguousarray(data.labels[idx].numpy().astype(np.int64)).tobytes()
+    ref = BatchRef(n, seed, _sha256(pixels + labels), portable_source(data.source), data.split)
+    xs, ys = data.tensors(idx)
+    return ref, xs, ys
+
+
 def device_name(device: torch.device | str) -> str:
     """The processor a device is: the GPU's name, or the CPU's model name."""
     device = torch.device(device)
@@ -281,6 +368,7 @@ class Provenance:
         settings: Every setting of the action, checked (defaults filled in).
         model: The model, ``None`` for the toy fit.
         image: The image, ``None`` for actions on no image.
+        batch: The batch of images of an action on many (``on_batch``), else ``None``.
         device: ``"cpu"`` or ``"cuda"``.
         device_name: The processor (:func:`device_name`).
         precision: ``"float32"``.
@@ -295,6 +383,7 @@ class Provenance:
     image: ImageRef | None
     device: str
     device_name: str
+    batch: BatchRef | None = None
     precision: str = PRECISION
     library: str = __version__
     torch: str = torch.__version__
@@ -325,6 +414,7 @@ class Provenance:
             "seed": self.seed,
             "model": self.model.to_dict() if self.model else None,
             "image": self.image.to_dict() if self.image else None,
+            "batch": self.batch.to_dict() if self.batch else None,
             "device": self.device,
             "device_name": self.device_name,
             "precision": self.precision,
@@ -361,6 +451,9 @@ class Provenance:
             raise ProvenanceError(f"{where}: action {key!r} needs a model")
         if needs_image(action) and image is None:
             raise ProvenanceError(f"{where}: action {key!r} needs an image")
+        batch = doc.get("batch")
+        if action.on_batch and batch is None:
+            raise ProvenanceError(f"{where}: action {key!r} needs a batch of images")
         device = _need(doc, "device", str, where)
         if device not in ("cpu", "cuda"):
             raise ProvenanceError(f"{where}: 'device' must be 'cpu' or 'cuda'")
@@ -374,6 +467,7 @@ class Provenance:
             model=ModelRef.from_dict(model) if action.per_model else None,
             image=ImageRef.from_dict(image) if needs_image(action) else None,
             device=device,
+            batch=BatchRef.from_dict(batch) if action.on_batch else None,
             device_name=short["device_name"],
             precision=precision,
             library=short["library"],
@@ -395,6 +489,7 @@ def make_provenance(
     image: ImageRef | None,
     device: torch.device | str,
     processor: str | None = None,
+    batch: BatchRef | None = None,
 ) -> Provenance:
     """The provenance of a run of ``action`` with ``settings`` (checked, defaults filled in).
 
@@ -413,6 +508,7 @@ def make_provenance(
         image=image,
         device=device.type,
         device_name=processor or device_name(device),
+        batch=batch,
     )
 
 

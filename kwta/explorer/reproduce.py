@@ -25,6 +25,7 @@ from kwta._version import __version__
 from kwta.data import CIFAR10Tensors, DataSourceError, cifar10, cifar10_sample
 from kwta.explorer.actions import ActionInputs, ProbeCheck, compare_probes
 from kwta.explorer.provenance import (
+    BatchRef,
     ImageRef,
     ModelRef,
     Provenance,
@@ -36,7 +37,14 @@ from kwta.explorer.provenance import (
 from kwta.explorer.runs import from_uint8
 from kwta.zoo.hub import WeightsError, list_pretrained, load_from_card, pretrained_dir
 
-__all__ = ["NotReproduced", "Reproduction", "load_recorded_model", "recorded_image", "reproduce"]
+__all__ = [
+    "NotReproduced",
+    "Reproduction",
+    "load_recorded_model",
+    "recorded_batch",
+    "recorded_image",
+    "reproduce",
+]
 
 
 class NotReproduced(RuntimeError):
@@ -77,6 +85,8 @@ class Reproduction:
             what += f" on {p.model.name}"
         if p.image:
             what += f", {p.image.describe()}"
+        if p.batch:
+            what += f", {p.batch.describe()}"
         lines = [f"Reproducing {what} on {self.device}."]
         lines += [f"  note: {n}" for n in self.notes]
         rule = "exactly" if self.exact else "within the cross-device tolerances"
@@ -136,10 +146,9 @@ def load_recorded_model(
     return model.eval()
 
 
-def _dataset(ref: ImageRef, data: str | os.PathLike[str] | None) -> CIFAR10Tensors:
-    split = ref.split or "test"
+def _dataset(ref: ImageRef | BatchRef, data: str | os.PathLike[str] | None) -> CIFAR10Tensors:
     if ref.bundled:
-        return cifar10_sample("test" if split == "test" else "train")
+        return cifar10_sample("test")
     try:
         return cifar10("test", root=data) if data is not None else cifar10("test")
     except DataSourceError as err:
@@ -167,12 +176,31 @@ def recorded_image(
     return from_uint8(pixels), ref.label
 
 
+def recorded_batch(
+    ref: BatchRef, data: str | os.PathLike[str] | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The recorded batch of test images and labels, checked by sha256.
+
+    Raises:
+        NotReproduced: The dataset is not at hand, or gives other images.
+    """
+    try:
+        return ref.tensors(_dataset(ref, data))
+    except ProvenanceError as err:
+        hint = "" if ref.bundled else " (set $KWTA_DATA or pass --data to the copy it came from)"
+        raise NotReproduced(f"{err}{hint}") from err
+
+
 def _inputs(p: Provenance, device: torch.device, directory: Any, data: Any) -> ActionInputs:
     if p.model is None:  # the toy fit: no model, no image; it runs on the device
         return ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32, device=device), 0)
     model = load_recorded_model(p.model, device, directory)
+    if p.batch is not None:
+        xs, ys = recorded_batch(p.batch, data)
+        xs, ys = xs.to(device), ys.to(device)
+        return ActionInputs(model, xs[:1], int(ys[0]), xs, ys)
     if p.image is None:
-        raise NotReproduced(f"action {p.action!r} on a batch of images cannot be rerun yet")
+        raise ProvenanceError(f"action {p.action!r} names no image")
     x, label = recorded_image(p.image, data)
     return ActionInputs(model, x.to(device), label)
 

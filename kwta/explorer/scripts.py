@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from kwta.analysis.masking import THRESHOLDS
 from kwta.explorer.actions import LANDSCAPE_BATCH
 from kwta.explorer.provenance import Provenance
 
@@ -28,6 +29,8 @@ class _Call:
         var: The name of its result in the script.
         prints: ``(name, expression)``: the summary's names, in its order.
         extra: Keywords after the settings (that do not change the result).
+        imports: Further names the call needs from :attr:`module`.
+        generator: The ``seed`` setting is passed as a seeded ``torch.Generator``.
     """
 
     module: str
@@ -35,6 +38,8 @@ class _Call:
     var: str
     prints: tuple[tuple[str, str], ...]
     extra: str = ""
+    imports: tuple[str, ...] = ()
+    generator: bool = False
 
 
 def _run_prints(run: str) -> tuple[tuple[str, str], ...]:
@@ -60,6 +65,25 @@ _LANDSCAPE = _Call(
 )
 
 _CALLS: dict[str, _Call] = {
+    "weights": _Call(
+        "kwta.analysis.weights",
+        "weight_line",
+        "line",
+        (("lowest loss", "float(line.loss.min())"), ("highest loss", "float(line.loss.max())")),
+        "alphas=LINE_ALPHAS",
+        imports=("LINE_ALPHAS",),
+    ),
+    "masking": _Call(
+        "kwta.analysis.masking",
+        "masking_indicators",
+        "report",
+        (
+            ("correctly classified", "report.n_correct"),
+            ("gradient masking suspected", "report.suspected"),
+            *((key, f'report["{key}"].value') for key in THRESHOLDS),
+        ),
+        generator=True,
+    ),
     "attack": _Call("kwta.explorer.runs", "attack_with_trace", "run", _run_prints("run")),
     "adaptive": _Call(
         "kwta.explorer.adaptive",
@@ -143,6 +167,25 @@ def _image_lines(p: Provenance) -> tuple[list[str], list[str]]:
     ]
 
 
+def _batch_lines(p: Provenance) -> tuple[list[str], list[str]]:
+    b = p.batch
+    if b is None:
+        return [], []
+    loader = "cifar10_sample" if b.bundled else "cifar10"
+    source = (
+        'data = cifar10_sample("test")  # the bundled sample'
+        if b.bundled
+        else f'data = cifar10("test")  # $KWTA_DATA: the copy {b.dataset} names'
+    )
+    return ["import hashlib", f"from kwta.data import {loader}"], [
+        source,
+        f"idx = data.balanced_indices({b.n}, seed={b.seed})  # {b.n} class-balanced images",
+        "xs, ys = data.tensors(idx)",
+        "raw = data.images[idx].numpy().tobytes() + data.labels[idx].numpy().tobytes()",
+        f'assert hashlib.sha256(raw).hexdigest() == "{b.sha256}", "not the recorded images"',
+    ]
+
+
 def _imports(lines: list[str]) -> list[str]:
     """Standard library, then torch, then kwta, each group sorted, a blank line between."""
     groups: list[list[str]] = [[], [], []]
@@ -165,13 +208,23 @@ def python_script(p: Provenance) -> str:
     call = _CALLS.get(p.action)
     if call is None:
         raise ValueError(f"no Python script for action {p.action!r} yet")
-    args = ", ".join(f"{k}={_literal(v)}" for k, v in p.settings.items())
-    if call.extra:
-        args += f", {call.extra}"
-    head = "model, x, label, " if p.model is not None else ""
+    head = (["model", "xs", "ys"] if p.batch else ["model", "x", "label"]) if p.model else []
+    settings = [
+        f"generator=torch.Generator().manual_seed({v})"
+        if k == "seed" and call.generator
+        else f"{k}={_literal(v)}"
+        for k, v in p.settings.items()
+    ]
+    args = ", ".join([*head, *settings, *([call.extra] if call.extra else [])])
     model_imports, model_body = _model_lines(p)
     image_imports, image_body = _image_lines(p)
-    body = [*model_body, "", *image_body, ""] if model_body or image_body else []
+    batch_imports, batch_body = _batch_lines(p)
+    data_body = image_body or batch_body
+    body = [*model_body, "", *data_body, ""] if model_body or data_body else []
+    names = ", ".join(sorted((*call.imports, call.func)))
+    imports = [*image_imports, *batch_imports, *model_imports, f"from {call.module} import {names}"]
+    if call.generator:
+        imports.append("import torch")
     lines = [
         '"""Reproduces a k-WTA Explorer result outside the app.',
         "",
@@ -181,9 +234,9 @@ def python_script(p: Provenance) -> str:
         "`kwta reproduce RESULT.json` compares every recorded number.",
         '"""',
         "",
-        *_imports([*image_imports, *model_imports, f"from {call.module} import {call.func}"]),
+        *_imports(imports),
         *body,
-        f"{call.var} = {call.func}({head}{args})",
+        f"{call.var} = {call.func}({args})",
         *(f'print("{name}:", {expr})' for name, expr in call.prints),
     ]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
