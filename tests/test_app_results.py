@@ -136,8 +136,15 @@ def check_reproduces(doc: bytes, script: bytes, tmp_path: Path, zoo: Path, capsy
             "toy",
             {"steps": 80, "width": 16, "n_points": 5, "seed": 2},
         ),
+        (
+            "patterns",
+            {"pat_img": "index", "pat_idx": 6, "pat_dirs": 1, "pat_gammas": "0.5", "pat_seed": 3},
+            "Patterns JSON",
+            "patterns",
+            {"n_dirs": 1, "seed": 3, "ratios": [0.5]},
+        ),
     ],
-    ids=["attack", "landscape", "attack_path", "toy_fit"],
+    ids=["attack", "landscape", "attack_path", "toy_fit", "patterns"],
 )
 def test_a_page_result_reproduces(
     app_env: Path,

@@ -48,6 +48,7 @@ SMALL: dict[str, dict[str, Any]] = {
     "attack_path": {"steps": 5, "grid": 5, "second": "random"},
     "landscape": {"grid": 6, "seed": 3},
     "toy": {"steps": 60, "width": 16},
+    "patterns": {"n_dirs": 1, "ratios": [0.5], "layer": "", "eps": 0.004},
 }
 
 
@@ -102,6 +103,8 @@ def same_numbers(printed: dict[str, str], summary: dict[str, Any]) -> None:
         ("attack_path", "relu-nat"),
         ("landscape", "kwta0.1-nat"),
         ("toy", None),
+        ("patterns", "kwta0.1-nat"),
+        ("patterns", "relu-nat"),
     ],
 )
 def test_a_result_reproduces_exactly_and_its_script_prints_the_same_numbers(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import cached
 import figures
 import streamlit as st
@@ -226,14 +224,25 @@ if show:
         "winners": wm.n_winners,
         "units": wm.n_units,
     }
-    d1, d2 = st.columns(2)
+    d1, d2, d3 = st.columns(3)
     stem = f"patterns-{name}-{layer}"
     csv_text = records_to_csv(curve_records(curves))
     ui.download(d1, "Curves CSV", csv_text, f"{stem}.csv", key=f"{P}_dl_csv")
     result = {"model": name, "image": image.source} | patterns_export(
         wm, curves=curves, changes=changes, profiles=profiles
     )
-    ui.download(d2, "Patterns JSON", json.dumps(result), f"{stem}.json", key=f"{P}_dl_json")
+    settings = {"layer": layer, "eps": eps, "ratios": tuple(ratios) if is_kwta else (),
+                "n_dirs": n_dirs, "seed": seed}  # fmt: skip
+    ui.result_downloads(
+        (d2, d3),
+        result,
+        ui.provenance("patterns", settings, model=(name, sha), image=image.ref),
+        (wm, changes),
+        model,
+        stem,
+        label="Patterns JSON",
+        key=f"{P}_dl",
+    )
 else:
     st.info("Press **Compute patterns** for the winner map and the pattern-change curves.")
 

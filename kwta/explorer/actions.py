@@ -285,8 +285,14 @@ def _masking_summary(rep: MaskingReport) -> dict[str, Any]:
 
 
 def _patterns_summary(result: tuple[WinnerMap, dict[str, PatternChange]]) -> dict[str, Any]:
-    wm, _ = result
-    return {"winners changed": float((wm.clean != wm.perturbed).double().mean())}
+    wm, curves = result
+    return {
+        "winners on x": wm.n_winners,
+        "units changed": wm.n_changed,
+        "pattern changed at the largest eps (as trained, mean over layers)": float(
+            curves["as trained"].changed_fraction[-1].mean()
+        ),
+    }
 
 
 @dataclass(frozen=True)
@@ -420,10 +426,12 @@ def _landscape(
 def _patterns(
     i: ActionInputs, s: Mapping[str, Any], callback: Any = None
 ) -> tuple[WinnerMap, dict[str, PatternChange]]:
-    layer = next(iter(activation_layers(i.model, i.x)))
-    ratios = DEFAULT_RATIOS if _is_kwta(i.model) else ()
-    curves = pattern_change_sweep(i.model, i.x, ratios, n_dirs=2, seed=0)
-    return winner_map(i.model, i.x, layer, eps=0.002), curves
+    layer = s["layer"] or next(iter(activation_layers(i.model, i.x)))  # "": the first one
+    ratios = s["ratios"] if _is_kwta(i.model) else ()  # other γ: k-WTA models only
+    curves = pattern_change_sweep(
+        i.model, i.x, ratios, n_dirs=s["n_dirs"], seed=s["seed"], callback=callback
+    )
+    return winner_map(i.model, i.x, layer, eps=s["eps"], seed=s["seed"]), curves
 
 
 def _adaptive(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> AttackRun:
@@ -557,7 +565,13 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         "winner map + change vs ε",
         _patterns,
         _pattern_probes,
-        (),
+        (
+            Setting("layer", "", pattern=r"[A-Za-z0-9_.]{0,100}"),
+            Setting("eps", 0.002, 0.0, 0.1),
+            Setting("ratios", DEFAULT_RATIOS, 0.01, 1.0, item=float, max_len=16),
+            Setting("n_dirs", 2, 1, 16),
+            _SEED,
+        ),
         _patterns_summary,
     ),
     PageAction(

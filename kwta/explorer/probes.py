@@ -11,6 +11,7 @@ file's settings are checked before anything runs.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,7 +23,7 @@ __all__ = ["Probe", "ProbeCheck", "Setting", "SettingValue", "compare_probes", "
 
 
 #: A setting's value: what a JSON result file can hold for it.
-SettingValue = bool | int | float | str | tuple[int, ...]
+SettingValue = bool | int | float | str | tuple[int, ...] | tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -30,8 +31,9 @@ class Setting:
     """One setting of a page action: its page default and the values it accepts.
 
     The type is the default's: a ``bool`` takes only booleans, an ``int`` only integers,
-    a ``float`` any finite number, a ``str`` one of ``choices``, a tuple of ``int`` as
-    many integers as the default has.
+    a ``float`` any finite number, a ``str`` one of ``choices`` (or, without choices, a
+    name matching ``pattern``), a tuple as many numbers of ``item`` type as the default
+    has (or up to ``max_len`` of them).
 
     Attributes:
         name: Keyword of the library call.
@@ -39,6 +41,10 @@ class Setting:
         lo: Smallest accepted value (numbers; each element of a tuple).
         hi: Largest accepted value.
         choices: The accepted strings.
+        pattern: The accepted strings when there are no fixed choices (a regular
+            expression the whole string must match).
+        item: The type of a tuple's elements.
+        max_len: A tuple of any length up to this (0: the default's length).
     """
 
     name: str
@@ -46,6 +52,9 @@ class Setting:
     lo: float | None = None
     hi: float | None = None
     choices: tuple[str, ...] = ()
+    pattern: str = ""
+    item: type = int
+    max_len: int = 0
 
     def check(self, value: Any) -> SettingValue:
         """``value`` as this setting's type.
@@ -61,13 +70,18 @@ class Setting:
                 raise ValueError(f"{bad} must be true or false, got {shown(value)}")
             return value
         if isinstance(d, str):
+            if self.pattern and isinstance(value, str) and re.fullmatch(self.pattern, value):
+                return value
             if not isinstance(value, str) or value not in self.choices:
-                raise ValueError(f"{bad} must be one of {list(self.choices)}, got {shown(value)}")
+                what = list(self.choices) if self.choices else f"a name like {d!r}"
+                raise ValueError(f"{bad} must be one of {what}, got {shown(value)}")
             return value
         if isinstance(d, tuple):
-            if not isinstance(value, (list, tuple)) or len(value) != len(d):
-                raise ValueError(f"{bad} must be a list of {len(d)} integers, got {shown(value)}")
-            return tuple(self._number(v, int) for v in value)  # type: ignore[misc]
+            sized = len(value) <= self.max_len if self.max_len else len(value) == len(d)
+            if not isinstance(value, (list, tuple)) or not sized:
+                n = f"at most {self.max_len}" if self.max_len else str(len(d))
+                raise ValueError(f"{bad} must be a list of {n} numbers, got {shown(value)}")
+            return tuple(self._number(v, self.item) for v in value)
         return self._number(value, type(d))
 
     def _number(self, value: Any, kind: type) -> int | float:

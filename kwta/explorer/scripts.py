@@ -10,7 +10,9 @@ make the one library call with every setting spelled out, print the summary numb
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from kwta.analysis.masking import THRESHOLDS
 from kwta.explorer.actions import LANDSCAPE_BATCH
@@ -31,6 +33,8 @@ class _Call:
         extra: Keywords after the settings (that do not change the result).
         imports: Further names the call needs from :attr:`module`.
         generator: The ``seed`` setting is passed as a seeded ``torch.Generator``.
+        lines: The call as its own lines (for actions that make two calls), from the
+            settings; the default is ``var = func(model, x, label, **settings)``.
     """
 
     module: str
@@ -40,6 +44,7 @@ class _Call:
     extra: str = ""
     imports: tuple[str, ...] = ()
     generator: bool = False
+    lines: Callable[[Mapping[str, Any]], list[str]] | None = None
 
 
 def _run_prints(run: str) -> tuple[tuple[str, str], ...]:
@@ -64,7 +69,34 @@ _LANDSCAPE = _Call(
     f"batch_size={LANDSCAPE_BATCH}",
 )
 
+
+def _patterns_lines(s: Mapping[str, Any]) -> list[str]:
+    layer = _literal(s["layer"]) if s["layer"] else "next(iter(activation_layers(model, x)))"
+    return [
+        f"winners = winner_map(model, x, {layer}, eps={s['eps']!r}, seed={s['seed']!r})",
+        "# the pattern's change against ε, as trained and at other γ (k-WTA models only)",
+        f"ratios = {tuple(s['ratios'])!r} if get_ratio(model) is not None else ()",
+        f"changes = pattern_change_sweep(model, x, ratios, n_dirs={s['n_dirs']!r}, "
+        f"seed={s['seed']!r})",
+    ]
+
+
 _CALLS: dict[str, _Call] = {
+    "patterns": _Call(
+        "kwta.explorer.patterns",
+        "winner_map",
+        "winners",
+        (
+            ("winners on x", "winners.n_winners"),
+            ("units changed", "winners.n_changed"),
+            (
+                "pattern changed at the largest eps (as trained, mean over layers)",
+                'float(changes["as trained"].changed_fraction[-1].mean())',
+            ),
+        ),
+        imports=("activation_layers", "pattern_change_sweep"),
+        lines=_patterns_lines,
+    ),
     "weights": _Call(
         "kwta.analysis.weights",
         "weight_line",
@@ -225,6 +257,8 @@ def python_script(p: Provenance) -> str:
     imports = [*image_imports, *batch_imports, *model_imports, f"from {call.module} import {names}"]
     if call.generator:
         imports.append("import torch")
+    if call.lines:
+        imports.append("from kwta.nn.activations import get_ratio")
     lines = [
         '"""Reproduces a k-WTA Explorer result outside the app.',
         "",
@@ -236,7 +270,7 @@ def python_script(p: Provenance) -> str:
         "",
         *_imports(imports),
         *body,
-        f"{call.var} = {call.func}({args})",
+        *(call.lines(p.settings) if call.lines else [f"{call.var} = {call.func}({args})"]),
         *(f'print("{name}:", {expr})' for name, expr in call.prints),
     ]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
