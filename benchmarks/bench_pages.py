@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     actions = [get_action(k) for k in (a.key for a in PAGE_ACTIONS) if k in keys]
     inputs = [ActionInputs(load_pretrained(n, device), x, int(y), xs, ys) for n in names]
     for name, one in zip(names, inputs, strict=True):
-        for action in (a for a in actions if a.per_model):
+        for action in (a for a in actions if a.per_model and a.applies_to(one.model)):
             what = f"{action.page}: {action.what}"
             add(what, name, call(action, one), action.repeats or args.repeats)
     for action in (a for a in actions if not a.per_model):  # the toy MLP: device only

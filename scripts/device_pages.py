@@ -295,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         for action in actions:
             if not action.per_model and action.key in done_global:
                 continue
+            if not action.applies_to(ref_in.model):
+                continue
             done_global.add(action.key)
             row = parity(action, ref_in, dev_in, max(0, args.repeats))
             row["model"] = name if action.per_model else "MLP"

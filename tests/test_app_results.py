@@ -207,6 +207,17 @@ def test_the_masking_check_and_the_weight_line_reproduce(
     check_reproduces(doc, downloads(at, "Python")[-1], tmp_path, app_env, capsys)
 
 
+def test_the_live_gamma_sweep_reproduces(app_env: Path, tmp_path: Path, capsys: Any) -> None:
+    at = open_page("zoo")
+    at.button(key="zoo_gamma_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    (doc,) = downloads(at, "γ sweep JSON")
+    prov = json.loads(doc)["provenance"]
+    assert prov["action"] == "gamma" and prov["settings"]["ratios"][0] == 0.2
+    assert prov["batch"]["n"] == 200 and prov["model"]["name"] == KWTA_NAME
+    check_reproduces(doc, downloads(at, "Python")[-1], tmp_path, app_env, capsys)
+
+
 def test_an_uploaded_image_travels_with_its_result(
     app_env: Path, tmp_path: Path, capsys: Any
 ) -> None:

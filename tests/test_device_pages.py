@@ -131,7 +131,7 @@ def test_every_page_action_repeats_exactly(
 ) -> None:
     """The parity check relies on it: every action is seeded, so two CPU runs agree fully."""
     i = _inputs(kwta_model, test_sample)
-    for action in PAGE_ACTIONS:
+    for action in PAGE_ACTIONS:  # all of them: a k-WTA model
         checks = compare_probes(action.probes(action.run(i), i), action.probes(action.run(i), i))
         assert checks and all(c.agree == 1.0 for c in checks), (action.key, checks)
 

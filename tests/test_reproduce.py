@@ -125,14 +125,16 @@ def test_a_result_reproduces_exactly_and_its_script_prints_the_same_numbers(
     same_numbers(run_script(python_script(parse_document(doc)), tmp_path), doc["summary"])
 
 
-@pytest.mark.parametrize(("key", "n", "seed"), [("weights", 12, 0), ("masking", 8, 3)])
+@pytest.mark.parametrize(
+    ("key", "n", "seed"), [("weights", 12, 0), ("masking", 8, 3), ("gamma", 20, 0)]
+)
 def test_a_result_on_a_batch_reproduces(
     key: str, n: int, seed: int, test_sample: CIFAR10Tensors, tmp_path: Path
 ) -> None:
     model = load_pretrained("kwta0.1-nat", "cpu")
     ref, xs, ys = balanced_images(test_sample, n, seed)
     inputs = ActionInputs(model, xs[:1], int(ys[0]), xs, ys)
-    settings = {"seed": seed} if key == "masking" else {}
+    settings = {"masking": {"seed": seed}, "gamma": {"ratios": [0.1, 0.05]}}.get(key, {})
     sha = list_pretrained()["kwta0.1-nat"]["sha256"]
     prov = make_provenance(
         key, settings, model=ModelRef("kwta0.1-nat", sha), image=None, device="cpu", batch=ref

@@ -12,7 +12,7 @@ from ui.images import balanced_batch
 from ui.models import get_model, model_cards
 
 from kwta.analysis.toy import ToyFit
-from kwta.analysis.weights import gamma_sweep
+from kwta.analysis.weights import GammaSweep
 from kwta.data import cifar10_sample
 from kwta.explorer import jobs, lesson
 from kwta.explorer.actions import ActionInputs, get_action
@@ -35,11 +35,13 @@ def run_gamma(
     n: int,
     _model: nn.Module,
     _progress: jobs.ProgressSink | None = None,
-) -> dict[str, object]:
-    """:func:`kwta.analysis.weights.gamma_sweep` (clean) on ``n`` test images, cached (queued)."""
+) -> GammaSweep:
+    """Clean accuracy at each γ (page action ``"gamma"``) on ``n`` class-balanced test images
+    (seed 0), cached (queued)."""
     x, y = balanced_batch(n, next(_model.parameters()).device)
-    return jobs.queued_job(
-        lambda: gamma_sweep(_model, x, y, ratios, callback=_progress).to_dict(),
+    inputs = ActionInputs(_model, x[:1], int(y[0]), x, y)
+    return jobs.queued_job(  # type: ignore[no-any-return]
+        lambda: get_action("gamma").run(inputs, {"ratios": ratios}, callback=_progress),
         _progress,
     )
 

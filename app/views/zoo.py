@@ -195,7 +195,7 @@ if sweep is not None or live is not None:
     ui.chart(
         figures.gamma_sweep_figure(
             sweep["points"] if sweep is not None else None,
-            live,
+            live.to_dict() if live is not None else None,
             trained_label=f"fine-tuned from {sweep['start']}" if sweep is not None else "",
             live_label=f"{gamma_model}, γ changed without retraining",
         ),
@@ -212,7 +212,18 @@ if sweep is not None:
         f"{sum(p['train_seconds'] for p in pts) / 60:.0f} min of fine-tuning."
     )
     fig4_notes.append(sweep_device_note(sweep))
-if live is not None:
+if live is not None and gamma_model is not None:
+    ui.result_downloads(
+        st.columns(2),
+        live.to_dict() | {"model": gamma_model},
+        ui.provenance("gamma", {"ratios": ratios}, model=(gamma_model, str(gamma_card["sha256"])),
+                      batch=(GAMMA_IMAGES, 0)),
+        live,
+        ui.get_model(gamma_model),
+        f"gamma-{gamma_model}-n{GAMMA_IMAGES}",
+        label="γ sweep JSON",
+        key=f"{P}_dl_gamma",
+    )  # fmt: skip
     fig4_notes.append(
         f"Dashed: {gamma_model}'s own weights with every k-WTA layer set to each γ, clean "
         f"accuracy on {GAMMA_IMAGES} class-balanced test images — not the paper's procedure "

@@ -44,7 +44,7 @@ from kwta.analysis.landscape import Landscape
 from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.analysis.patterns import PatternChange
 from kwta.analysis.toy import ToyFit, toy_fit
-from kwta.analysis.weights import LINE_ALPHAS, WeightLine, weight_line
+from kwta.analysis.weights import LINE_ALPHAS, GammaSweep, WeightLine, gamma_sweep, weight_line
 from kwta.explorer.adaptive import adaptive_attack_with_trace, budget_schedule
 from kwta.explorer.limits import MAX_FIT_STEPS, MAX_GRID, MAX_STEPS
 from kwta.explorer.paths import DEFAULT_GRID, AttackPath, attack_path
@@ -234,6 +234,19 @@ def _weight_probes(wl: WeightLine, inputs: ActionInputs) -> list[Probe]:
     ]
 
 
+def _gamma_probes(g: GammaSweep, inputs: ActionInputs) -> list[Probe]:
+    # a k-WTA winner may flip across devices: an image either side, per γ
+    return [
+        Probe("γ", _cpu(g.ratios).double(), "exact"),
+        Probe(
+            "clean accuracy at each γ",
+            _cpu(g.clean_accuracy).double(),
+            rtol=0.0,
+            atol=2.0 / len(inputs.batch()[1]),
+        ),
+    ]
+
+
 # ------------------------------------------------------------------ summaries
 # What a result's Python script prints (kwta.explorer.scripts), name for name.
 
@@ -284,6 +297,15 @@ def _masking_summary(rep: MaskingReport) -> dict[str, Any]:
     }
 
 
+def _gamma_summary(g: GammaSweep) -> dict[str, Any]:
+    best = int(g.clean_accuracy.argmax())
+    return {
+        "best clean accuracy": float(g.clean_accuracy[best]),
+        "at gamma": float(g.ratios[best]),
+        "lowest clean accuracy": float(g.clean_accuracy.min()),
+    }
+
+
 def _patterns_summary(result: tuple[WinnerMap, dict[str, PatternChange]]) -> dict[str, Any]:
     wm, curves = result
     return {
@@ -313,6 +335,7 @@ class PageAction:
         batched: The call takes a batch size that :func:`kwta.explorer.jobs.retry_on_oom`
             may halve (the landscape page does).
         on_batch: Runs on the class-balanced batch (``inputs.xs``), not on one image.
+        kwta_only: Needs k-WTA layers (changes γ); see :meth:`applies_to`.
     """
 
     key: str
@@ -326,6 +349,11 @@ class PageAction:
     repeats: int | None = None
     batched: bool = False
     on_batch: bool = False
+    kwta_only: bool = False
+
+    def applies_to(self, model: nn.Module) -> bool:
+        """Whether the action can run on ``model`` (a ReLU network has no γ to change)."""
+        return not self.kwta_only or _is_kwta(model)
 
     def defaults(self) -> dict[str, SettingValue]:
         """Every setting at the page's default."""
@@ -467,6 +495,11 @@ def _weights(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> Wei
     return weight_line(i.model, xs, ys, alphas=LINE_ALPHAS, callback=callback)
 
 
+def _gamma(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> GammaSweep:
+    xs, ys = i.batch()
+    return gamma_sweep(i.model, xs, ys, s["ratios"], callback=callback)
+
+
 def _toy(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> ToyFit:
     return toy_fit(
         n_points=s["n_points"],
@@ -601,6 +634,18 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
         _masking_summary,
         repeats=1,
         on_batch=True,
+    ),
+    PageAction(
+        "gamma",
+        "Model zoo",
+        "Fig. 4 live: clean accuracy at each γ, fixed weights, 200 images",
+        _gamma,
+        _gamma_probes,
+        (Setting("ratios", (0.2, 0.1, 0.05), 0.001, 1.0, item=float, max_len=64),),
+        _gamma_summary,
+        repeats=1,
+        on_batch=True,
+        kwta_only=True,
     ),
     PageAction(
         "toy",

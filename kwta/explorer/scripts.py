@@ -82,6 +82,16 @@ def _patterns_lines(s: Mapping[str, Any]) -> list[str]:
 
 
 _CALLS: dict[str, _Call] = {
+    "gamma": _Call(
+        "kwta.analysis.weights",
+        "gamma_sweep",
+        "sweep",
+        (
+            ("best clean accuracy", "float(sweep.clean_accuracy.max())"),
+            ("at gamma", "float(sweep.ratios[sweep.clean_accuracy.argmax()])"),
+            ("lowest clean accuracy", "float(sweep.clean_accuracy.min())"),
+        ),
+    ),
     "patterns": _Call(
         "kwta.explorer.patterns",
         "winner_map",
