@@ -81,6 +81,16 @@ def kwta_model(train_sample: CIFAR10Tensors) -> nn.Module:
 
 
 @pytest.fixture(scope="session")
+def zoo(
+    tmp_path_factory: pytest.TempPathFactory, relu_model: nn.Module, kwta_model: nn.Module
+) -> Path:
+    """Two small real models with cards, as ``pretrained/`` would hold them (the app tests)."""
+    from app_fixtures import make_zoo
+
+    return make_zoo(tmp_path_factory.mktemp("zoo"), relu_model, kwta_model)
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium driven by Playwright (skip locally, fail in CI, if missing).
 

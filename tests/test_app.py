@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from app_fixtures import APP_MAIN, KWTA_NAME, RELU_NAME, make_broken_zoo, make_zoo
+from app_fixtures import APP_MAIN, KWTA_NAME, RELU_NAME, make_broken_zoo
 from PIL import Image
 from torch import nn
 
@@ -43,14 +43,6 @@ TIMEOUT = 180  # seconds per script run; generous for a busy 2-core CI machine
 
 
 # --------------------------------------------------------------------------- fixtures, helpers
-
-
-@pytest.fixture(scope="session")
-def zoo(
-    tmp_path_factory: pytest.TempPathFactory, relu_model: nn.Module, kwta_model: nn.Module
-) -> Path:
-    """Two small real models with cards, as ``pretrained/`` would hold them."""
-    return make_zoo(tmp_path_factory.mktemp("zoo"), relu_model, kwta_model)
 
 
 @pytest.fixture

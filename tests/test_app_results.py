@@ -19,9 +19,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-from app_fixtures import APP_MAIN, KWTA_NAME, RELU_NAME, make_zoo
+from app_fixtures import APP_MAIN, KWTA_NAME, RELU_NAME
 from PIL import Image
-from torch import nn
 
 pytest.importorskip("streamlit")
 import streamlit.testing.v1.app_test as app_test_module
@@ -46,13 +45,6 @@ class KeptMedia(MemoryMediaFileStorage):
         file_id = super().load_and_get_id(path_or_data, mimetype, kind, filename)
         KeptMedia.files[file_id] = self.get_file(file_id).content
         return file_id
-
-
-@pytest.fixture(scope="module")
-def zoo(
-    tmp_path_factory: pytest.TempPathFactory, relu_model: nn.Module, kwta_model: nn.Module
-) -> Path:
-    return make_zoo(tmp_path_factory.mktemp("zoo"), relu_model, kwta_model)
 
 
 @pytest.fixture

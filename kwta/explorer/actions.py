@@ -398,38 +398,17 @@ class PageAction:
         return self.fn(inputs, self.resolve(settings), callback=callback, **extra)
 
 
+# The settings' names are the library calls' keywords (the scripts rely on it too).
+
+
 def _attack(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> AttackRun:
-    return attack_with_trace(
-        i.model,
-        i.x,
-        i.label,
-        eps=s["eps"],
-        alpha=s["alpha"],
-        steps=s["steps"],
-        loss=s["loss"],
-        random_start=s["random_start"],
-        seed=s["seed"],
-        callback=callback,
-    )
+    return attack_with_trace(i.model, i.x, i.label, **s, callback=callback)
 
 
 def _attack_path(
     i: ActionInputs, s: Mapping[str, Any], callback: Any = None, **extra: Any
 ) -> AttackPath:
-    return attack_path(
-        i.model,
-        i.x,
-        i.label,
-        eps=s["eps"],
-        alpha=s["alpha"],
-        steps=s["steps"],
-        random_start=s["random_start"],
-        seed=s["seed"],
-        second=s["second"],
-        grid=s["grid"],
-        callback=callback,
-        **extra,
-    )
+    return attack_path(i.model, i.x, i.label, **s, callback=callback, **extra)
 
 
 def _landscape(
@@ -439,15 +418,7 @@ def _landscape(
     batch_size: int = LANDSCAPE_BATCH,
 ) -> Landscape:
     return landscapes.loss_landscape(  # through its module: a test may replace it
-        i.model,
-        i.x,
-        i.label,
-        grid=s["grid"],
-        span=s["span"],
-        seed=s["seed"],
-        loss=s["loss"],
-        batch_size=batch_size,
-        callback=callback,
+        i.model, i.x, i.label, **s, batch_size=batch_size, callback=callback
     )
 
 
@@ -463,19 +434,7 @@ def _patterns(
 
 
 def _adaptive(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> AttackRun:
-    return adaptive_attack_with_trace(
-        i.model,
-        i.x,
-        i.label,
-        estimator=s["estimator"],
-        eps=s["eps"],
-        alpha=s["alpha"],
-        steps=s["steps"],
-        sigma=s["sigma"],
-        samples=s["samples"],
-        seed=s["seed"],
-        callback=callback,
-    )
+    return adaptive_attack_with_trace(i.model, i.x, i.label, **s, callback=callback)
 
 
 def _masking(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> MaskingReport:
@@ -501,16 +460,7 @@ def _gamma(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> Gamma
 
 
 def _toy(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> ToyFit:
-    return toy_fit(
-        n_points=s["n_points"],
-        width=s["width"],
-        depth=s["depth"],
-        ratio=s["ratio"],
-        seed=s["seed"],
-        steps=s["steps"],
-        device=i.device,
-        callback=callback,
-    )
+    return toy_fit(**s, device=i.device, callback=callback)
 
 
 _SEED = Setting("seed", 0, 0, 10**9)

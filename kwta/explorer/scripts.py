@@ -194,13 +194,8 @@ def _image_lines(p: Provenance) -> tuple[list[str], list[str]]:
             "x = torch.frombuffer(raw, dtype=torch.uint8).reshape(1, 3, 32, 32).float() / 255",
             f"label = {img.label}",
         ]
-    loader = "cifar10_sample" if img.bundled else "cifar10"
-    source = (
-        'data = cifar10_sample("test")  # the bundled sample'
-        if img.bundled
-        else f'data = cifar10("test")  # $KWTA_DATA: the copy {img.dataset} names'
-    )
-    return ["import hashlib", f"from kwta.data import {loader}"], [
+    imports, source = _dataset_lines(img.bundled, str(img.dataset))
+    return imports, [
         source,
         f"x, y = data.tensors([{img.index}])",
         "label = int(y[0])",
@@ -209,17 +204,23 @@ def _image_lines(p: Provenance) -> tuple[list[str], list[str]]:
     ]
 
 
+def _dataset_lines(bundled: bool, dataset: str) -> tuple[list[str], str]:
+    """The imports and the line that load the test split a result's images came from."""
+    if bundled:
+        return ["import hashlib", "from kwta.data import cifar10_sample"], (
+            'data = cifar10_sample("test")  # the bundled sample'
+        )
+    return ["import hashlib", "from kwta.data import cifar10"], (
+        f'data = cifar10("test")  # $KWTA_DATA: the copy {dataset} names'
+    )
+
+
 def _batch_lines(p: Provenance) -> tuple[list[str], list[str]]:
     b = p.batch
     if b is None:
         return [], []
-    loader = "cifar10_sample" if b.bundled else "cifar10"
-    source = (
-        'data = cifar10_sample("test")  # the bundled sample'
-        if b.bundled
-        else f'data = cifar10("test")  # $KWTA_DATA: the copy {b.dataset} names'
-    )
-    return ["import hashlib", f"from kwta.data import {loader}"], [
+    imports, source = _dataset_lines(b.bundled, b.dataset)
+    return imports, [
         source,
         f"idx = data.balanced_indices({b.n}, seed={b.seed})  # {b.n} class-balanced images",
         "xs, ys = data.tensors(idx)",
