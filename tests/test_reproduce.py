@@ -151,6 +151,22 @@ def test_a_result_on_a_batch_reproduces(
         reproduce(doc)
 
 
+def test_a_result_from_elsewhere_says_so_and_still_runs(test_sample: CIFAR10Tensors) -> None:
+    doc, _ = make_result("landscape", "relu-nat", test_sample, **SMALL["landscape"])
+    doc["provenance"] |= {"device": "cuda", "device_name": "NVIDIA H100", "library": "0.0.9"}
+    rep = reproduce(doc)  # no GPU here: rerun on the CPU
+    assert rep.device == "cpu" and not rep.exact and rep.passed, rep.report()
+    assert len(rep.notes) == 2 and "made on cuda (NVIDIA H100)" in rep.notes[0]
+    assert "kwta 0.0.9" in rep.notes[1] and "within the cross-device tolerances" in rep.report()
+    # across devices only the documented probes count: a same-device-only number may differ
+    doc2, _ = make_result("attack", "relu-nat", test_sample, **SMALL["attack"])
+    doc2["provenance"]["library"] = "0.0.9"
+    probe = next(p for p in doc2["check"] if p["name"] == "adversarial image")
+    probe["values"][0] += 1e-3
+    rep2 = reproduce(doc2)
+    assert rep2.passed and "adversarial image" not in [c.name for c in rep2.checks]
+
+
 def test_an_edited_setting_is_a_mismatch(test_sample: CIFAR10Tensors, tmp_path: Path) -> None:
     doc, _ = make_result("landscape", "kwta0.1-nat", test_sample, **SMALL["landscape"])
     doc["provenance"]["settings"]["seed"] = 4  # another random direction g2
