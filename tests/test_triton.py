@@ -127,3 +127,64 @@ def test_bit_identical_to_the_cpu_kernel_on_a_real_network(
             y_triton = F.kwta(v.to(DEVICE), 0.1, backend="triton").cpu()
             assert torch.equal(y_native, y_triton), (tuple(a.shape), dtype)
             assert y_triton.stride() == y_native.stride()
+
+
+def test_nan_ranks_the_same_on_every_backend() -> None:
+    """+NaN ranks above +inf, −NaN below −inf, on every backend: exactly k winners (a float
+    comparison in the PyTorch path used to keep fewer)."""
+    nan = float("nan")
+    x = torch.tensor(
+        [[1.0, nan, 3.0, -nan, float("inf"), -0.0, 0.0, float("-inf")],
+         [nan, nan, 2.0, 2.0, -1.0, -nan, 5.0, 0.5]]
+    )  # fmt: skip
+    x[0, 3] = -x[0, 3].abs()  # a NaN with its sign bit set
+    x[1, 5] = -x[1, 5].abs()
+    for ratio, winners in ((0.25, [[1, 4], [0, 1]]), (0.5, [[1, 2, 4, 0], [0, 1, 6, 2]])):
+        masks = {b: F.kwta_mask(x, ratio, backend=b) for b in ("torch", "native", "triton")}
+        for b, m in masks.items():
+            assert m.sum(1).tolist() == [len(w) for w in winners], b
+            assert [sorted(r.nonzero().flatten().tolist()) for r in m] == [
+                sorted(w) for w in winners
+            ], (b, ratio)
+    for dtype in (torch.bfloat16, torch.float16):
+        xd = x.to(dtype)
+        ref = F.kwta_mask(xd, 0.5, backend="torch")
+        assert torch.equal(F.kwta_mask(xd, 0.5, backend="native"), ref)
+        assert torch.equal(F.kwta_mask(xd, 0.5, backend="triton"), ref)
+
+
+def test_per_channel_runs_the_kernel_on_the_channels_rows() -> None:
+    gen = torch.Generator().manual_seed(1)
+    x = make("ties", (2, 5, 4, 4), torch.float32, gen)
+    for ratio in (0.1, 0.5):
+        want = F.kwta_mask(x, ratio, per_channel=True, backend="torch")
+        assert want.view(10, 16).sum(1).tolist() == [F.k_from_ratio(ratio, 16)] * 10
+        for backend in ("native", "triton"):
+            assert torch.equal(F.kwta_mask(x, ratio, per_channel=True, backend=backend), want)
+            xg = x.clone().requires_grad_(True)
+            y = F.kwta(xg, ratio, per_channel=True, backend=backend)
+            y.sum().backward()
+            assert torch.equal(y.detach(), torch.where(want, x, torch.zeros(())))
+            assert xg.grad is not None and torch.equal(xg.grad != 0, want)
+    with pytest.raises(RuntimeError, match="Triton"):  # what the kernel cannot do, it says
+        F.kwta(x.double(), 0.1, per_channel=True, backend="triton")
+
+
+def test_a_kernel_that_fails_to_launch_falls_back_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("simulated: ptxas fatal error while compiling kwta_kernel")
+
+    mode = triton_kwta.interpreting()
+    monkeypatch.setitem(triton_kwta._kernels, mode, broken)
+    monkeypatch.setattr(triton_kwta, "_failures", [])
+    x = make("ties", (3, 4, 5, 5), torch.float32, torch.Generator().manual_seed(2))
+    want = F.kwta(x, 0.2, backend="torch")
+    with pytest.warns(RuntimeWarning, match="failed to compile or launch .*ptxas"):
+        y = F.kwta(x.clone().requires_grad_(True), 0.2, backend="triton")
+    assert torch.equal(y.detach(), want)  # the PyTorch path's result: identical
+    assert not triton_kwta.available() and len(triton_kwta._failures) == 1
+    assert F._pick(x, "auto") != ("triton", False)
+    with pytest.raises(RuntimeError, match="unavailable"):  # asked for by name: it says so
+        F.kwta(x, 0.2, backend="triton")

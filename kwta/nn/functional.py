@@ -26,6 +26,7 @@ __all__ = [
     "kwta_reference",
     "lwta",
     "lwta_mask",
+    "order_key",
 ]
 
 
@@ -38,6 +39,30 @@ CL = torch.channels_last
 
 
 _NATIVE_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+#: The integer type of each float type's order key (same width: a view, no copy of bits).
+_KEY_DTYPES = {
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+}
+
+
+def order_key(x: Tensor) -> Tensor:
+    """Integers ordered as k-WTA ranks ``x``, in ``x``'s layout (floats; others as they are).
+
+    The same order as the compiled and Triton kernels' keys: ``-0.0`` ties with ``+0.0``
+    (as torch compares), ``+NaN`` ranks above ``+inf`` and ``-NaN`` below ``-inf``, so a
+    NaN input selects the same ``k`` winners on every backend (exactly ``k``; a comparison
+    of floats would keep fewer). The float's bits read as a signed integer, with the
+    magnitude bits of negative values flipped.
+    """
+    kind = _KEY_DTYPES.get(x.dtype)
+    if kind is None:
+        return x
+    bits = torch.where(x == 0, torch.zeros_like(x), x).view(kind)
+    return torch.where(bits < 0, bits ^ torch.iinfo(kind).max, bits)
 
 
 def k_from_ratio(ratio: float, n: int) -> int:
@@ -100,6 +125,7 @@ def _mask_torch(x: Tensor, k: int) -> Tensor:
     if k >= n:
         return torch.ones_like(x, dtype=torch.bool)
     with torch.no_grad():
+        x = order_key(x)  # NaN and ±0 ranked as the kernels rank them
         t = _threshold(x, k)
         mask = x >= t
         dims = tuple(range(1, x.dim()))
@@ -214,7 +240,9 @@ def kwta_mask(
             the paper's choice).
         backend: ``"auto"`` (the compiled CPU kernel on the CPU, the Triton kernel on
             CUDA, where available; else PyTorch), ``"torch"``, ``"native"`` or
-            ``"triton"`` (raise if unavailable). Results are identical.
+            ``"triton"`` (raise if unavailable). Results are identical, NaN included
+            (:func:`order_key`). A Triton kernel that fails to compile or launch is
+            given up with one warning, and the PyTorch path serves.
 
     Returns:
         A ``bool`` tensor shaped like ``x`` (same memory layout) with exactly
@@ -226,21 +254,27 @@ def kwta_mask(
         raise ValueError(f"k-WTA needs a batch dimension; got shape {tuple(x.shape)}")
     if x.shape[0] == 0:  # an empty batch: no winners to pick, on every backend
         return torch.zeros_like(x, dtype=torch.bool)
-    if per_channel:
-        if x.dim() < 3:
-            raise ValueError("per-channel k-WTA needs an input of shape (B, C, H, W)")
-        flat = x.reshape(x.shape[0] * x.shape[1], -1)
-        k = k_from_ratio(ratio, flat.shape[1])
-        return _mask_torch(flat, k).view(x.shape)
+    if per_channel:  # one row per (sample, channel): any backend runs on the rows
+        return kwta_mask(_channel_rows(x), ratio, backend=backend).view(x.shape)
     n = x[0].numel()
     k = k_from_ratio(ratio, n)
     picked = _pick(x, backend)
     if picked is not None and k < n:
         kernel, layout = picked
-        if kernel == "triton":
+        if kernel == "native":
+            return _kernel().forward(x.detach(), k, layout)[1]
+        try:
             return triton_kwta.kwta_forward(x.detach(), k, layout)[1]
-        return _kernel().forward(x.detach(), k, layout)[1]
+        except triton_kwta.KernelFailed:
+            pass  # warned once; the PyTorch path from now on
     return _mask_torch(x, k)
+
+
+def _channel_rows(x: Tensor) -> Tensor:
+    """``(B, C, *spatial)`` as ``(B·C, H·W…)`` rows, for per-channel k-WTA."""
+    if x.dim() < 3:
+        raise ValueError("per-channel k-WTA needs an input of shape (B, C, H, W)")
+    return x.reshape(x.shape[0] * x.shape[1], -1)
 
 
 def kwta(x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "auto") -> Tensor:
@@ -261,15 +295,20 @@ def kwta(x: Tensor, ratio: float, *, per_channel: bool = False, backend: str = "
     Returns:
         Tensor shaped like ``x``.
     """
-    if not per_channel and x.dim() >= 2 and x.shape[0] > 0:
+    if per_channel and x.dim() >= 2 and x.shape[0] > 0:  # any backend, on the channels' rows
+        return kwta(_channel_rows(x), ratio, backend=backend).view(x.shape)
+    if x.dim() >= 2 and x.shape[0] > 0:
         picked = _pick(x, backend)
         n = x[0].numel()
         k = k_from_ratio(ratio, n)
         if picked is not None and (picked[0] == "native" or k < n):
             kernel, layout = picked
             fn = _NativeKWTA if kernel == "native" else _TritonKWTA
-            out: Tensor = fn.apply(x, k, layout)
-            return out
+            try:
+                out: Tensor = fn.apply(x, k, layout)
+                return out
+            except triton_kwta.KernelFailed:
+                pass  # warned once; the PyTorch path from now on
     mask = kwta_mask(x, ratio, per_channel=per_channel, backend="torch")
     return torch.where(mask, x, x.new_zeros(()))
 

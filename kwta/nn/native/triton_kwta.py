@@ -27,6 +27,7 @@ import importlib.util
 import logging
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from torch import Tensor
 __all__ = [
     "BLOCK",
     "RADIX_BITS",
+    "KernelFailed",
     "available",
     "interpreting",
     "kwta_forward",
@@ -57,6 +59,13 @@ KERNEL_SOURCE = Path(__file__).with_name("kwta_triton_kernel.py")
 _DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 _lock = threading.Lock()
 _kernels: dict[bool, Callable[..., Any] | None] = {}
+#: Why the kernel was given up (a compile or launch failure), once it was.
+_failures: list[str] = []
+
+
+class KernelFailed(RuntimeError):
+    """The kernel failed to compile or launch; it is given up (:func:`available` is then
+    ``False``) and the caller takes the PyTorch path."""
 
 
 def interpreting() -> bool:
@@ -162,5 +171,27 @@ def kwta_forward(
     kernel = _kernel()
     if kernel is None:
         raise RuntimeError("Triton is unavailable: the CUDA k-WTA kernel cannot run here")
-    y, mask = kernel(x, k, channels_last, block, num_warps)
+    try:
+        y, mask = kernel(x, k, channels_last, block, num_warps)
+    except torch.cuda.OutOfMemoryError:
+        raise  # the caller's to handle (the pages retry at a smaller batch)
+    except Exception as err:  # a compile or launch failure: give the kernel up, once
+        _give_up(err)
+        raise KernelFailed(f"the Triton k-WTA kernel failed: {err}") from err
     return y, mask
+
+
+def _give_up(err: BaseException) -> None:
+    """Stop using the kernel (every later call takes the PyTorch path); warn the first time."""
+    why = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"[:300]
+    with _lock:
+        first = not _failures
+        _failures.append(why)
+        _kernels[interpreting()] = None
+    if first:
+        msg = (
+            f"the Triton k-WTA kernel failed to compile or launch ({why}); k-WTA takes the "
+            "PyTorch path from now on (identical results, slower)"
+        )
+        log.warning(msg)
+        warnings.warn(msg, RuntimeWarning, stacklevel=4)
