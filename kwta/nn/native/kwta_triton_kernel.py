@@ -12,12 +12,19 @@ import triton.language as tl
 
 
 @triton.jit
-def _key(x_ptr, offs, valid):
-    v = tl.load(x_ptr + offs, mask=valid, other=0.0).to(tl.float32)
-    v = tl.where(v == 0.0, 0.0, v)  # -0.0 -> +0.0
-    u = v.to(tl.uint32, bitcast=True)
-    top = tl.full(u.shape, 0x80000000, tl.uint32)
-    ones = tl.full(u.shape, 0xFFFFFFFF, tl.uint32)
+def _key(x_ptr, offs, valid, KEY_BITS: tl.constexpr):
+    v = tl.load(x_ptr + offs, mask=valid, other=0.0)
+    if KEY_BITS == 16:  # bf16, fp16: the value's own 16 bits
+        v = tl.where(v == 0.0, tl.zeros_like(v), v)  # -0.0 -> +0.0
+        u = v.to(tl.uint16, bitcast=True).to(tl.uint32)
+        top = tl.full(u.shape, 0x8000, tl.uint32)
+        ones = tl.full(u.shape, 0xFFFF, tl.uint32)
+    else:  # fp32
+        v = v.to(tl.float32)
+        v = tl.where(v == 0.0, 0.0, v)  # -0.0 -> +0.0
+        u = v.to(tl.uint32, bitcast=True)
+        top = tl.full(u.shape, 0x80000000, tl.uint32)
+        ones = tl.full(u.shape, 0xFFFFFFFF, tl.uint32)
     return tl.where((u & top) != 0, u ^ ones, u | top)
 
 
@@ -35,6 +42,7 @@ def kwta_kernel(
     BITS: tl.constexpr,
     BINS: tl.constexpr,
     PASSES: tl.constexpr,
+    KEY_BITS: tl.constexpr,
 ):
     row = tl.program_id(0).to(tl.int64)
     base = row * n
@@ -44,12 +52,12 @@ def kwta_kernel(
     want = k  # rank of T among the keys sharing the prefix, counted from the top
     ties = tl.zeros((), dtype=tl.int32)
     for p in tl.static_range(PASSES):
-        shift: tl.constexpr = 32 - BITS * (p + 1)
+        shift: tl.constexpr = KEY_BITS - BITS * (p + 1)
         hist = tl.zeros((BINS,), dtype=tl.int32)
         for start in range(0, n, BLOCK_N):
             offs = start + lanes
             valid = offs < n
-            key = _key(x_ptr + base, offs, valid)
+            key = _key(x_ptr + base, offs, valid, KEY_BITS)
             digit = ((key >> shift) & (BINS - 1)).to(tl.int32)
             if p == 0:
                 match = valid
@@ -71,7 +79,7 @@ def kwta_kernel(
         offs = start + lanes
         valid = offs < n
         v = tl.load(x_ptr + base + offs, mask=valid, other=0.0)
-        key = _key(x_ptr + base, offs, valid)
+        key = _key(x_ptr + base, offs, valid, KEY_BITS)
         win = (key > prefix) | ((key == prefix) & keep_ties)
         tl.store(y_ptr + base + offs, tl.where(win, v, tl.zeros_like(v)), mask=valid)
         tl.store(m_ptr + base + offs, win.to(tl.int1), mask=valid)
@@ -84,7 +92,7 @@ def kwta_kernel(
                 mem = (flat % hw) * channels + flat // hw
             else:
                 mem = flat
-            key = _key(x_ptr + base, mem, valid)
+            key = _key(x_ptr + base, mem, valid, KEY_BITS)
             tied = valid & (key == prefix)
             rank = kept + tl.cumsum(tied.to(tl.int32), axis=0)
             win = tied & (rank <= want)

@@ -2,12 +2,13 @@
 
 One program per sample (a row of ``N = C·H·W`` values, NCHW or channels-last):
 
-1. every value becomes an order-preserving 32-bit key (``-0.0`` ties with ``+0.0``, as torch
-   compares; bf16 and fp16 widen to fp32 exactly);
+1. every value becomes an order-preserving key (``-0.0`` ties with ``+0.0``, as torch
+   compares; ``+NaN`` above ``+inf``, ``-NaN`` below ``-inf``): 32 bits for fp32, the value's
+   own 16 bits for bf16 and fp16 (:func:`key_bits_of`);
 2. radix select, :data:`RADIX_BITS` at a time from the top: a histogram of the next digit of
    the keys that share the prefix found so far picks the digit of the k-th largest key;
-   after ``32 / RADIX_BITS`` passes the prefix *is* the k-th largest key ``T``, and the last
-   histogram says how many values are tied with it;
+   after ``key bits / RADIX_BITS`` passes (4 for fp32, 2 for bf16 and fp16) the prefix *is*
+   the k-th largest key ``T``, and the last histogram says how many values are tied with it;
 3. one output pass in memory order writes ``y = x`` where ``key > T`` (and where ``key == T``
    when every tie fits), else 0, and the winner mask;
 4. only when more values tie with ``T`` than may win (decided on the GPU, no host sync): a
@@ -41,13 +42,15 @@ __all__ = [
     "KernelFailed",
     "available",
     "interpreting",
+    "key_bits_of",
     "kwta_forward",
     "supports",
 ]
 
 log = logging.getLogger(__name__)
 
-#: Bits of the key decided per selection pass (a 2**RADIX_BITS-bin histogram; 4 passes).
+#: Bits of the key decided per selection pass (a 2**RADIX_BITS-bin histogram; 4 passes for
+#: fp32's 32-bit keys, 2 for bf16/fp16's 16-bit keys).
 RADIX_BITS = 8
 
 #: Largest block of a row one program handles at a time (the row is walked in blocks).
@@ -66,6 +69,12 @@ _failures: list[str] = []
 class KernelFailed(RuntimeError):
     """The kernel failed to compile or launch; it is given up (:func:`available` is then
     ``False``) and the caller takes the PyTorch path."""
+
+
+def key_bits_of(dtype: torch.dtype) -> int:
+    """Bits of the kernel's order key: 16 for bf16 and fp16 (their own bits: two radix
+    passes), 32 for fp32 (four)."""
+    return 16 if dtype in (torch.bfloat16, torch.float16) else 32
 
 
 def interpreting() -> bool:
@@ -122,7 +131,6 @@ def _build() -> Callable[..., Any] | None:
         return None
     kwta_kernel = module.kwta_kernel
     bins_n = 1 << RADIX_BITS
-    passes = 32 // RADIX_BITS
 
     def launch(
         x: Tensor, k: int, channels_last: bool, block: int | None, num_warps: int | None
@@ -133,6 +141,7 @@ def _build() -> Callable[..., Any] | None:
         channels = x.shape[1] if x.dim() > 2 else 1
         hw = n // channels
         block = min(block or BLOCK, triton.next_power_of_2(n))
+        key_bits = key_bits_of(x.dtype)
         kwta_kernel[(rows,)](
             x,
             y,
@@ -145,7 +154,8 @@ def _build() -> Callable[..., Any] | None:
             BLOCK_N=block,
             BITS=RADIX_BITS,
             BINS=bins_n,
-            PASSES=passes,
+            PASSES=key_bits // RADIX_BITS,
+            KEY_BITS=key_bits,
             num_warps=num_warps or (8 if block >= 2048 else 4),
         )
         return y, mask
