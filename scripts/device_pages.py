@@ -2,7 +2,7 @@
 
 One command on the accelerator machine (not yet timed there)::
 
-    KWTA_NATIVE=0 python3 scripts/device_pages.py OUT_DIR            # CUDA vs the CPU
+    python3 scripts/device_pages.py OUT_DIR                          # CUDA vs the CPU
     python scripts/device_pages.py OUT_DIR --smoke                   # CPU vs CPU, seconds (tested)
 
 For each model (default: the pages' default pair) and each page action of
@@ -24,8 +24,10 @@ after a warm-up on the device; the reference's single parity run). Then:
   lets the server run them), wall time per wave; the worst wait of the last of
   ``--users`` students who all click together is ``ceil(users / J)`` waves.
 
-Writes ``OUT_DIR/pages.json`` (everything) and ``OUT_DIR/pages.md`` (tables for the
-README); exits 1 if a parity check or the OOM recovery failed.
+Writes ``OUT_DIR/pages.json`` after every row (a run stopped at its deadline — SIGINT —
+keeps what it measured, marked ``"interrupted"``) and, at the end, ``OUT_DIR/pages.md``
+(tables for the README); exits 1 if a parity check or the OOM recovery failed, or it was
+interrupted.
 """
 
 from __future__ import annotations
@@ -285,37 +287,50 @@ def main(argv: list[str] | None = None) -> int:
         "parity": [],
         "load": [],
     }
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every row: a run cut at its deadline keeps what it measured
+        (args.out / "pages.json").write_text(json.dumps(result, indent=1) + "\n")
+
     done_global: set[str] = set()
-    for name in names:
-        ref_in = inputs_on(load_pretrained(name, reference), reference)
-        dev_in = inputs_on(load_pretrained(name, device), device)
-        with torch.no_grad():  # first calls (kernel compilation, CUDA context) stay untimed
-            ref_in.model(ref_in.xs)
-            dev_in.model(dev_in.xs)
-        for action in actions:
-            if not action.per_model and action.key in done_global:
-                continue
-            if not action.applies_to(ref_in.model):
-                continue
-            done_global.add(action.key)
-            row = parity(action, ref_in, dev_in, max(0, args.repeats))
-            row["model"] = name if action.per_model else "MLP"
-            result["parity"].append(row)
-            print(
-                f"{row['model']}: {action.key}: {'pass' if row['passed'] else 'FAIL'} "
-                f"({row['reference_s']:.2f} s / {row['device_s']:.3f} s)",
-                file=sys.stderr,
-                flush=True,
-            )
-        for key in args.load_actions.split(","):
-            for r in load_model(get_action(key), dev_in, users=args.users, max_jobs=max_jobs):
-                result["load"].append({**r, "model": name})
-    oom_key = "landscape" if args.smoke else "landscape50"
-    result["oom"] = provoke_oom(inputs_on(load_pretrained(names[-1], device), device), key=oom_key)
+    try:
+        for name in names:
+            ref_in = inputs_on(load_pretrained(name, reference), reference)
+            dev_in = inputs_on(load_pretrained(name, device), device)
+            with torch.no_grad():  # first calls (kernel compilation, CUDA context) stay untimed
+                ref_in.model(ref_in.xs)
+                dev_in.model(dev_in.xs)
+            for action in actions:
+                if not action.per_model and action.key in done_global:
+                    continue
+                if not action.applies_to(ref_in.model):
+                    continue
+                done_global.add(action.key)
+                row = parity(action, ref_in, dev_in, max(0, args.repeats))
+                row["model"] = name if action.per_model else "MLP"
+                result["parity"].append(row)
+                save()
+                print(
+                    f"{row['model']}: {action.key}: {'pass' if row['passed'] else 'FAIL'} "
+                    f"({row['reference_s']:.2f} s / {row['device_s']:.3f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            for key in args.load_actions.split(","):
+                for r in load_model(get_action(key), dev_in, users=args.users, max_jobs=max_jobs):
+                    result["load"].append({**r, "model": name})
+                    save()
+        oom_key = "landscape" if args.smoke else "landscape50"
+        last = inputs_on(load_pretrained(names[-1], device), device)
+        result["oom"] = provoke_oom(last, key=oom_key)
+    except KeyboardInterrupt:  # the deadline (SIGINT from device_gpu.sh): keep the rows done
+        result["interrupted"] = True
+        save()
+        print("interrupted: pages.json holds the rows measured so far", file=sys.stderr)
+        return 1
     ok = all(r["passed"] for r in result["parity"]) and result["oom"]["same_result"]
     result["passed"] = ok
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "pages.json").write_text(json.dumps(result, indent=1) + "\n")
+    save()
     table = markdown(result)
     (args.out / "pages.md").write_text(table)
     print(table)

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -168,18 +171,53 @@ def test_device_script_smoke(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_device_gpu_script_smoke(tmp_path: Path) -> None:
-    """scripts/device_gpu.sh --smoke: #22's GPU run on the CPU (the Triton kernel through the
-    interpreter), every step inside its deadline, and no more files than come back."""
+    """scripts/device_gpu.sh --smoke, the dry run of #36's GPU call on the CPU (the Triton
+    kernel through the interpreter): the steps in order of value, each writing its own file
+    as it ends, each inside its cap, no more files than come back."""
     out = tmp_path / "out"
     files = _smoke("device_gpu.sh", out)
-    assert files == ["bench.md", "pages.json", "pages.md", "report.txt", "tune.md"]
+    order = ["tests.txt", "launch.md", "bench.md", "pages.json", "tune.md"]
+    assert files == sorted([*order, "pages.md", "report.txt"]) and len(files) <= 8
+    written = [(out / f).stat().st_mtime for f in order]
+    assert written == sorted(written)  # each step's file, in the order of the steps
     report = (out / "report.txt").read_text()
-    for step in ("tune_triton", "bench_kwta", "device_pages"):
-        assert f"## {step}: exit 0" in report, report
-    assert "zoo w32: skipped" in report
+    steps = re.findall(r"^## (\S+): exit (\d+), (\d+) s \(cap (\d+) s\)$", report, flags=re.M)
+    assert [s[0] for s in steps] == ["tests", "launch", "bench_kwta", "device_pages", "tune_triton"]
+    for name, rc, took, cap in steps:
+        assert rc == "0" and int(took) <= int(cap) + 1, (name, rc, took, cap)
+    assert sum(int(s[3]) for s in steps[:4]) <= 510  # the fixed caps fit the deadline
+    assert "passed" in (out / "tests.txt").read_text()
+    assert "| float32 | 32 (4) |" in (out / "launch.md").read_text()
+    assert "| bfloat16 | 16 (2) |" in (out / "launch.md").read_text()
+    assert json.loads((out / "pages.json").read_text())["passed"] is True
     tune = (out / "tune.md").read_text()
     assert "| 2×2×32×32 | NCHW |" in tune and "| 2×16×4×4 | CL |" in tune
     assert "ours, PyTorch path ms" in (out / "bench.md").read_text()
+
+
+@pytest.mark.slow
+def test_device_gpu_script_keeps_its_deadline_even_with_sigint_ignored(tmp_path: Path) -> None:
+    """A short deadline cuts the steps with SIGINT — delivered even to a job started with
+    SIGINT ignored, as a background job is — so pytest still prints its summary, every step
+    still writes its line, and the whole run ends inside the deadline."""
+    out = tmp_path / "out"
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["bash", "scripts/device_gpu.sh", str(out), "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=os.environ | {"KWTA_DEADLINE_S": "17"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+    took = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert took <= 17 + 5, took
+    report = (out / "report.txt").read_text()
+    assert "## tests: exit 124" in report and "## tune_triton: skipped" in report
+    tests = (out / "tests.txt").read_text()
+    assert "KeyboardInterrupt" in tests, tests[-500:]  # pytest's own report of the stop
 
 
 @pytest.mark.slow
