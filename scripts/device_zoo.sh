@@ -59,7 +59,7 @@ for card in "$WORK"/pretrained/*.json; do
   tar czf "$OUT/$name-w$WIDTH.tar.gz" -C "$WORK/pretrained" "$name.json" "$name.safetensors"
 done
 
-if [[ ${KWTA_ZOO_CHECKS:-1} == 0 ]]; then  # scripts/device_gpu.sh ran them already
+if [[ ${KWTA_ZOO_CHECKS:-1} == 0 ]]; then  # the CUDA checks ran already (scripts/device_gpu.sh)
   cat "$REPORT"
   exit "$ZOO"
 fi
