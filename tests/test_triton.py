@@ -188,3 +188,14 @@ def test_a_kernel_that_fails_to_launch_falls_back_with_one_warning(
     assert F._pick(x, "auto") != ("triton", False)
     with pytest.raises(RuntimeError, match="unavailable"):  # asked for by name: it says so
         F.kwta(x, 0.2, backend="triton")
+
+
+def test_an_empty_batch_gives_an_empty_result() -> None:
+    for shape in [(0, 8), (0, 4, 3, 3)]:
+        x = torch.empty(shape, requires_grad=True)
+        y = F.kwta(x, 0.5, backend="triton")
+        assert y.shape == x.shape and F.kwta_mask(x, 0.5, backend="triton").shape == x.shape
+        y.sum().backward()
+        assert x.grad is not None and x.grad.shape == x.shape
+    x4 = torch.empty(0, 4, 3, 3)
+    assert F.kwta(x4, 0.5, per_channel=True, backend="triton").shape == x4.shape
