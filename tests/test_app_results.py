@@ -178,6 +178,7 @@ def test_both_attacks_of_the_adaptive_page_reproduce(
         check_reproduces(doc, script, tmp_path, app_env, capsys)
 
 
+@pytest.mark.slow  # four masking checks (two pages' worth, two scripts): 23 s
 def test_the_masking_check_and_the_weight_line_reproduce(
     app_env: Path, tmp_path: Path, capsys: Any
 ) -> None:

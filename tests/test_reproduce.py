@@ -97,14 +97,19 @@ def same_numbers(printed: dict[str, str], summary: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(
     ("key", "name"),
-    [
+    [  # the pages' own results are reproduced in the fast tier (test_app_results.py)
         ("attack", "kwta0.1-nat"),
-        ("adaptive", "kwta0.1-nat"),
-        ("attack_path", "relu-nat"),
-        ("landscape", "kwta0.1-nat"),
-        ("toy", None),
-        ("patterns", "kwta0.1-nat"),
-        ("patterns", "relu-nat"),
+        *(
+            pytest.param(key, name, marks=pytest.mark.slow)
+            for key, name in (
+                ("adaptive", "kwta0.1-nat"),
+                ("attack_path", "relu-nat"),
+                ("landscape", "kwta0.1-nat"),
+                ("toy", None),
+                ("patterns", "kwta0.1-nat"),
+                ("patterns", "relu-nat"),
+            )
+        ),
     ],
 )
 def test_a_result_reproduces_exactly_and_its_script_prints_the_same_numbers(
@@ -126,7 +131,8 @@ def test_a_result_reproduces_exactly_and_its_script_prints_the_same_numbers(
 
 
 @pytest.mark.parametrize(
-    ("key", "n", "seed"), [("weights", 12, 0), ("masking", 8, 3), ("gamma", 20, 0)]
+    ("key", "n", "seed"),
+    [("weights", 12, 0), pytest.param("masking", 8, 3, marks=pytest.mark.slow), ("gamma", 20, 0)],
 )
 def test_a_result_on_a_batch_reproduces(
     key: str, n: int, seed: int, test_sample: CIFAR10Tensors, tmp_path: Path
