@@ -16,7 +16,8 @@
   :func:`remember_run`;
 - :mod:`ui.results` — blocks more than one page draws: :func:`chart` (every Plotly chart,
   with the app's settings), :func:`attack_images`, :func:`attack_predictions`,
-  :func:`attack_verdict`, :func:`attack_downloads`, :func:`masking_report`;
+  :func:`attack_verdict`, :func:`attack_downloads`, :func:`run_downloads` (an attack run's
+  JSON and script), :func:`masking_report`, :func:`masking_downloads`;
 - :mod:`ui.downloads` — :func:`download`, :func:`provenance` (of a page's run),
   :func:`result_downloads` (a result's JSON with its provenance, and its Python script);
 - :mod:`ui.text` — :func:`literal` (user text as inert code), :func:`pct`.
@@ -54,7 +55,9 @@ from ui.results import (
     attack_predictions,
     attack_verdict,
     chart,
+    masking_downloads,
     masking_report,
+    run_downloads,
 )
 from ui.state import capped, init_state, show_notices, start_page, sync_url, url_value
 from ui.text import literal, pct
@@ -81,6 +84,7 @@ __all__ = [
     "image_picker",
     "init_state",
     "literal",
+    "masking_downloads",
     "masking_report",
     "model_cards",
     "model_label",
@@ -91,6 +95,7 @@ __all__ = [
     "remember_run",
     "require_models",
     "result_downloads",
+    "run_downloads",
     "run_with_progress",
     "setup_logging",
     "show_notices",

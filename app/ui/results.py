@@ -1,5 +1,6 @@
 """Result blocks: a chart with the app's settings; an attack's images, predictions, verdict
-and downloads (the Live attack and the adaptive pages); a masking check's report."""
+and downloads (the Live attack and the adaptive pages); a masking check's report and its
+downloads."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import plotly.graph_objects as go
 import streamlit as st
 from torch import nn
 
+from kwta.analysis.masking import MaskingReport
 from kwta.data import CIFAR10_CLASSES
 from kwta.explorer.images import to_png_bytes
-from kwta.explorer.provenance import Provenance
 from kwta.explorer.runs import AttackRun, amplify_perturbation, records_to_csv
-from ui.downloads import download, result_downloads
+from ui.downloads import download, provenance, result_downloads
+from ui.images import PickedImage
 
 #: Every chart's Plotly settings (no vendor logo in the mode bar).
 CHART_CONFIG = {"displaylogo": False}
@@ -76,38 +78,74 @@ def attack_predictions(run: AttackRun) -> None:
         )
 
 
-def attack_downloads(
+def run_downloads(
     run: AttackRun,
-    stem: str,
+    action: str,
+    settings: Mapping[str, Any],
     *,
-    key: str,
-    index: int,
-    prov: Provenance,
+    name: str,
+    sha: str,
+    image: PickedImage,
     model: nn.Module,
-    extra: Mapping[str, Any],
+    stem: str,
+    key: str,
+    where: tuple[Any, Any] | None = None,
 ) -> None:
-    """The adversarial image (PNG), the trace (CSV), the whole run (JSON, with ``extra`` and
-    the provenance ``prov``) and the same call as a script, as ``stem.png``,
-    ``stem-trace.csv``, ``stem.json`` and ``stem.py``."""
-    d1, d2, d3, d4 = st.columns(4)
-    download(
-        d1, "Adversarial PNG", to_png_bytes(run.x_adv), f"{stem}.png", key=f"{key}_png_{index}"
-    )
-    trace_csv = records_to_csv(run.trace.to_records())
-    download(d2, "Trace CSV", trace_csv, f"{stem}-trace.csv", key=f"{key}_csv_{index}")
+    """An attack run's JSON (the run, its provenance as page action ``action`` with
+    ``settings``) and its Python script, in ``where`` (default: two new columns)."""
     result_downloads(
-        (d3, d4),
-        run.to_dict(classes=CIFAR10_CLASSES) | dict(extra),
-        prov,
+        where or st.columns(2),
+        run.to_dict(classes=CIFAR10_CLASSES) | {"model": name, "image": image.source},
+        provenance(action, settings, model=(name, sha), image=image.ref),
         run,
         model,
         stem,
-        key=f"{key}_{index}",
+        key=key,
     )
+
+
+def attack_downloads(
+    run: AttackRun,
+    settings: Mapping[str, Any],
+    *,
+    name: str,
+    sha: str,
+    image: PickedImage,
+    model: nn.Module,
+    key: str,
+) -> None:
+    """The adversarial image (PNG), the trace (CSV), the whole run (JSON, with its
+    provenance) and the same call as a script, named after model, image and ε."""
+    stem = f"pgd-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{run.eps:g}"
+    d1, d2, d3, d4 = st.columns(4)
+    download(d1, "Adversarial PNG", to_png_bytes(run.x_adv), f"{stem}.png", key=f"{key}_png")
+    trace_csv = records_to_csv(run.trace.to_records())
+    download(d2, "Trace CSV", trace_csv, f"{stem}-trace.csv", key=f"{key}_csv")
+    run_downloads(
+        run, "attack", settings, name=name, sha=sha, image=image, model=model, stem=stem,
+        key=key, where=(d3, d4),
+    )  # fmt: skip
     st.caption(
         "The PNG stores 8-bit pixels: rounding moves each pixel by up to 1/510, which can "
         "change a k-WTA network's prediction; the JSON holds the exact float image, how it "
         "was made, and what `kwta reproduce` compares; the Python script makes the same call."
+    )
+
+
+def masking_downloads(
+    rep: MaskingReport, *, name: str, sha: str, model: nn.Module, seed: int, n: int, key: str
+) -> None:
+    """A masking check's JSON (page action ``"masking"`` on ``n`` class-balanced test images
+    chosen with ``seed``) and its Python script."""
+    result_downloads(
+        st.columns(2),
+        rep.to_dict() | {"model": name},
+        provenance("masking", {"eps": rep.eps, "seed": seed}, model=(name, sha), batch=(n, seed)),
+        rep,
+        model,
+        f"masking-{name}-n{n}-eps{rep.eps:g}-s{seed}",
+        label="Masking check JSON",
+        key=key,
     )
 
 

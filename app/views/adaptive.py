@@ -10,7 +10,6 @@ import streamlit as st
 import ui
 
 from kwta import paper
-from kwta.data import CIFAR10_CLASSES
 from kwta.explorer import estimates, jobs
 from kwta.explorer.actions import ADAPTIVE_BUDGET
 from kwta.explorer.adaptive import (
@@ -123,19 +122,13 @@ st.caption(
     + f"at most {budget:,} queries; it stops as "
     f"soon as the image is misclassified. ε = {eps:g} for both."
 )
-params = {
-    "m": name,
-    "image": image.source,
-    "pixels": image.pixels.tobytes(),
-    "eps": eps,
-    "pgd_steps": pgd_steps,
-    "est": estimator,
-    "steps": steps,
-    "alpha": alpha,
-    "sigma": sigma,
-    "budget": budget,
-    "seed": seed,
-}
+settings = {  # the paper's PGD (App. D.1): random start, CE; the adaptive attack
+    "standard": {"eps": eps, "alpha": PGD_ALPHA, "steps": pgd_steps, "loss": "ce",
+                 "random_start": True, "seed": seed},
+    "adaptive": {"estimator": estimator, "eps": eps, "alpha": alpha, "steps": steps,
+                 "sigma": sigma, "samples": samples, "seed": seed},
+}  # fmt: skip
+params = {"m": name, "pixels": image.pixels.tobytes(), "budget": budget, **settings}
 if samples is None:
     st.error(budget_error, icon=":material/error:")
 query_s = ui.unit_seconds([name], image.pixels, estimates.forward_image_seconds)
@@ -153,13 +146,6 @@ model = ui.get_model(name) if show else None
 results: dict[str, AttackRun] = {}
 if show and model is not None:
     left, right = st.columns(2)
-
-    settings = {  # the paper's PGD (App. D.1): random start, CE
-        "standard": {"eps": eps, "alpha": PGD_ALPHA, "steps": pgd_steps, "loss": "ce",
-                     "random_start": True, "seed": seed},
-        "adaptive": {"estimator": estimator, "eps": eps, "alpha": alpha, "steps": steps,
-                     "sigma": sigma, "samples": samples, "seed": seed},
-    }  # fmt: skip
 
     def standard(sink: jobs.ProgressSink) -> AttackRun:
         return cached.run_attack(
@@ -198,16 +184,11 @@ if show and model is not None:
             )
             ui.attack_images(run, eps, clean=False)
             ui.attack_verdict(run)
-            action = "attack" if key == "standard" else "adaptive"
-            ui.result_downloads(
-                st.columns(2),
-                run.to_dict(classes=CIFAR10_CLASSES) | {"model": name, "image": image.source},
-                ui.provenance(action, settings[key], model=(name, sha), image=image.ref),
-                run,
-                model,
-                f"{key}-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}",
-                key=f"{P}_dl_{key}",
-            )
+            stem = f"{key}-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}"
+            ui.run_downloads(
+                run, "attack" if key == "standard" else "adaptive", settings[key], name=name,
+                sha=sha, image=image, model=model, stem=stem, key=f"{P}_dl_{key}",
+            )  # fmt: skip
     if results:
         names = {"standard": "standard PGD", "adaptive": f"adaptive ({estimator})"}
         curves = {names[k]: margin_curve(r.trace) for k, r in results.items()}
@@ -252,17 +233,8 @@ if ui.remember_run(f"{P}_checked", check_params, check_clicked, from_link=False)
                 continue
             reports[m_name] = rep.to_dict()
             ui.masking_report(reports[m_name])
-            ui.result_downloads(
-                st.columns(2),
-                reports[m_name] | {"model": m_name},
-                ui.provenance("masking", {"eps": eps, "seed": seed}, model=(m_name, m_sha),
-                              batch=(n_check, seed)),
-                rep,
-                m,
-                f"masking-{m_name}-n{n_check}-eps{eps:g}-s{seed}",
-                label="Masking check JSON",
-                key=f"{P}_dl_masking_{m_name}",
-            )  # fmt: skip
+            ui.masking_downloads(rep, name=m_name, sha=m_sha, model=m, seed=seed, n=n_check,
+                                 key=f"{P}_dl_masking_{m_name}")  # fmt: skip
     st.session_state[f"{P}_reports"] = reports
 
 # ------------------------------------------------------------------ zoo-wide table

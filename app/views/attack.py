@@ -165,15 +165,8 @@ if show:
                 figures.probs_figure(run.clean_probs.numpy(), run.adv_probs.numpy(), run.label),
                 key=f"{P}_probs_{i}",
             )
-            stem = f"pgd-{name}-{image.source.replace(' ', '').replace('#', '')}-eps{eps:g}"
             ui.attack_downloads(
-                run,
-                stem,
-                key=f"{P}_dl",
-                index=i,
-                prov=ui.provenance("attack", settings, model=(name, sha), image=image.ref),
-                model=model,
-                extra={"model": name, "image": image.source},
+                run, settings, name=name, sha=sha, image=image, model=model, key=f"{P}_dl_{i}"
             )
             results[name] = {
                 "x_adv": run.x_adv.numpy(),

@@ -94,13 +94,8 @@ for s, paper, card in rows:
                 json.dumps({k: v for k, v in card.items() if k != "training"} | {"training": "…"}),
                 expanded=False,
             )
-            ui.download(
-                st,
-                "Card JSON",
-                json.dumps(card, indent=2),
-                f"{s.name}.json",
-                key=f"{P}_dl_{s.name}",
-            )
+            card_json = json.dumps(card, indent=2)
+            ui.download(st, "Card JSON", card_json, f"{s.name}.json", key=f"{P}_dl_{s.name}")
 
 st.header("Transfer attacks between the models (Table 3)")
 roles = {r: n for r, n in table3_models(cards).items() if n is not None}
@@ -213,17 +208,11 @@ if sweep is not None:
     )
     fig4_notes.append(sweep_device_note(sweep))
 if live is not None and gamma_model is not None:
-    ui.result_downloads(
-        st.columns(2),
-        live.to_dict() | {"model": gamma_model},
-        ui.provenance("gamma", {"ratios": ratios}, model=(gamma_model, str(gamma_card["sha256"])),
-                      batch=(GAMMA_IMAGES, 0)),
-        live,
-        ui.get_model(gamma_model),
-        f"gamma-{gamma_model}-n{GAMMA_IMAGES}",
-        label="γ sweep JSON",
-        key=f"{P}_dl_gamma",
-    )  # fmt: skip
+    gamma_ref = (gamma_model, str(gamma_card["sha256"]))
+    prov = ui.provenance("gamma", {"ratios": ratios}, model=gamma_ref, batch=(GAMMA_IMAGES, 0))
+    ui.result_downloads(st.columns(2), live.to_dict() | {"model": gamma_model}, prov, live,
+                        ui.get_model(gamma_model), f"gamma-{gamma_model}-n{GAMMA_IMAGES}",
+                        label="γ sweep JSON", key=f"{P}_dl_gamma")  # fmt: skip
     fig4_notes.append(
         f"Dashed: {gamma_model}'s own weights with every k-WTA layer set to each γ, clean "
         f"accuracy on {GAMMA_IMAGES} class-balanced test images — not the paper's procedure "
