@@ -13,9 +13,10 @@ import streamlit as st
 from torch import nn
 from ui.images import test_images
 
+from cached.queue import queued_action
 from kwta.analysis.masking import MaskingReport
 from kwta.explorer import jobs
-from kwta.explorer.actions import ActionInputs, get_action
+from kwta.explorer.actions import ActionInputs
 from kwta.explorer.provenance import balanced_images
 from kwta.explorer.runs import AttackRun, from_uint8
 
@@ -38,9 +39,7 @@ def run_attack(
             _progress(step, total, (logits.numpy(), linf.numpy()))
 
     inputs = ActionInputs(_model, from_uint8(pixels), label)
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("attack").run(inputs, settings, callback=live), _progress
-    )
+    return queued_action("attack", inputs, settings, _progress, callback=live)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -55,9 +54,7 @@ def run_adaptive(
 ) -> AttackRun:
     """PGD on estimated gradients (page action ``"adaptive"``), traced (queued)."""
     inputs = ActionInputs(_model, from_uint8(pixels), label)
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("adaptive").run(inputs, settings, callback=_progress), _progress
-    )
+    return queued_action("adaptive", inputs, settings, _progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -76,6 +73,4 @@ def run_masking(
     _, x, y = balanced_images(test_images(), n, seed)
     inputs = ActionInputs(_model, x[:1].to(device), int(y[0]), x.to(device), y.to(device))
     settings = {"eps": eps, "seed": seed}
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("masking").run(inputs, settings, callback=_progress), _progress
-    )
+    return queued_action("masking", inputs, settings, _progress)

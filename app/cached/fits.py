@@ -11,20 +11,19 @@ from torch import nn
 from ui.images import balanced_batch
 from ui.models import get_model, model_cards
 
+from cached.queue import queued_action
 from kwta.analysis.toy import ToyFit
 from kwta.analysis.weights import GammaSweep
 from kwta.data import cifar10_sample
 from kwta.explorer import jobs, lesson
-from kwta.explorer.actions import ActionInputs, get_action
+from kwta.explorer.actions import ActionInputs
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def run_fit(settings: dict[str, Any], _progress: jobs.ProgressSink | None = None) -> ToyFit:
     """The toy fit (page action ``"toy"``), cached by every setting (queued)."""
     inputs = ActionInputs(nn.Identity(), torch.zeros(1, 3, 32, 32), 0)  # no model, no image
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("toy").run(inputs, settings, callback=_progress), _progress
-    )
+    return queued_action("toy", inputs, settings, _progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -40,10 +39,7 @@ def run_gamma(
     (seed 0), cached (queued)."""
     x, y = balanced_batch(n, next(_model.parameters()).device)
     inputs = ActionInputs(_model, x[:1], int(y[0]), x, y)
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("gamma").run(inputs, {"ratios": ratios}, callback=_progress),
-        _progress,
-    )
+    return queued_action("gamma", inputs, {"ratios": ratios}, _progress)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

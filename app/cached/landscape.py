@@ -9,6 +9,7 @@ import streamlit as st
 from torch import nn
 from ui.images import balanced_batch
 
+from cached.queue import queued_action
 from kwta.analysis.landscape import Landscape
 from kwta.analysis.weights import WeightLine
 from kwta.explorer import jobs
@@ -57,6 +58,4 @@ def run_weight_line(
     images (seed 0), cached by model (queued)."""
     x, y = balanced_batch(n, next(_model.parameters()).device)
     inputs = ActionInputs(_model, x[:1], int(y[0]), x, y)
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("weights").run(inputs, {}, callback=_progress), _progress
-    )
+    return queued_action("weights", inputs, {}, _progress)

@@ -8,8 +8,9 @@ import numpy as np
 import streamlit as st
 from torch import nn
 
+from cached.queue import queued_action
 from kwta.explorer import jobs
-from kwta.explorer.actions import ActionInputs, get_action
+from kwta.explorer.actions import ActionInputs
 from kwta.explorer.paths import AttackPath
 from kwta.explorer.runs import from_uint8
 
@@ -27,6 +28,4 @@ def run_path(
     """PGD's walk on its plane (page action ``"attack_path"``), cached by model, image and
     settings (queued)."""
     inputs = ActionInputs(_model, from_uint8(pixels), label)
-    return jobs.queued_job(  # type: ignore[no-any-return]
-        lambda: get_action("attack_path").run(inputs, settings, callback=_progress), _progress
-    )
+    return queued_action("attack_path", inputs, settings, _progress)

@@ -32,6 +32,7 @@ class _Call:
         prints: ``(name, expression)``: the summary's names, in its order.
         extra: Keywords after the settings (that do not change the result).
         imports: Further names the call needs from :attr:`module`.
+        more_imports: Further import lines the script needs.
         generator: The ``seed`` setting is passed as a seeded ``torch.Generator``.
         lines: The call as its own lines (for actions that make two calls), from the
             settings; the default is ``var = func(model, x, label, **settings)``.
@@ -43,6 +44,7 @@ class _Call:
     prints: tuple[tuple[str, str], ...]
     extra: str = ""
     imports: tuple[str, ...] = ()
+    more_imports: tuple[str, ...] = ()
     generator: bool = False
     lines: Callable[[Mapping[str, Any]], list[str]] | None = None
 
@@ -105,6 +107,7 @@ _CALLS: dict[str, _Call] = {
             ),
         ),
         imports=("activation_layers", "pattern_change_sweep"),
+        more_imports=("from kwta.nn.activations import get_ratio",),
         lines=_patterns_lines,
     ),
     "weights": _Call(
@@ -124,6 +127,7 @@ _CALLS: dict[str, _Call] = {
             ("gradient masking suspected", "report.suspected"),
             *((key, f'report["{key}"].value') for key in THRESHOLDS),
         ),
+        more_imports=("import torch",),
         generator=True,
     ),
     "attack": _Call("kwta.explorer.runs", "attack_with_trace", "run", _run_prints("run")),
@@ -265,11 +269,13 @@ def python_script(p: Provenance) -> str:
     data_body = image_body or batch_body
     body = [*model_body, "", *data_body, ""] if model_body or data_body else []
     names = ", ".join(sorted((*call.imports, call.func)))
-    imports = [*image_imports, *batch_imports, *model_imports, f"from {call.module} import {names}"]
-    if call.generator:
-        imports.append("import torch")
-    if call.lines:
-        imports.append("from kwta.nn.activations import get_ratio")
+    imports = [
+        *image_imports,
+        *batch_imports,
+        *model_imports,
+        f"from {call.module} import {names}",
+        *call.more_imports,
+    ]
     lines = [
         '"""Reproduces a k-WTA Explorer result outside the app.',
         "",
