@@ -20,7 +20,16 @@ from kwta.cli import main
 from kwta.data import CIFAR10Tensors
 from kwta.training.loop import train
 from kwta.training.schedules import epoch_plan
-from kwta.training.zoo import ZOO, build, measure_pass_seconds, recipe_config, size_epochs
+from kwta.training.zoo import (
+    ZOO,
+    apply_threads,
+    build,
+    default_work_dir,
+    measure_pass_seconds,
+    recipe_config,
+    size_epochs,
+    tier_models,
+)
 from kwta.zoo.hub import list_pretrained, load_pretrained, sha256_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,9 +50,19 @@ def _bundled_sample(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_recipes_follow_the_paper_structure() -> None:
-    assert [n for n, r in ZOO.items() if not r.optional] == [
+    assert tier_models("cpu") == [
         "relu-nat", "kwta0.2-nat", "kwta0.1-nat", "relu-at", "kwta0.1-at", "lwta0.1-nat"
     ]  # fmt: skip
+    # the paper tier: the same structure at width 32, each parent in its own tier
+    assert tier_models("paper") == [f"{n}-w32" for n in tier_models("cpu")[:5]]
+    for name in tier_models("paper"):
+        recipe = ZOO[name]
+        assert recipe_config(recipe, work_dir="w", out_dir="o").width == 32
+        assert recipe.parent is None or ZOO[recipe.parent].tier == "paper"
+    assert ZOO["kwta0.1-nat-w32"].incremental_from == 0.2
+    assert ZOO["kwta0.1-at-w32"].parent == "kwta0.1-nat-w32"
+    with pytest.raises(ValueError, match="unknown zoo tier"):
+        tier_models("gpu")
     # Fig. 6's direct k-WTA-0.1: built only on request, with the incremental pair's passes
     assert [n for n, r in ZOO.items() if r.optional] == ["kwta0.1-direct"]
     passes = {
@@ -109,6 +128,57 @@ def test_build_resumes_an_interrupted_run(tmp_path: Path, train_sample: CIFAR10T
     cards = build(["relu-nat"], out_dir=out, work_dir=work, **(SMALL | {"epochs": 2}))
     tr = cards["relu-nat"]["training"]
     assert tr["resumed"] is True and [h["epoch"] for h in tr["history"]] == [0, 1]
+    assert tr["resumed_after_passes"] == [1]  # and the card says so
+    assert "resumed after pass 1 with the same schedule" in cards["relu-nat"]["status"]
+
+
+def test_paper_tier_build_resumes_the_first_unfinished_model(
+    tmp_path: Path, train_sample: CIFAR10Tensors
+) -> None:
+    """`build(tier="paper")` skips what is finished and continues the first model that is not,
+    at its checkpoint: the paper tier's parents come from the paper tier."""
+    out, work = tmp_path / "pretrained", tmp_path / "runs"
+    first = build(["relu-nat-w32"], out_dir=out, work_dir=work, **SMALL)["relu-nat-w32"]
+    assert first["zoo"]["command"].startswith("python -m kwta zoo build --tier paper")
+    assert "(paper tier)" in first["status"]
+    cfg = recipe_config(ZOO["relu-at-w32"], width=8, epochs=2, work_dir=work, out_dir=out)
+    cfg.subset = 128
+
+    def stop(record: object) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, train_data=train_sample, callback=stop)
+    cards = build(
+        ["relu-nat-w32", "relu-at-w32"], out_dir=out, work_dir=work, **(SMALL | {"epochs": 2})
+    )
+    assert cards["relu-nat-w32"]["sha256"] == first["sha256"]  # finished: skipped
+    at = cards["relu-at-w32"]["training"]
+    assert (
+        at["resumed_after_passes"] == [1] and at["init_from"]["file"] == "relu-nat-w32.safetensors"
+    )
+    assert at["init_from"]["sha256"] == first["sha256"]
+
+
+def test_threads_file_sets_the_thread_count(tmp_path: Path) -> None:
+    before = torch.get_num_threads()
+    f = tmp_path / "threads"
+    try:
+        assert apply_threads(None) == before
+        f.write_text("not a number")
+        assert apply_threads(f) == before  # malformed: unchanged
+        f.write_text("1\n")
+        assert apply_threads(f) == 1
+        assert apply_threads(tmp_path / "missing") == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_checkpoints_live_outside_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", "/somewhere/cache")
+    assert default_work_dir() == Path("/somewhere/cache/kwta/zoo")
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert default_work_dir() == Path.home() / ".cache" / "kwta" / "zoo"
 
 
 def test_missing_parent_is_a_clear_error(tmp_path: Path) -> None:

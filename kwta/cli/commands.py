@@ -267,6 +267,7 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             out_dir=args.out,
             work_dir=args.work,
             device=args.device,
+            tier=args.tier,
             width=args.width,
             minutes=args.minutes,
             epochs=args.epochs,
@@ -278,6 +279,7 @@ def _cmd_zoo(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             attacks=args.attacks,
             seed=args.seed,
             progress=_progress(args.quiet),
+            threads_file=args.threads_file,
             on_model=report,
         )
     except (DataSourceError, FileNotFoundError, ValueError, WeightsError) as err:

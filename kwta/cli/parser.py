@@ -304,8 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
             "in --work; re-running continues where it stopped and skips finished models."
         ),
     )
-    from kwta.training.zoo import CPU_WIDTH, ZOO
+    from kwta.training.zoo import TIERS, ZOO
 
+    zb.add_argument(
+        "--tier",
+        choices=list(TIERS),
+        default="cpu",
+        help=", ".join(f"{t}: width {w}" for t, w in TIERS.items())
+        + " (cpu); the models built when --only is not given",
+    )
     zb.add_argument(
         "--only",
         type=lambda text: names_arg(text, list(ZOO), "zoo model"),
@@ -313,7 +320,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME[,NAME]",
         help=f"build only these ({', '.join(ZOO)})",
     )
-    zb.add_argument("--width", type=positive_int, default=CPU_WIDTH, help="ResNet-18 width (16)")
+    zb.add_argument(
+        "--width",
+        type=positive_int,
+        default=None,
+        help="ResNet-18 width for every model (smoke runs; default: each model's tier)",
+    )
     zb.add_argument(
         "--minutes",
         type=positive_float,
@@ -348,7 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default="pretrained", metavar="DIR", help="weights + cards (pretrained)"
     )
     zb.add_argument(
-        "--work", default="runs/zoo", metavar="DIR", help="checkpoints (runs/zoo, git-ignored)"
+        "--work",
+        default=None,
+        metavar="DIR",
+        help="checkpoints (default: ~/.cache/kwta/zoo, outside the repository)",
+    )
+    zb.add_argument(
+        "--threads-file",
+        default=None,
+        metavar="FILE",
+        help="a file holding torch's CPU thread count, re-read after every pass",
     )
     zb.set_defaults(sub_parser=zb)
 

@@ -106,6 +106,7 @@ def save_checkpoint(
         "scaler": state.scaler.state_dict() if state.scaler is not None else None,
         "history": [dataclasses.asdict(r) for r in state.history],
         "wall_time": state.wall_time,
+        "resumes": list(state.resumes),
         "config": dataclasses.asdict(config),
     }
     path = d / "checkpoint.json"
@@ -153,3 +154,4 @@ def load_checkpoint(
     state.epoch = int(meta["epoch"])
     state.history = [EpochRecord(**r) for r in meta["history"]]
     state.wall_time = float(meta.get("wall_time", 0.0))
+    state.resumes = [int(r) for r in meta.get("resumes", [])]

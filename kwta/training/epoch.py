@@ -139,6 +139,7 @@ class TrainState:
     epoch: int = 0  # passes completed
     history: list[EpochRecord] = field(default_factory=list)
     wall_time: float = 0.0
+    resumes: list[int] = field(default_factory=list)  # passes completed at each resume
 
 
 @dataclass

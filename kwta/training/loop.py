@@ -157,6 +157,8 @@ def train(
     if resume:
         assert ckpt is not None
         load_checkpoint(ckpt, state, config)
+        if state.epoch < len(plan):  # a finished run re-published is no resume
+            state.resumes.append(state.epoch)
         log.info("resumed from %s after %d of %d passes", ckpt, state.epoch, len(plan))
 
     for p in plan[state.epoch :]:
@@ -361,6 +363,7 @@ def train(
             "channels_last": channels_last,
             "wall_time_s": round(state.wall_time, 3),
             "resumed": resume,
+            "resumed_after_passes": list(state.resumes),
             "torch_version": torch.__version__,
             "kwta_version": __version__,
             "finished": datetime.now(UTC).isoformat(timespec="seconds"),
