@@ -34,6 +34,7 @@ from kwta.analysis._common import (
     to_plain,
 )
 from kwta.analysis.landscape import loss_sign_gradient, plane_losses, symmetric_steps
+from kwta.nn.precision import fast_view
 
 __all__ = [
     "SECOND_DIRECTIONS",
@@ -188,6 +189,7 @@ def attack_plane(
     device = device_of(net, x1.device)
     x1 = x1.detach().to(device, torch.float32)
     y1 = labels_like(y, 1, device)
+    net = fast_view(net, x1)  # channels-last fp32: the same surface, faster
     if path.dim() != 4 or path.shape[1:] != x1.shape[1:] or len(path) < 2:
         raise ValueError(
             f"path must be (T + 1, {', '.join(map(str, x1.shape[1:]))}) with T >= 1, "

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kwta.nn.precision import fast_view
 from kwta.utils import batches
 
 __all__ = [
@@ -118,9 +119,10 @@ def uniform_start(x: Tensor, eps: float, generator: torch.Generator | None) -> T
 
 @torch.no_grad()
 def _predict(model: nn.Module, x: Tensor, batch_size: int | None = None) -> Tensor:
+    view = fast_view(model, x)  # fp32, channels-last where safe
     if batch_size is None or len(x) <= batch_size:
-        return model(x).argmax(dim=1)
-    return torch.cat([model(x[s]).argmax(dim=1) for s in batches(len(x), batch_size)])
+        return view(x).argmax(dim=1)
+    return torch.cat([view(x[s]).argmax(dim=1) for s in batches(len(x), batch_size)])
 
 
 @dataclass(frozen=True)

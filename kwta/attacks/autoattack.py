@@ -53,6 +53,7 @@ from kwta.attacks._core import (
     project_linf,
     uniform_start,
 )
+from kwta.attacks._steps import StepModels, step_models
 
 __all__ = [
     "APGDLoss",
@@ -202,7 +203,7 @@ def apgd_checkpoints(steps: int) -> list[int]:
 
 
 def _apgd_run(
-    model: nn.Module,
+    views: StepModels,
     x: Tensor,
     y: Tensor,
     *,
@@ -219,8 +220,17 @@ def _apgd_run(
     """One APGD run (Alg. 1) on correctly classified ``x``; ``where`` indexes them in the batch.
 
     Returns ``(x_out, loss_out, broken)``: per image the first adversarial iterate,
-    else the iterate of highest loss (and its loss).
+    else the iterate of highest loss (and its loss). Steps and losses come from
+    ``views.step``; whether an iterate is adversarial, and the trace's logits, from
+    ``views.exact`` (fp32).
     """
+
+    def exact(x_t: Tensor, step_logits: Tensor) -> Tensor:
+        if not views.reduced:
+            return step_logits
+        with torch.no_grad():
+            return views.exact(x_t)
+
     view = _view(x)
     if random_start:
         # as the reference code: uniform noise rescaled to L∞ norm eps
@@ -229,8 +239,8 @@ def _apgd_run(
         x_cur = project_linf(x + eps * t, x, eps)
     else:
         x_cur = x.clone()
-    logits, loss, grad = _loss_and_grad(model, x_cur, y, kind)
-    broken = logits.argmax(dim=1) != y
+    logits, loss, grad = _loss_and_grad(views.step, x_cur, y, kind)
+    broken = exact(x_cur, logits).argmax(dim=1) != y
     x_found = x_cur.clone()  # meaningful where broken
     x_max, f_max, g_max = x_cur.clone(), loss.clone(), grad.clone()
     f_prev = loss.clone()
@@ -255,7 +265,8 @@ def _apgd_run(
             x_new = project_linf(
                 xa + _MOMENTUM * (z - xa) + (1.0 - _MOMENTUM) * (xa - x_prev[act]), x0, eps
             )
-        logits, loss, g_new = _loss_and_grad(model, x_new, y[act], kind)
+        logits, loss, g_new = _loss_and_grad(views.step, x_new, y[act], kind)
+        logits = exact(x_new, logits)
         x_prev[act] = xa
         x_cur[act] = x_new
         grad[act] = g_new
@@ -308,6 +319,7 @@ def apgd_linf(
     random_start: bool = True,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """Auto-PGD under L∞ (Croce & Hein, ICML 2020, Sec. 3, Alg. 1), untargeted.
 
@@ -342,6 +354,9 @@ def apgd_linf(
         generator: Source of the random starts (global RNG if ``None``).
         callback: ``callback(step, restarts · steps)`` after each step; a last
             ``callback(total, total)`` when the attack stops early.
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`); whether an iterate is
+            adversarial, and the trace, are fp32 always.
 
     Returns:
         ``x_adv`` of ``x``'s shape and dtype. Under :func:`~kwta.attacks._core.traced`
@@ -367,8 +382,9 @@ def apgd_linf(
         raise ValueError(f"rho must be in [0, 1], got {rho}")
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
+    views = step_models(model, x, precision)
     with torch.no_grad():
-        clean = model(x)
+        clean = views.exact(x)
     if loss == "dlr" and clean.shape[1] < 3:
         raise ValueError(f"the DLR loss needs at least 3 classes, the model has {clean.shape[1]}")
     box = claim_trace()
@@ -391,7 +407,7 @@ def apgd_linf(
         if where.numel() == 0:
             break
         x_r, f_r, broken = _apgd_run(
-            model,
+            views,
             x[where],
             y[where],
             eps=eps,
@@ -419,7 +435,7 @@ def apgd_linf(
         )
     if callback is not None and reported < total:
         callback(total, total)
-    x_adv = project_linf(out, x, eps).detach()
+    x_adv = project_linf(out, x, eps).detach().contiguous()
     if box is not None and rows is not None:
         box.trace = rows.trace()
     return x_adv
@@ -457,6 +473,7 @@ def square_linf(
     loss: SquareLoss = "margin",
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """Square attack under L∞ (Andriushchenko et al., ECCV 2020, Sec. 3.1, Alg. 1 and 2).
 
@@ -486,6 +503,10 @@ def square_linf(
         generator: Source of all randomness (global RNG if ``None``).
         callback: ``callback(step, queries)`` after each query step; a last
             ``callback(queries, queries)`` when every image is broken early.
+        precision: The queries' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``;
+            see :func:`~kwta.attacks._steps.resolve_step_precision`). A query that looks
+            adversarial in reduced precision is confirmed in fp32 before the image counts
+            as broken; the trace's logits are fp32.
 
     Returns:
         Per image the adversarial point found, else the best point (highest
@@ -509,7 +530,8 @@ def square_linf(
         raise ValueError(f"unknown Square loss {loss!r}; choose 'margin' or 'ce'")
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
-    clean = model(x)
+    views = step_models(model, x, precision)
+    clean = views.exact(x)
     box = claim_trace()
     rows = _Rows(clean, y, loss) if box is not None else None
     out = x.clone()
@@ -520,7 +542,7 @@ def square_linf(
     def finish() -> Tensor:
         if callback is not None and reported < queries:
             callback(queries, queries)
-        x_adv = project_linf(out, x, eps)
+        x_adv = project_linf(out, x, eps).contiguous()
         if box is not None and rows is not None:
             box.trace = rows.trace()
         return x_adv
@@ -532,7 +554,7 @@ def square_linf(
 
     # Sec. 3.1: vertical-stripe initialisation, ±eps per column and channel
     x_best = project_linf(xs + eps * _random_sign((n, c, 1, w), xs, generator), xs, eps)
-    logits = model(x_best)
+    logits = views.exact(x_best)
     f_best = attack_loss(logits, ys, loss)
     broken = logits.argmax(dim=1) != ys
     if rows is not None:
@@ -558,9 +580,12 @@ def square_linf(
         signs = _random_sign((m, c, 1, 1), xs, generator)
         window = (rr >= top) & (rr < top + s) & (cc >= left) & (cc < left + s)
         x_new = project_linf(x_best[act] + window * (2.0 * eps) * signs, xs[act], eps)
-        logits = model(x_new)
+        logits = views.step(x_new)
         f_new = attack_loss(logits, ys[act], loss)
         hit = logits.argmax(dim=1) != ys[act]
+        if views.reduced and bool(hit.any()):  # broken is an fp32 verdict
+            claimed = hit.nonzero().squeeze(1)
+            hit[claimed] = views.exact(x_new[claimed]).argmax(dim=1) != ys[act][claimed]
         accept = hit | (f_new > f_best[act])
         ia = act[accept]
         x_best[ia] = x_new[accept]
@@ -570,7 +595,7 @@ def square_linf(
             g = where[act]
             rows.queries[g] += 1
             g_acc = where[ia]
-            rows.logits[g_acc] = logits[accept]
+            rows.logits[g_acc] = views.exact(x_new[accept]) if views.reduced else logits[accept]
             rows.linf[g_acc] = _linf(x_new[accept], xs[ia])
             rows.snapshot()
         reported = i + 2

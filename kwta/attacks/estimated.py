@@ -79,6 +79,7 @@ from kwta.attacks._core import (
     project_linf,
     uniform_start,
 )
+from kwta.attacks._steps import step_models
 
 __all__ = [
     "CPU_SETTINGS",
@@ -286,6 +287,7 @@ def _estimated_iterate(
     record: bool,
     generator: torch.Generator | None,
     callback: ProgressCallback | None,
+    precision: str,
 ) -> tuple[Tensor, Trace | None]:
     """Projected sign ascent along an estimated gradient, with early stop and query counts.
 
@@ -293,7 +295,8 @@ def _estimated_iterate(
     with ``n_t`` samples, ``x_t = Π(x_{t−1} + alpha · sign g)``, then one clean
     forward pass at ``x_t`` (1 query) to check it; with ``early_stop`` an image
     misclassified there is frozen. The starting point ``x_0`` is checked the same
-    way before step 1.
+    way before step 1. The estimates run on ``precision``'s fast path; the checks (and so
+    whether an image is adversarial, and the trace) are fp32.
     """
     check_inputs(x, y, eps)
     check_steps(steps)
@@ -312,12 +315,13 @@ def _estimated_iterate(
 
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
+    views = step_models(model, x, precision)
     b = x.shape[0]
     start = random_start and steps > 0
     x_cur = project_linf(x + uniform_start(x, eps, generator), x, eps) if start else x.clone()
 
     with torch.no_grad():
-        logits = model(x_cur)
+        logits = views.exact(x_cur)
     queries = torch.ones(b, dtype=torch.long, device=x.device)
     adv = logits.argmax(dim=1) != y
     cur_loss = attack_loss(logits, y, loss)
@@ -329,7 +333,7 @@ def _estimated_iterate(
     if rec is not None:
         if start:
             with torch.no_grad():
-                rec.add(x, model(x))
+                rec.add(x, views.exact(x))
         else:
             rec.add(x, logits.clone())
         rows.append(queries.clone())
@@ -338,10 +342,10 @@ def _estimated_iterate(
         idx = active.nonzero().squeeze(1)
         if len(idx):
             xa, ya = x_cur[idx], y[idx]
-            g, cost = estimate(model, xa, ya, n, generator)
+            g, cost = estimate(views.step, xa, ya, n, generator)
             xa = project_linf(xa + alpha * g.sign(), x[idx], eps)
             with torch.no_grad():
-                la = model(xa)
+                la = views.exact(xa)
             x_cur[idx] = xa
             logits[idx] = la
             queries[idx] += cost + 1
@@ -380,7 +384,7 @@ def _estimated_iterate(
             labels=t.labels,
             queries=torch.stack(rows),
         )
-    return best.detach(), trace
+    return best.detach().contiguous(), trace
 
 
 def fd_pgd_linf(
@@ -399,6 +403,7 @@ def fd_pgd_linf(
     batch_size: int = 1024,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """L∞ PGD on finite-difference gradient estimates (Tramèr et al., NeurIPS 2020, Sec. 5.1).
 
@@ -451,6 +456,9 @@ def fd_pgd_linf(
             ``batch_size // 2`` pairs is one pass).
         generator: The only source of randomness when given (noise and start).
         callback: ``callback(step, steps)`` after each step.
+        precision: The estimates' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``;
+            see :func:`~kwta.attacks._steps.resolve_step_precision`); each step's check,
+            and so the early stop and the trace, are fp32.
 
     Returns:
         ``x_adv``. Under :func:`~kwta.attacks._core.traced` also the
@@ -482,6 +490,7 @@ def fd_pgd_linf(
         record=box is not None,
         generator=generator,
         callback=callback,
+        precision=precision,
     )
     if box is not None:
         box.trace = trace
@@ -504,6 +513,7 @@ def eot_pgd_linf(
     batch_size: int = 256,
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """L∞ PGD on gradients averaged over Gaussian neighbours (EOT, "smoothed gradient").
 
@@ -553,6 +563,9 @@ def eot_pgd_linf(
         batch_size: Most rows per forward/backward pass (bounds memory).
         generator: The only source of randomness when given (noise and start).
         callback: ``callback(step, steps)`` after each step.
+        precision: The estimates' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``;
+            see :func:`~kwta.attacks._steps.resolve_step_precision`); each step's check,
+            and so the early stop and the trace, are fp32.
 
     Returns:
         ``x_adv``; under :func:`~kwta.attacks._core.traced` also the
@@ -579,6 +592,7 @@ def eot_pgd_linf(
         record=box is not None,
         generator=generator,
         callback=callback,
+        precision=precision,
     )
     if box is not None:
         box.trace = trace

@@ -1,5 +1,9 @@
 """Minimum-norm attacks of the paper's Table 1: Carlini-Wagner L2 and DeepFool
 (App. D.1), both projected onto the L∞ ε-ball for the robust accuracy.
+
+Both run their steps on the fast path chosen by ``precision`` (:mod:`kwta.attacks._steps`);
+their own decisions (which iterate C&W keeps, when DeepFool stops) follow the step logits,
+and whoever scores the result does so in fp32.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from kwta.attacks._core import ProgressCallback, best_other, check_inputs, check_steps, project_linf
+from kwta.attacks._steps import step_models
 
 __all__ = [
     "cw_l2",
@@ -30,6 +35,7 @@ def cw_l2(
     confidence: float = 0.0,
     select: Literal["linf", "l2"] = "linf",
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """Carlini–Wagner L2 attack (Carlini & Wagner, IEEE S&P 2017), as in Foolbox 3.
 
@@ -66,6 +72,8 @@ def cw_l2(
         confidence: Margin κ by which the point must be misclassified.
         select: Keep the adversarial iterate of smallest ``"linf"`` or ``"l2"`` norm.
         callback: ``callback(i, binary_search_steps · steps)`` after each iteration.
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`).
 
     Returns:
         Per sample, the adversarial point of smallest norm found (else the last
@@ -78,6 +86,7 @@ def cw_l2(
         raise ValueError(f"select must be 'linf' or 'l2', got {select!r}")
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
+    step = step_models(model, x, precision).step
     n = x.shape[0]
     view = (-1,) + (1,) * (x.dim() - 1)
     w0 = torch.atanh((2.0 * x - 1.0) * 0.999999)
@@ -97,7 +106,7 @@ def cw_l2(
             with torch.enable_grad():
                 d = delta.detach().requires_grad_(True)
                 x_new = (torch.tanh(w0 + d) + 1.0) / 2.0
-                logits = model(x_new)
+                logits = step(x_new)
                 z_y = logits.gather(1, y[:, None]).squeeze(1)
                 hinge = (z_y - best_other(logits, y) + confidence).clamp(min=0.0)
                 sq_norm = (x_new - x).flatten(1).pow(2).sum(dim=1)
@@ -130,7 +139,7 @@ def cw_l2(
         lower = torch.where(found, lower, torch.maximum(lower, consts))
         consts = torch.where(upper.isinf(), consts * 10.0, (lower + upper) / 2.0)
     out = torch.where(best_norm.isinf().view(view), last, best)
-    return project_linf(out, x, eps).detach()
+    return project_linf(out, x, eps).detach().contiguous()
 
 
 def _deepfool_step(
@@ -180,6 +189,7 @@ def deepfool_linf(
     candidates: int = 10,
     overshoot: float = 0.02,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """L∞ DeepFool (Moosavi-Dezfooli et al., CVPR 2016, Alg. 3 with q = 1), as in Foolbox 3.
 
@@ -205,6 +215,8 @@ def deepfool_linf(
             number of classes).
         overshoot: Relative overshoot of the accumulated perturbation.
         callback: ``callback(step, steps)`` after each step.
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`).
 
     Returns:
         The DeepFool point projected onto the L∞ ε-ball and [0, 1].
@@ -215,8 +227,9 @@ def deepfool_linf(
         raise ValueError(f"DeepFool needs at least 2 candidate classes, got {candidates}")
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
+    fast = step_models(model, x, precision).step
     with torch.no_grad():
-        clean_logits = model(x)
+        clean_logits = fast(x)
     k = min(candidates, clean_logits.shape[1]) - 1
     # The k highest-ranked wrong classes on the clean input.
     others = clean_logits.scatter(1, y[:, None], float("-inf")).topk(k, dim=1).indices
@@ -225,9 +238,7 @@ def deepfool_linf(
     finished = False
     for step in range(1, steps + 1):
         if not finished:
-            x_adv, p_total, finished = _deepfool_step(
-                model, x, x_adv, y, others, p_total, overshoot
-            )
+            x_adv, p_total, finished = _deepfool_step(fast, x, x_adv, y, others, p_total, overshoot)
         if callback is not None:
             callback(step, steps)
-    return project_linf(x_adv, x, eps).detach()
+    return project_linf(x_adv, x, eps).detach().contiguous()

@@ -5,6 +5,8 @@ One shared loop (:func:`_sign_iterate`) takes a step along the sign of the
 ε-ball; :func:`pgd_linf` and :func:`mim_linf` record a :class:`Trace` under
 :func:`kwta.attacks._core.traced`
 (logits, loss and perturbation size per step): the data of the paper's Fig. 3a/b.
+The steps run on the fast path chosen by ``precision`` (:mod:`kwta.attacks._steps`); the
+trace's logits are always fp32.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from kwta.attacks._core import (
     project_linf,
     uniform_start,
 )
+from kwta.attacks._steps import step_models
 
 __all__ = [
     "fgsm_linf",
@@ -46,6 +49,7 @@ def _sign_iterate(
     record: bool,
     generator: torch.Generator | None,
     callback: ProgressCallback | None,
+    precision: str,
 ) -> tuple[Tensor, Trace | None]:
     """Projected sign-gradient ascent; with ``decay`` set, on the MIM momentum."""
     check_inputs(x, y, eps)
@@ -54,17 +58,21 @@ def _sign_iterate(
         raise ValueError(f"step size alpha must be >= 0, got {alpha}")
     x = x.detach()
     y = y.detach().to(device=x.device, dtype=torch.long)
+    views = step_models(model, x, precision)
     rec = Recorder(x, y, loss) if record else None
     if rec is not None:
         with torch.no_grad():
-            rec.add(x, model(x))
+            rec.add(x, views.exact(x))
     # no steps, no start either: the result is x, as its one-row trace says
     start = random_start and steps > 0
     x_adv = project_linf(x + uniform_start(x, eps, generator), x, eps) if start else x.clone()
     momentum = torch.zeros_like(x) if decay is not None else None
     for step in range(1, steps + 1):
-        logits, grad = input_grad(model, x_adv, y, loss)
-        if rec is not None and step > 1:  # logits of the previous iterate, already computed
+        logits, grad = input_grad(views.step, x_adv, y, loss)
+        if rec is not None and step > 1:  # the previous iterate's logits, fp32
+            if views.reduced:
+                with torch.no_grad():
+                    logits = views.exact(x_adv)
             rec.add(x_adv, logits)
         if momentum is not None and decay is not None:
             # Dong et al. (2018), Eq. 6: g ← μ·g + ∇/‖∇‖₁. The mean |∇| is ‖∇‖₁ up to a
@@ -79,9 +87,9 @@ def _sign_iterate(
     if rec is not None:
         if steps > 0:
             with torch.no_grad():
-                rec.add(x_adv, model(x_adv))
+                rec.add(x_adv, views.exact(x_adv))
         trace = rec.trace()
-    return x_adv.detach(), trace
+    return x_adv.detach().contiguous(), trace
 
 
 def pgd_linf(
@@ -96,6 +104,7 @@ def pgd_linf(
     loss: LossKind = "ce",
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """L∞ projected gradient descent (Madry et al., ICLR 2018), untargeted.
 
@@ -114,6 +123,8 @@ def pgd_linf(
         loss: Loss to maximise, see :func:`attack_loss`.
         generator: Source of the random start (global RNG if ``None``).
         callback: ``callback(step, steps)`` after each step (progress bars).
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`); the trace is fp32 always.
 
     Returns:
         The final iterate ``x_adv`` (Madry et al./Foolbox return the last step, not
@@ -133,6 +144,7 @@ def pgd_linf(
         record=box is not None,
         generator=generator,
         callback=callback,
+        precision=precision,
     )
     if box is not None:
         box.trace = trace
@@ -147,6 +159,7 @@ def fgsm_linf(
     eps: float,
     loss: LossKind = "ce",
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """Fast gradient sign method (Goodfellow et al., ICLR 2015): one step of size ``eps``.
 
@@ -157,12 +170,23 @@ def fgsm_linf(
         eps: L∞ radius (and step size).
         loss: Loss to maximise, see :func:`attack_loss`.
         callback: ``callback(1, 1)`` once done.
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`); the trace is fp32 always.
 
     Returns:
         ``clip_{[0,1]}(x + eps · sign ∇ L(x, y))``.
     """
     return pgd_linf(
-        model, x, y, eps=eps, alpha=eps, steps=1, random_start=False, loss=loss, callback=callback
+        model,
+        x,
+        y,
+        eps=eps,
+        alpha=eps,
+        steps=1,
+        random_start=False,
+        loss=loss,
+        callback=callback,
+        precision=precision,
     )
 
 
@@ -179,6 +203,7 @@ def mim_linf(
     loss: LossKind = "ce",
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> Tensor:
     """L∞ momentum iterative method, MI-FGSM (Dong et al., CVPR 2018, Alg. 1).
 
@@ -201,6 +226,8 @@ def mim_linf(
         loss: Loss to maximise, see :func:`attack_loss`.
         generator: Source of the random start, if any.
         callback: ``callback(step, steps)`` after each step.
+        precision: The steps' autocast (``"auto"``, ``"bf16"``, ``"fp16"``, ``"fp32"``; see
+            :func:`~kwta.attacks._steps.resolve_step_precision`); the trace is fp32 always.
 
     Returns:
         The final iterate. ``traced(mim_linf)(…)`` also returns the :class:`Trace`.
@@ -221,6 +248,7 @@ def mim_linf(
         record=box is not None,
         generator=generator,
         callback=callback,
+        precision=precision,
     )
     if box is not None:
         box.trace = trace

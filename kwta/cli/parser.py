@@ -369,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads-file",
         default=None,
         metavar="FILE",
-        help="a file holding torch's CPU thread count, re-read after every pass",
+        help="a file holding torch's CPU thread count, re-read every 20 training steps",
     )
     zb.set_defaults(sub_parser=zb)
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from kwta.data import CIFAR10Tensors
-from kwta.nn.precision import autocast, resolve_precision
+from kwta.nn.precision import fast_view, resolve_precision
 from kwta.utils import batches
 
 __all__ = [
@@ -31,10 +31,11 @@ def predict(
     """
     amp = resolve_precision(precision, x.device)
     model.eval()
+    view = fast_view(model, x, amp)  # channels-last where safe
     out = torch.empty(len(x), dtype=torch.long, device=x.device)
-    with torch.no_grad(), autocast(x.device, amp):
+    with torch.no_grad():
         for sl in batches(len(x), batch_size):
-            out[sl] = model(x[sl]).argmax(dim=1)
+            out[sl] = view(x[sl]).argmax(dim=1)
     return out
 
 
@@ -55,8 +56,8 @@ def clean_accuracy(
     units win a k-WTA layer. Measured on the bundled 1 000 test images, bf16
     autocast agreed with fp32 on 99.3 % of the predictions of zoo v1's width-16 ReLU
     stand-in but only 77.6 % (k-WTA-0.1 natural) and 83.7 % (k-WTA-0.1 AT) for
-    the k-WTA stand-ins, at equal accuracy. Attacks always run in fp32: their
-    gradients and 0.003-sized steps would drown in bf16's 8-bit mantissa.
+    the k-WTA stand-ins, at equal accuracy. An attack's steps run in fp32 unless its
+    ``precision`` says otherwise; whether it succeeded is always an fp32 verdict.
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     model.eval()

@@ -10,23 +10,34 @@ layout to channels-last (0.51 s → 0.39 s).
 
 Precision names: ``"auto"``, ``"bf16"``, ``"fp16"`` and ``"fp32"`` (``"off"`` is
 accepted as a synonym of ``"fp32"``; older cards and checkpoints say ``"off"``).
+
+A *view* (:class:`FastView`, :func:`fast_view`) runs a model on channels-last inputs under
+an autocast without touching it: attacks, grids and probes use one on a model that may be
+cached and shared. ``with memory_layout("nchw")`` turns the layout switch off (the
+benchmarks' baseline, and tests that compare the two).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any
+from collections.abc import Iterator
+from contextvars import ContextVar
+from typing import Any, Literal
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 __all__ = [
     "MIN_CPU_CHANNELS_LAST_1X1",
     "PRECISIONS",
+    "FastView",
+    "Layout",
     "autocast",
     "channels_last_safe",
     "cpu_bf16_supported",
+    "fast_view",
+    "memory_layout",
     "model_is_channels_last",
     "resolve_precision",
     "to_channels_last",
@@ -108,3 +119,53 @@ def model_is_channels_last(model: nn.Module) -> bool:
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model`` in the channels-last layout (in place), as the fast path trains it."""
     return model.to(memory_format=torch.channels_last)
+
+
+#: ``"auto"``: channels-last inputs where :func:`channels_last_safe` allows; ``"nchw"``: the
+#: contiguous layout a model is stored in (how every attack and grid ran before the fast path).
+Layout = Literal["auto", "nchw"]
+
+_LAYOUT: ContextVar[Layout] = ContextVar("kwta_memory_layout", default="auto")
+
+
+@contextlib.contextmanager
+def memory_layout(layout: Layout) -> Iterator[None]:
+    """The layout of every :func:`fast_view` made inside (this thread or task only)."""
+    if layout not in ("auto", "nchw"):
+        raise ValueError(f"layout must be 'auto' or 'nchw', got {layout!r}")
+    token = _LAYOUT.set(layout)
+    try:
+        yield
+    finally:
+        _LAYOUT.reset(token)
+
+
+class FastView(nn.Module):
+    """``model`` run on channels-last inputs under an autocast, returning fp32 outputs.
+
+    A view, not a copy: it holds the caller's model and changes nothing about it (weights,
+    layout, mode), so a model cached and shared across sessions stays as it was.
+    """
+
+    def __init__(self, model: nn.Module, *, channels_last: bool, precision: str) -> None:
+        super().__init__()
+        self.model = model
+        self.channels_last = channels_last
+        self.precision = precision  # resolved: "off", "bf16" or "fp16"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with autocast(x.device, self.precision):
+            out = self.model(x)
+        return out.float()
+
+
+def fast_view(model: nn.Module, x: Tensor, precision: str = "off") -> FastView:
+    """A :class:`FastView` of ``model`` for inputs like ``x`` under a *resolved* precision.
+
+    Channels-last when ``x`` is a batch of images, the layout is ``"auto"`` and
+    :func:`channels_last_safe` allows it.
+    """
+    layout = _LAYOUT.get() == "auto" and x.dim() == 4 and channels_last_safe(model, x.device)
+    return FastView(model, channels_last=layout, precision=precision)

@@ -288,6 +288,7 @@ def train_epoch(
     progress: bool = False,
     desc: str = "train",
     lr_at: Callable[[int], float] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[float, float, int]:
     """One pass over ``images`` with the configured method (App. D.1).
 
@@ -304,6 +305,7 @@ def train_epoch(
         desc: Label of the bar.
         lr_at: Learning rate of the i-th minibatch of this pass (per-step
             schedules such as one-cycle); ``None``: leave the optimiser's as set.
+        on_step: Called with ``i`` after the i-th minibatch (e.g. to adjust CPU threads).
 
     Returns:
         ``(mean loss, accuracy, examples)`` over the examples trained on.
@@ -360,6 +362,8 @@ def train_epoch(
             y = labels[idx]
             method(_Step(state, config, x, y, generator, channels_last, amp_ctx, ce, step, tally))
             bar.update(1)
+            if on_step is not None:
+                on_step(i)
             if progress and (bar.n % 20 == 0 or bar.n == n_batches):
                 bar.set_postfix(
                     loss=f"{float(tot_loss) / max(tot_n, 1):.3f}",

@@ -82,6 +82,7 @@ def train(
     test_data: CIFAR10Tensors | None = None,
     resume: bool = False,
     callback: Callable[[EpochRecord], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Train a network as configured (Sec. 2.2, App. D.1) and write it with its card.
 
@@ -94,6 +95,7 @@ def train(
             ``out_dir``); the result equals that of an uninterrupted run.
         callback: Called after every pass (after its checkpoint is written)
             with that pass's :class:`EpochRecord`.
+        on_step: Called with the minibatch index after every training step.
 
     Returns:
         ``(model, card)``: the final model in eval mode, on the training device,
@@ -183,6 +185,7 @@ def train(
             progress=progress,
             desc=f"epoch {p.index + 1}/{len(plan)}",
             lr_at=lr_at,
+            on_step=on_step,
         )
         seconds = time.perf_counter() - t0
         if not math.isfinite(loss):

@@ -286,7 +286,7 @@ def tier_models(tier: str) -> list[str]:
 def apply_threads(threads_file: str | Path | None) -> int:
     """Set torch's CPU threads from ``threads_file`` (one positive integer) when it holds one.
 
-    A long build re-reads the file before each model and after every pass, so whoever shares
+    A long build re-reads the file before each model and every 20 steps, so whoever shares
     the machine can give the build both cores while nothing else runs and one while tests
     do. A missing, empty or malformed file leaves the count as it is.
 
@@ -453,7 +453,7 @@ def build(
         seed: Training seed (the evaluation subset is always ``seed=0``'s).
         progress: tqdm bars (``None``: when stderr is a terminal).
         threads_file: A file holding torch's CPU thread count, re-read before each model
-            and after every pass (:func:`apply_threads`).
+            and every 20 training steps (:func:`apply_threads`).
         on_model: Called with ``(name, card)`` after each model is written.
 
     Returns:
@@ -518,6 +518,11 @@ def build(
         existing = load_card(card_path) if card_path.is_file() else None
         done = existing is not None and existing.get("zoo", {}).get("fingerprint") == fp
         if not done:
+
+            def on_step(i: int) -> None:
+                if i % 20 == 0:
+                    apply_threads(threads_file)
+
             apply_threads(threads_file)
             log.info("%s: training (%s)", name, "resuming" if ckpt_json.is_file() else "new")
             train(
@@ -525,7 +530,7 @@ def build(
                 train_data=train_data,
                 test_data=test_data,
                 resume=ckpt_json.is_file(),
-                callback=lambda _record: apply_threads(threads_file),
+                on_step=on_step,
             )
             for suffix in (".safetensors", ".json"):
                 shutil.copyfile(work / f"{name}{suffix}", out / f"{name}{suffix}")
