@@ -193,6 +193,36 @@ def test_an_edited_number_is_a_mismatch(test_sample: CIFAR10Tensors, tmp_path: P
     assert "NOT reproduced" in rep.report()
 
 
+def test_an_edited_summary_is_a_mismatch(
+    test_sample: CIFAR10Tensors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The summary is what a paper quotes ("attack succeeded", "first misclassified at
+    step"): flipping one of its values is caught and named, as an edited probe is."""
+    doc, _ = make_result("attack", "relu-nat", test_sample, **SMALL["attack"])
+    assert reproduce(doc).passed
+    flipped = json.loads(json.dumps(doc))
+    flipped["summary"]["attack succeeded"] = not doc["summary"]["attack succeeded"]
+    rep = reproduce(flipped)
+    assert not rep.passed and all(c.passed for c in rep.checks)  # the probes still agree
+    assert rep.summary_diffs == [
+        f"'attack succeeded': recorded {flipped['summary']['attack succeeded']}, "
+        f"rerun {doc['summary']['attack succeeded']!r}"
+    ]
+    path = tmp_path / "edited.json"
+    path.write_text(json.dumps(flipped))
+    assert main(["reproduce", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "DIFF summary 'attack succeeded'" in out and "NOT reproduced" in out
+    # a quoted float edited in its last digit; a field dropped; across devices a float may move
+    edited = json.loads(json.dumps(doc))
+    edited["summary"]["final linf"] += 1e-9
+    del edited["summary"]["clean prediction"]
+    diffs = reproduce(edited).summary_diffs
+    assert [d.split(":")[0] for d in diffs] == ["'clean prediction'", "'final linf'"]
+    edited["provenance"]["library"] = "0.0.9"  # another library: floats within 1e-3
+    assert [d.split(":")[0] for d in reproduce(edited).summary_diffs] == ["'clean prediction'"]
+
+
 def _copy_zoo(tmp_path: Path, name: str) -> Path:
     d = tmp_path / "pretrained"
     d.mkdir()

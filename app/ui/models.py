@@ -16,14 +16,16 @@ from torch import nn
 from kwta.explorer.runs import from_uint8
 from kwta.zoo.hub import WeightsError, list_pretrained, load_pretrained, pretrained_dir
 from kwta.zoo.summary import default_pair, summarize_card
+from kwta.zoo.tiers import TIER_LABELS, preferred_tier, tier_first
 from ui.config import DEVICE, TRAIN_HINT, display_dir
 from ui.state import init_state
 from ui.text import literal
 
 
 def model_cards() -> dict[str, dict[str, Any]]:
-    """Cards of the pretrained models (``pretrained/`` or ``$KWTA_PRETRAINED``), by name."""
-    return list_pretrained()
+    """Cards of the pretrained models (``pretrained/`` or ``$KWTA_PRETRAINED``), by name, this
+    server's tier first (the paper tier on CUDA, the CPU tier on a CPU): what pages preselect."""
+    return tier_first(list_pretrained(), preferred_tier(DEVICE))
 
 
 @st.cache_resource(show_spinner="Loading model…", max_entries=16)
@@ -73,12 +75,13 @@ def unit_seconds(
 
 
 def model_label(cards: Mapping[str, Mapping[str, Any]], name: str) -> str:
-    """``"kwta0.1-nat — k-WTA-0.1 · natural · w64"`` for pickers."""
+    """``"kwta0.1-nat — k-WTA-0.1 · natural · w16 · CPU tier"`` for pickers."""
     if name not in cards:
         return name
     s = summarize_card(cards[name])
     width = f" · w{s.width}" if s.width else ""
-    return f"{name} — {s.activation_label} · {s.method or '?'}{width}"
+    tier = f" · {TIER_LABELS[s.tier]}" if s.tier else ""
+    return f"{name} — {s.activation_label} · {s.method or '?'}{width}{tier}"
 
 
 def model_picker(

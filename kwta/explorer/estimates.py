@@ -33,6 +33,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kwta.analysis.toy import DENSE_POINTS, JUMP_HALVINGS, toy_mlp
+from kwta.attacks._steps import step_models
+from kwta.nn.precision import fast_view
 
 __all__ = [
     "TIMING_TRIES",
@@ -164,10 +166,11 @@ def gradient_step_seconds(model: nn.Module, x: Tensor, *, key: Hashable) -> floa
     if known is not None:  # every page render asks: no warm-up pass once timed
         return known
     x1 = x.reshape(1, *x.shape[-3:]).to(dev)
+    view = step_models(model, x1).step  # as the attacks step: layout and precision
 
     def step() -> None:
         z = x1.clone().requires_grad_(True)
-        logits = model(z)
+        logits = view(z)
         (grad,) = torch.autograd.grad(F.cross_entropy(logits, logits.argmax(1)), z)
         grad.sign_()
 
@@ -189,10 +192,11 @@ def forward_image_seconds(model: nn.Module, x: Tensor, *, key: Hashable) -> floa
     if known is not None:
         return known / FORWARD_PROBE_BATCH
     batch = x.reshape(1, *x.shape[-3:]).to(dev).expand(FORWARD_PROBE_BATCH, -1, -1, -1)
+    view = fast_view(model, batch)  # as the grids run: channels-last fp32
 
     def forward() -> None:
         with torch.no_grad():
-            model(batch.contiguous())
+            view(batch.contiguous())
 
     forward()  # warm-up
     return unit_seconds(timed_key, forward) / FORWARD_PROBE_BATCH

@@ -7,11 +7,15 @@ sha256), reruns the action (:meth:`kwta.explorer.actions.PageAction.run`, the ca
 page made) and compares the recorded probes with the new ones by the rules of
 :class:`kwta.explorer.actions.Probe`: every number exactly when the result comes back to
 the device, library and torch version that made it; across devices, the documented
-tolerances (a k-WTA network may flip a winner on a rounding difference, Sec. 3).
+tolerances (a k-WTA network may flip a winner on a rounding difference, Sec. 3). The
+recorded ``summary`` — the numbers a paper quotes — is compared field by field too
+(:func:`compare_summary`): an edited summary is not reproduced.
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,8 +42,10 @@ from kwta.explorer.runs import from_uint8
 from kwta.zoo.hub import WeightsError, list_pretrained, load_from_card, pretrained_dir
 
 __all__ = [
+    "SUMMARY_REL_TOL",
     "NotReproduced",
     "Reproduction",
+    "compare_summary",
     "load_recorded_model",
     "recorded_batch",
     "recorded_image",
@@ -63,6 +69,7 @@ class Reproduction:
         checks: One comparison per probe.
         notes: What differs from the recorded run (device, versions).
         summary: The new run's summary numbers.
+        summary_diffs: One line per summary field that differs from the recorded one.
     """
 
     provenance: Provenance
@@ -71,11 +78,12 @@ class Reproduction:
     checks: list[ProbeCheck]
     notes: list[str]
     summary: Mapping[str, Any]
+    summary_diffs: list[str]
 
     @property
     def passed(self) -> bool:
-        """Every probe agrees."""
-        return all(c.passed for c in self.checks)
+        """Every probe agrees, and so does every summary field."""
+        return all(c.passed for c in self.checks) and not self.summary_diffs
 
     def report(self) -> str:
         """A short verdict: what ran, each probe, the conclusion."""
@@ -97,6 +105,10 @@ class Reproduction:
                 f"  {mark} {c.name}: {c.agree:.1%} agree (need {c.min_agree:.1%}), "
                 f"largest difference {c.max_abs_diff:.3g}"
             )
+        if self.summary_diffs:
+            lines += [f"  DIFF summary {d}" for d in self.summary_diffs]
+        else:
+            lines.append("  ok   summary: every field as recorded")
         lines.append("Reproduced." if self.passed else "NOT reproduced: the numbers differ.")
         return "\n".join(lines)
 
@@ -109,8 +121,49 @@ class Reproduction:
             "notes": self.notes,
             "checks": [c.to_dict() for c in self.checks],
             "summary": dict(self.summary),
+            "summary_diffs": list(self.summary_diffs),
             "provenance": self.provenance.to_dict(),
         }
+
+
+#: Across devices a summary's float may move by this much (relative); anything else, and
+#: every field on the same device, library and torch, must be exactly as recorded.
+SUMMARY_REL_TOL = 1e-3
+
+
+def _same(recorded: Any, new: Any, exact: bool) -> bool:
+    floats = isinstance(recorded, float) and isinstance(new, float)
+    if floats and math.isnan(recorded) and math.isnan(new):
+        return True
+    if floats and not exact:
+        return math.isclose(recorded, new, rel_tol=SUMMARY_REL_TOL, abs_tol=1e-9)
+    return type(recorded) is type(new) and recorded == new
+
+
+def compare_summary(recorded: Any, new: Mapping[str, Any], *, exact: bool) -> list[str]:
+    """The fields of a recorded ``summary`` that the rerun's ``new`` one does not match.
+
+    ``new`` is compared as it would be written (through JSON). Same device, library and
+    torch (``exact``): every field equal; across devices floats within
+    :data:`SUMMARY_REL_TOL`. A field missing on either side is a difference.
+
+    Returns:
+        One line per difference, naming the field, e.g.
+        ``'attack succeeded': recorded False, rerun True``.
+    """
+    if not isinstance(recorded, dict):
+        return [f"is not a JSON object ({type(recorded).__name__})"]
+    rerun = json.loads(json.dumps(dict(new)))
+    out = []
+    for key in list(rerun) + [k for k in recorded if k not in rerun]:
+        name = repr(str(key)[:80])
+        if key not in recorded:
+            out.append(f"{name}: not recorded, rerun {rerun[key]!r}")
+        elif key not in rerun:
+            out.append(f"{name}: recorded {str(recorded[key])[:40]!r}, not in the rerun")
+        elif not _same(recorded[key], rerun[key], exact):
+            out.append(f"{name}: recorded {str(recorded[key])[:40]}, rerun {rerun[key]!r}")
+    return out
 
 
 def load_recorded_model(
@@ -253,4 +306,8 @@ def reproduce(
     notes = _notes(p, dev)
     exact = not notes
     checks = compare_probes(new, recorded, exact=exact)
-    return Reproduction(p, dev.type, exact, checks, notes, action.summary(result))
+    summary = action.summary(result)
+    diffs = compare_summary(doc.get("summary"), summary, exact=exact) if "summary" in doc else []
+    if "summary" not in doc:
+        notes.append("the result records no summary: only its probes are compared")
+    return Reproduction(p, dev.type, exact, checks, notes, summary, diffs)

@@ -64,6 +64,7 @@ from kwta.utils import default_device
 from kwta.zoo.card import ModelCard
 from kwta.zoo.hub import list_pretrained, load_card, load_from_card, sha256_of
 from kwta.zoo.summary import twin_of
+from kwta.zoo.tiers import CPU_WIDTH, PAPER_WIDTH, TIERS
 
 __all__ = [
     "COMMON",
@@ -83,14 +84,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-
-#: ResNet-18 width of the CPU tier and of the paper tier.
-CPU_WIDTH = 16
-PAPER_WIDTH = 32
-
-#: The tiers: name -> ResNet-18 width (a recipe's ``tier`` names one).
-TIERS: dict[str, int] = {"cpu": CPU_WIDTH, "paper": PAPER_WIDTH}
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kwta.zoo.published import PAPER_TABLE1, PAPER_TABLE2, PaperRow
+from kwta.zoo.tiers import tier_of
 
 __all__ = [
     "ADVERSARIAL_METHODS",
@@ -88,6 +89,7 @@ class ModelSummary:
         eps: L∞ radius of the robust evaluation.
         activation_label: E.g. ``"k-WTA-0.1"``, ``"ReLU"``, ``"LWTA-0.1"`` (the paper's labels).
         description: The card's description, if any.
+        tier: The zoo tier (``"cpu"``, ``"paper"``; :func:`kwta.zoo.tiers.tier_of`), if any.
     """
 
     name: str
@@ -107,6 +109,7 @@ class ModelSummary:
     eps: float | None = None
     activation_label: str = ""
     description: str = ""
+    tier: str | None = None
 
 
 def summarize_card(card: Mapping[str, Any]) -> ModelSummary:
@@ -166,6 +169,7 @@ def summarize_card(card: Mapping[str, Any]) -> ModelSummary:
         eps=as_float(m.get("eps")),
         activation_label=label,
         description=str(card.get("description", "")),
+        tier=tier_of(card),
     )
 
 
