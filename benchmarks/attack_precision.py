@@ -61,7 +61,7 @@ def measure(name: str, data: Any, n: int, device: torch.device) -> dict[str, Any
             overrides={"pgd": {"precision": precision}},
         )
         row[precision] = {
-            "robust_accuracy": res["robust_accuracy"]["pgd"],
+            "robust_accuracy": res["attacks"]["pgd"]["accuracy"],
             "seconds": round(time.perf_counter() - t0, 1),
         }
     row["weaker_by_points"] = 100 * (

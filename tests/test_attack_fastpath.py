@@ -137,3 +137,77 @@ def test_precision_names_are_checked(images: tuple[torch.Tensor, torch.Tensor]) 
     assert resolve_step_precision("bf16", cpu) == "bf16"  # honoured on any CPU
     assert step_models(model, x, "fp32").precision == "fp32"
     assert step_models(model, x, "bf16").precision == "bf16"
+
+
+def test_a_bf16_page_result_records_what_ran_and_reproduces(tmp_path: Any) -> None:
+    """The Live attack with bf16 steps: the run says so, its provenance records "bf16" (never
+    "auto"), its live rows are the trace's, and kwta reproduce reruns it exactly."""
+    import json
+
+    from kwta.explorer.actions import ActionInputs, get_action
+    from kwta.explorer.provenance import (
+        ModelRef,
+        Provenance,
+        dataset_image,
+        make_provenance,
+        result_document,
+    )
+    from kwta.explorer.reproduce import reproduce
+    from kwta.explorer.runs import attack_with_trace
+    from kwta.zoo.hub import list_pretrained
+
+    data = cifar10_sample("test")
+    x, y = data.tensors([5])
+    model = load_pretrained("kwta0.1-nat")
+    live: list[torch.Tensor] = []
+    run = attack_with_trace(
+        model,
+        x[0],
+        int(y[0]),
+        eps=EPS,
+        alpha=2 / 255,
+        steps=6,
+        random_start=True,
+        precision="bf16",
+        callback=lambda step, total, logits, linf: live.append(logits),
+    )
+    assert run.precision == "bf16" and run.trace.steps == 6
+    assert torch.equal(live[-1], run.trace.logits[:, 0])  # the final rows are the trace
+    assert all(len(rows) == min(i + 1, 6) for i, rows in enumerate(live[:-1]))
+    with torch.no_grad():
+        assert torch.allclose(run.trace.logits[-1, 0], model(run.x_adv)[0], atol=1e-4)
+    sha = list_pretrained()["kwta0.1-nat"]["sha256"]
+    for asked, recorded, dtype in (("auto", "fp32", "float32"), ("bf16", "bf16", "bfloat16")):
+        prov = make_provenance(
+            "attack",
+            {"steps": 6, "precision": asked},
+            model=ModelRef("kwta0.1-nat", sha),
+            image=dataset_image(data, 5),
+            device="cpu",
+        )
+        assert prov.settings["precision"] == recorded and prov.precision == dtype
+    inputs = ActionInputs(model, x, int(y[0]))
+    result = get_action("attack").run(inputs, prov.settings)
+    assert result.precision == "bf16"
+    doc = json.loads(json.dumps(result_document(prov, result, inputs)))
+    assert doc["provenance"]["precision"] == "bfloat16"
+    rep = reproduce(doc)
+    assert rep.exact and rep.passed, rep.report()
+    # a result made before precision was a setting reruns in what its provenance says
+    del doc["provenance"]["settings"]["precision"]
+    doc["provenance"]["precision"] = "float32"
+    assert Provenance.from_dict(doc["provenance"]).settings["precision"] == "fp32"
+
+
+def test_an_evaluation_records_what_its_steps_ran_in() -> None:
+    from kwta.evaluation.robust import evaluate
+
+    model = load_pretrained("relu-nat")
+    data = cifar10_sample("test")
+    plain = evaluate(model, data, attacks=("pgd", "deepfool"), n=10, clean_n=1)
+    assert plain["attacks"]["pgd"]["steps_precision"] == "fp32"  # "auto", resolved
+    bf16 = evaluate(
+        model, data, attacks=("pgd",), n=10, clean_n=1, overrides={"pgd": {"precision": "bf16"}}
+    )
+    assert bf16["attacks"]["pgd"]["steps_precision"] == "bf16"
+    assert bf16["attacks"]["pgd"]["settings"]["precision"] == "bf16"

@@ -322,7 +322,7 @@ def _hostile(doc: dict[str, Any]) -> list[tuple[str, Any, str]]:
         ("image", p["image"] | {"index": -1}, "out of range"),
         ("image", p["image"] | {"dataset": "tarball:/etc/passwd"}, "not a valid"),
         ("device", "tpu", "'device' must be 'cpu' or 'cuda'"),
-        ("precision", "float16", "is not 'float32'"),
+        ("precision", "float64", "precision 'float64' is not one of"),
     ]
 
 

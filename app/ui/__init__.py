@@ -6,7 +6,7 @@
 - :mod:`ui.frame` — around every page: :func:`setup_logging`, :func:`sidebar_device_info`;
 - :mod:`ui.state` — widgets bound to the URL: :func:`init_state` (binds a key to the URL),
   :func:`sync_url` (writes the bound keys), :func:`start_page`, :func:`url_value`,
-  :func:`show_notices`, :func:`capped`;
+  :func:`show_notices`, :func:`capped`, :func:`precision_picker` (an attack's steps);
 - :mod:`ui.models` — :func:`model_cards`, :func:`get_model` (shared, never mutated),
   :func:`model_picker`, :func:`model_pair` (A beside B), :func:`model_label`,
   :func:`require_models`, :func:`unit_seconds`;
@@ -59,7 +59,15 @@ from ui.results import (
     masking_report,
     run_downloads,
 )
-from ui.state import capped, init_state, show_notices, start_page, sync_url, url_value
+from ui.state import (
+    capped,
+    init_state,
+    precision_picker,
+    show_notices,
+    start_page,
+    sync_url,
+    url_value,
+)
 from ui.text import literal, pct
 
 __all__ = [
@@ -91,6 +99,7 @@ __all__ = [
     "model_pair",
     "model_picker",
     "pct",
+    "precision_picker",
     "provenance",
     "remember_run",
     "require_models",

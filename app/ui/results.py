@@ -42,7 +42,7 @@ def attack_images(run: AttackRun, eps: float, *, clean: bool = True) -> None:
 
 def attack_verdict(run: AttackRun) -> None:
     """Whether the attack changed the class: already wrong, succeeded (at which step, with
-    what it spent) or failed."""
+    what it spent) or failed; then what its steps ran in."""
     true_cls = CIFAR10_CLASSES[run.label]
     spent = f"‖δ‖∞ = {run.linf:.4f}"
     if run.queries is not None:
@@ -60,6 +60,7 @@ def attack_verdict(run: AttackRun) -> None:
             f"**Attack failed**: still {true_cls} after {run.steps} steps ({spent}).",
             icon=":material/verified_user:",
         )
+    st.caption(precision_line(run.precision))
 
 
 def attack_predictions(run: AttackRun) -> None:
@@ -76,6 +77,15 @@ def attack_predictions(run: AttackRun) -> None:
             delta_color="off",
             delta_arrow="off",
         )
+
+
+def precision_line(precision: str) -> str:
+    """The one line under an attack's result: what its steps ran in, and that what it shows
+    is fp32."""
+    return (
+        f"Steps computed in {precision} on channels-last inputs where the model allows; every "
+        "number shown (logits, predictions, success, first misclassified step) is fp32."
+    )
 
 
 def run_downloads(

@@ -15,6 +15,7 @@ from typing import Any
 
 import streamlit as st
 
+from kwta.explorer.actions import get_action
 from kwta.explorer.links import literal, shown_value, url_value
 from kwta.explorer.links import parse_link_value as _parse
 
@@ -124,3 +125,32 @@ def capped(value: int, limit: int, what: str, *, why: str = "to keep the app res
         st.warning(f"{what} capped at {limit} (asked for {value}) {why}.", icon=":material/speed:")
         return limit
     return value
+
+
+#: How the attack pages name each choice of the steps' precision.
+PRECISION_LABELS: dict[str, str] = {
+    "auto": "auto",
+    "fp32": "fp32",
+    "bf16": "bf16 steps",
+    "fp16": "fp16 steps (CUDA)",
+}
+
+
+def precision_picker(prefix: str, action: str) -> str:
+    """The sidebar's choice of an attack's steps' precision, bound to the URL as
+    ``<prefix>_prec``; default and choices are the page action's ``precision`` setting."""
+    setting = next(s for s in get_action(action).settings if s.name == "precision")
+    key = f"{prefix}_prec"
+    init_state(key, setting.default, choices=list(setting.choices))
+    st.sidebar.radio(
+        "Steps' precision",
+        list(setting.choices),
+        key=key,
+        horizontal=True,
+        format_func=PRECISION_LABELS.__getitem__,
+        help=(
+            "What the attack's gradient steps run in. 'auto' is fp32 until bf16 steps are "
+            "measured to be as strong; every number shown (logits, success, steps) is fp32."
+        ),
+    )
+    return str(st.session_state[key])

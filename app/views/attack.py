@@ -66,6 +66,7 @@ sb.radio(
     horizontal=True,
     format_func={"linf": "‖δ‖∞", "step": "step"}.__getitem__,
 )
+precision = ui.precision_picker(P, "attack")
 ui.show_notices()
 
 eps = float(st.session_state[f"{P}_eps"])
@@ -90,6 +91,7 @@ settings = {
     "loss": loss,
     "random_start": random_start,
     "seed": seed,
+    "precision": precision,
 }
 params = {
     "models": tuple(selected),

@@ -62,6 +62,7 @@ sb.radio(
 )
 sb.number_input(f"Points per axis (≤ {MAX_PATH_GRID})", 3, 10_000, key=f"{P}_grid")
 sb.number_input("Seed (start, random direction)", 0, 10**9, key=f"{P}_seed")
+precision = ui.precision_picker(P, "attack_path")
 ui.show_notices()
 
 eps = float(st.session_state[f"{P}_eps"])
@@ -80,8 +81,16 @@ step_s = ui.unit_seconds(selected, image.pixels, estimates.gradient_step_seconds
 image_s = ui.unit_seconds(selected, image.pixels, estimates.forward_image_seconds)
 if len(step_s) == len(image_s) and step_s:
     ui.expected_time(estimates.path_estimate(step_s, image_s, steps, grid))
-settings = {"eps": eps, "alpha": alpha, "steps": steps, "random_start": random_start,
-            "seed": seed, "second": second, "grid": grid}  # fmt: skip
+settings = {
+    "eps": eps,
+    "alpha": alpha,
+    "steps": steps,
+    "random_start": random_start,
+    "seed": seed,
+    "second": second,
+    "grid": grid,
+    "precision": precision,
+}
 params = {
     "models": tuple(selected),
     "pixels": image.pixels.tobytes(),

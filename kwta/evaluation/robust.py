@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from kwta import paper
 from kwta.attacks._core import is_correct
+from kwta.attacks._steps import resolve_step_precision
 from kwta.attacks.registry import DEFAULT_STANDARD, attack_names, get_attack, run_attack
 from kwta.data import CIFAR10Tensors, data_provenance
 from kwta.evaluation.clean import clean_accuracy
@@ -97,6 +98,13 @@ def _check_in_ball(name: str, x_adv: Tensor, x: Tensor, eps: float) -> float:
     return dist
 
 
+def _steps_precision(fn: Any, params: dict[str, Any], device: torch.device) -> str:
+    if "precision" not in inspect.signature(fn).parameters:
+        return "fp32"
+    resolved = resolve_step_precision(str(params.get("precision", "auto")), device)
+    return "fp32" if resolved == "off" else resolved
+
+
 def scored_attack(
     name: str,
     model: nn.Module,
@@ -153,6 +161,8 @@ def scored_attack(
         "robust": int(ok.sum()),
         "n": len(y),
         "settings": _jsonable(params),
+        # what the attack's steps ran in ("auto" resolved); every verdict is fp32
+        "steps_precision": _steps_precision(fn, params, x.device),
         "max_linf": dist,
         "seconds": round(seconds, 3),
         "robust_mask": pack_mask(ok),

@@ -466,6 +466,8 @@ def _toy(i: ActionInputs, s: Mapping[str, Any], callback: Any = None) -> ToyFit:
 _SEED = Setting("seed", 0, 0, 10**9)
 _EPS = Setting("eps", paper.EPS, 0.0, 0.1)
 _LOSS = Setting("loss", "ce", choices=("ce", "margin"))
+#: The attack steps' precision (kwta.attacks._steps); a result records what "auto" resolved to.
+_PRECISION = Setting("precision", "auto", choices=("auto", "fp32", "bf16", "fp16"))
 _ATTACK_SETTINGS = (
     _EPS,
     Setting("alpha", 0.001, 1e-4, 0.05),
@@ -473,6 +475,7 @@ _ATTACK_SETTINGS = (
     _LOSS,
     Setting("random_start", False),
     _SEED,
+    _PRECISION,
 )
 
 
@@ -527,6 +530,7 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
             _SEED,
             Setting("second", "gradient", choices=("gradient", "random")),
             Setting("grid", DEFAULT_GRID, 3, MAX_GRID),
+            _PRECISION,
         ),
         _path_summary,
         repeats=1,
@@ -571,6 +575,7 @@ PAGE_ACTIONS: tuple[PageAction, ...] = (
             Setting("sigma", 8 / 255, 0.5 / 255, 32 / 255),
             Setting("samples", budget_schedule(ADAPTIVE_BUDGET, 20), 1, MAX_QUERIES_PER_STEP),
             _SEED,
+            _PRECISION,
         ),
         _run_summary,
     ),

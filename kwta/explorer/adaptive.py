@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.attacks._core import ProgressCallback, Trace, traced
+from kwta.attacks._steps import step_models
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack, max_queries
 from kwta.data import CIFAR10Tensors
@@ -112,6 +113,7 @@ def adaptive_attack_with_trace(
     samples: int | tuple[int, int],
     seed: int = 0,
     callback: ProgressCallback | None = None,
+    precision: str = "auto",
 ) -> AttackRun:
     """PGD with estimated gradients on one image, recording every step.
 
@@ -133,6 +135,7 @@ def adaptive_attack_with_trace(
         samples: Samples per step, or a growing ``(start, end)`` schedule.
         seed: Seed of the samples.
         callback: ``callback(step, steps)`` after each step.
+        precision: The estimates' precision; each step's check and the trace are fp32.
 
     Raises:
         ValueError: Bad image shape, estimator or attack parameters.
@@ -159,6 +162,7 @@ def adaptive_attack_with_trace(
         early_stop=True,
         generator=torch.Generator().manual_seed(int(seed)),
         callback=callback,
+        precision=precision,
     )
     queries = int(trace.queries[-1, 0]) if trace.queries is not None else None
     return finish_run(
@@ -176,6 +180,7 @@ def adaptive_attack_with_trace(
         attack=attack.__name__,
         queries=queries,
         settings={"estimator": estimator, "sigma": float(sigma), "samples": samples},
+        precision=step_models(model, x1, precision).precision,
     )
 
 

@@ -111,6 +111,7 @@ def attack_path(
     loss: Literal["ce", "margin"] = "ce",
     batch_size: int = 256,
     callback: Callback | None = None,
+    precision: str = "auto",
 ) -> AttackPath:
     """PGD on one image, the loss on the plane that holds its walk, the pattern at each step.
 
@@ -130,6 +131,7 @@ def attack_path(
         loss: The attack's and the plane's loss, ``"ce"`` or ``"margin"``.
         batch_size: Grid points per forward pass.
         callback: ``callback(done, total)``: attack steps, then grid points.
+        precision: The PGD steps' precision (the plane and every number are fp32).
 
     Returns:
         An :class:`AttackPath` of CPU tensors.
@@ -153,6 +155,7 @@ def attack_path(
     run = attack_with_trace(
         model, x, label, eps=eps, alpha=alpha, steps=steps, loss=loss,
         random_start=random_start, seed=seed, callback=on_step, keep_path=True,
+        precision=precision,
     )  # fmt: skip
     assert run.path is not None  # keep_path=True
     plane = attack_plane(

@@ -33,10 +33,12 @@ import torch
 from torch import Tensor
 
 from kwta._version import __version__
+from kwta.attacks._steps import resolve_step_precision
 from kwta.data import CIFAR10Tensors, portable_source
 from kwta.explorer.actions import ActionInputs, PageAction, Probe, get_action
 
 __all__ = [
+    "DTYPE_NAMES",
     "MAX_RESULT_BYTES",
     "SCHEMA",
     "BatchRef",
@@ -62,8 +64,13 @@ SCHEMA = "kwta-explorer/result/1"
 MAX_RESULT_BYTES = 32 * 2**20
 #: Image shape of every page (CIFAR-10).
 IMAGE_SHAPE = (3, 32, 32)
-#: Precision every page computes in (fp32; see :func:`kwta.utils.exact_cuda_math`).
+#: Precision every page reports in, and its computations run in unless an attack's
+#: ``precision`` setting says otherwise (fp32; see :func:`kwta.utils.exact_cuda_math`).
 PRECISION = "float32"
+
+#: What a result's steps ran in, as an action's ``precision`` setting and as the provenance
+#: records it. Every number a result reports is float32 whatever its steps ran in.
+DTYPE_NAMES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: Most elements of one recorded probe (a 101×101 grid has 10 201).
 MAX_PROBE_ELEMENTS = 1_000_000
 
@@ -371,7 +378,8 @@ class Provenance:
         batch: The batch of images of an action on many (``on_batch``), else ``None``.
         device: ``"cpu"`` or ``"cuda"``.
         device_name: The processor (:func:`device_name`).
-        precision: ``"float32"``.
+        precision: What the attack's steps ran in (``"float32"``, ``"bfloat16"``,
+            ``"float16"``; :data:`DTYPE_NAMES`); everything reported is float32.
         library: The ``kwta`` version.
         torch: The torch version.
         date: When the result was made (UTC, ISO 8601).
@@ -458,8 +466,12 @@ class Provenance:
         if device not in ("cpu", "cuda"):
             raise ProvenanceError(f"{where}: 'device' must be 'cpu' or 'cuda'")
         precision = _need(doc, "precision", str, where)
-        if precision != PRECISION:
-            raise ProvenanceError(f"{where}: precision {precision[:20]!r} is not {PRECISION!r}")
+        steps = {v: k for k, v in DTYPE_NAMES.items()}.get(precision)
+        if steps is None:
+            known = sorted(DTYPE_NAMES.values())
+            raise ProvenanceError(f"{where}: precision {precision[:20]!r} is not one of {known}")
+        if "precision" in settings and "precision" not in raw:  # made before it was a setting
+            settings["precision"] = steps
         short = {k: _need(doc, k, str, where)[:200] for k in ("device_name", "library", "torch")}
         return cls(
             action=key,
@@ -501,9 +513,16 @@ def make_provenance(
     """
     page_action = get_action(action)
     device = torch.device(device)
+    resolved = page_action.resolve(settings)
+    precision = PRECISION
+    if "precision" in resolved:  # record what ran, never "auto" (whose meaning may change)
+        steps = resolve_step_precision(str(resolved["precision"]), device)
+        resolved["precision"] = "fp32" if steps == "off" else steps
+        precision = DTYPE_NAMES[str(resolved["precision"])]
     return Provenance(
         action=action,
-        settings=page_action.resolve(settings),
+        settings=resolved,
+        precision=precision,
         model=model,
         image=image,
         device=device.type,

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from kwta.analysis.landscape import Landscape
 from kwta.attacks._core import Trace, traced
+from kwta.attacks._steps import step_models
 from kwta.attacks.sign_gradient import pgd_linf
 
 __all__ = [
@@ -42,33 +43,41 @@ LiveCallback = Callable[[int, int, Tensor, Tensor], None]
 class _Tap(nn.Module):
     """Calls ``model`` and keeps every output (for one image); ``model`` is untouched."""
 
-    def __init__(self, model: nn.Module, x: Tensor, *, keep_path: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, x: Tensor, *, keep_path: bool = False, reduced: bool = False
+    ) -> None:
         super().__init__()
         self.inner = model
         self.x = x
         self.keep_path = keep_path
+        # reduced-precision steps: only the attack's fp32 forwards (its trace rows) are kept,
+        # so no start-point forward is among them
+        self.start_row = not reduced
         self.logits: list[Tensor] = []
         self.linf: list[Tensor] = []
         self.deltas: list[Tensor] = []
 
     def forward(self, z: Tensor) -> Tensor:
         out = self.inner(z)
+        if torch.is_autocast_enabled(z.device.type):  # a reduced-precision step, not a row
+            return out
         self.logits.append(out.detach()[0].to("cpu", torch.float32))
         self.linf.append((z.detach() - self.x).abs().amax().to("cpu", torch.float32))
         if self.keep_path:
             self.deltas.append((z.detach() - self.x)[0].to("cpu", torch.float32))
         return out
 
+    def _rows(self, kept: list[Tensor]) -> list[Tensor]:
+        return kept[:1] + kept[2:] if self.start_row else kept
+
     def path(self) -> Tensor:
         """The perturbations ``δ_t`` of the rows of :meth:`rows` (needs ``keep_path``)."""
-        return torch.stack(self.deltas[:1] + self.deltas[2:])
+        return torch.stack(self._rows(self.deltas))
 
     def rows(self) -> tuple[Tensor, Tensor]:
         """Trace rows so far: the clean input, then iterates 1, 2, … (the start point
         ``x_0`` of step 1 is not a row of :class:`kwta.attacks._core.Trace`)."""
-        keep = self.logits[:1] + self.logits[2:]
-        lin = self.linf[:1] + self.linf[2:]
-        return torch.stack(keep), torch.stack(lin)
+        return torch.stack(self._rows(self.logits)), torch.stack(self._rows(self.linf))
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +103,8 @@ class AttackRun:
         path: ``(steps + 1, 3, H, W)`` the perturbation ``x_t − x`` of every trace row
             (row 0 zeros), when the run was asked to keep it; for
             :func:`kwta.analysis.attack_plane.attack_plane`.
+        precision: What the steps ran in (``"fp32"``, ``"bf16"``, ``"fp16"``); every
+            number of the run (trace, probabilities, success) is fp32.
     """
 
     x: Tensor
@@ -112,6 +123,7 @@ class AttackRun:
     queries: int | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     path: Tensor | None = None
+    precision: str = "fp32"
 
     @property
     def clean_pred(self) -> int:
@@ -143,6 +155,7 @@ class AttackRun:
         """Settings, predictions, the trace (one record per step) and ``x_adv`` as lists."""
         out: dict[str, Any] = {
             "attack": self.attack,
+            "precision": self.precision,
             "queries": self.queries,
             "settings": dict(self.settings),
             "eps": self.eps,
@@ -179,6 +192,7 @@ def attack_with_trace(
     seed: int = 0,
     callback: LiveCallback | None = None,
     keep_path: bool = False,
+    precision: str = "auto",
 ) -> AttackRun:
     """Untargeted L∞ PGD on one image, recording every step (Fig. 3a/b).
 
@@ -201,6 +215,8 @@ def attack_with_trace(
         seed: Seed of the random start.
         callback: Live per-step callback, see above.
         keep_path: Also keep every iterate's perturbation (:attr:`AttackRun.path`).
+        precision: The steps' precision (:func:`kwta.attacks._steps.resolve_step_precision`);
+            the trace and every reported number are fp32.
 
     Returns:
         An :class:`AttackRun` of CPU tensors.
@@ -215,7 +231,8 @@ def attack_with_trace(
     x1 = x1.detach().to(device, torch.float32)
     y = torch.tensor([int(label)], device=device)
     gen = torch.Generator().manual_seed(int(seed))
-    tap = _Tap(model, x1, keep_path=keep_path)
+    steps_in = step_models(model, x1, precision).precision
+    tap = _Tap(model, x1, keep_path=keep_path, reduced=steps_in != "fp32")
 
     def on_step(step: int, total: int) -> None:
         if callback is not None:
@@ -233,6 +250,7 @@ def attack_with_trace(
         loss=loss,
         generator=gen,
         callback=on_step,
+        precision=precision,
     )
     run = finish_run(
         model,
@@ -247,6 +265,7 @@ def attack_with_trace(
         random_start=bool(random_start),
         seed=int(seed),
         path=tap.path() if keep_path else None,
+        precision=steps_in,
     )
     if callback is not None:
         callback(steps, steps, run.trace.logits[:, 0], run.trace.linf[:, 0])
