@@ -8,7 +8,7 @@ every ReLU and nothing else).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from kwta.nn.registry import create_act
 
-from .common import Normalize
+from .common import CIFAR10_MEAN, CIFAR10_STD, Normalize
 
 __all__ = ["BasicBlock", "ResNet", "resnet18"]
 
@@ -65,6 +65,8 @@ class ResNet(nn.Module):
         act: Activation name for :func:`kwta.create_act`.
         act_kwargs: Keyword arguments for the activation (e.g. ``{"ratio": 0.1}``).
         num_classes: Output logits.
+        mean: Per-channel input mean of the normalisation (default: CIFAR-10's).
+        std: Per-channel input std (default: CIFAR-10's); an imported network keeps its own.
     """
 
     def __init__(
@@ -75,6 +77,8 @@ class ResNet(nn.Module):
         act: str = "relu",
         act_kwargs: dict[str, Any] | None = None,
         num_classes: int = 10,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         kwargs = dict(act_kwargs or {})
@@ -83,7 +87,10 @@ class ResNet(nn.Module):
         def act_layer() -> nn.Module:
             return create_act(act, **kwargs)
 
-        self.normalize = Normalize()
+        self.normalize = Normalize(
+            tuple(mean) if mean is not None else CIFAR10_MEAN,
+            tuple(std) if std is not None else CIFAR10_STD,
+        )
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.act1 = act_layer()
@@ -113,8 +120,16 @@ def resnet18(
     act: str = "relu",
     act_kwargs: dict[str, Any] | None = None,
     num_classes: int = 10,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
 ) -> ResNet:
     """ResNet-18 for 32×32 inputs (the paper's CIFAR-10 model)."""
     return ResNet(
-        (2, 2, 2, 2), width=width, act=act, act_kwargs=act_kwargs, num_classes=num_classes
+        (2, 2, 2, 2),
+        width=width,
+        act=act,
+        act_kwargs=act_kwargs,
+        num_classes=num_classes,
+        mean=mean,
+        std=std,
     )

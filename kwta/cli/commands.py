@@ -482,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_transfer(args, sub)
         if args.command == "reproduce":
             return _cmd_reproduce(args, sub)
+        if args.command == "import":
+            return _cmd_import(args, sub)
         if args.command == "doctor":
             from kwta.doctor import format_report, run_checks
 
@@ -489,3 +491,34 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(format_report(checks) + "\n")
             return 1 if any(c.status == "fail" for c in checks) else 0
         return _cmd_evaluate(args, sub, args_list)
+
+
+def _cmd_import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from kwta.zoo.imported import ImportRefused, import_model
+
+    kwargs = dict(args.arch_kwargs)
+    for key in ("mean", "std"):
+        if getattr(args, key) is not None:
+            kwargs[key] = getattr(args, key)
+    try:
+        card = import_model(
+            args.weights,
+            arch=args.arch,
+            name=args.name,
+            out_dir=args.out,
+            arch_kwargs=kwargs,
+            dtype=args.dtype,
+        )
+    except ImportRefused as err:
+        log.error("kwta import: refused: %s", err)
+        return 1
+    m = card["metrics"]
+    clean, pgd = m["clean_accuracy"], m["robust_accuracy"]["pgd"]
+    sys.stdout.write(
+        f"{card['name']}: clean {clean:.1%}, PGD-20 {pgd:.1%} "
+        f"on the bundled {m['clean_n']} test images; imported in "
+        f"{card['training']['imported_in_s']:.1f} s\n"
+        f"wrote {args.out}/{card['weights']} and {card['name']}.json; "
+        f"KWTA_PRETRAINED={args.out} shows it on every page\n"
+    )
+    return 0

@@ -107,3 +107,29 @@ def portable_command(argv: Sequence[str]) -> str:
         else:
             out.append(arg)
     return shlex.join(out)
+
+
+def json_object(text: str) -> dict[str, Any]:
+    """A JSON object given on the command line (e.g. ``'{"width": 64}'``)."""
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object, got {text!r} ({err.msg})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object, got {type(value).__name__}")
+    return value
+
+
+def float_triple(text: str) -> list[float]:
+    """Three finite numbers ``R,G,B`` (a per-channel mean or std)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three numbers R,G,B, got {text!r}") from None
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected three finite numbers R,G,B, got {text!r}")
+    return values

@@ -1,5 +1,5 @@
-"""The ``kwta`` argument parser: sub-commands train, evaluate, zoo build, lesson, transfer,
-sweep, doctor."""
+"""The ``kwta`` argument parser: sub-commands train, evaluate, zoo build, reproduce, import,
+lesson, transfer, sweep, doctor."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from kwta.cli.options import (
     attack_list,
     device_arg,
     existing_path,
+    float_triple,
     int_or_all,
+    json_object,
     names_arg,
     nonneg_float,
     nonneg_int,
@@ -31,7 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
             "k-WTA Explorer: train and evaluate the networks of Xiao, Zhong, Zheng (ICLR 2020)."
         ),
     )
-    sub = parser.add_subparsers(dest="command", metavar="{train,evaluate,zoo,reproduce,doctor}")
+    sub = parser.add_subparsers(
+        dest="command", metavar="{train,evaluate,zoo,reproduce,import,lesson,transfer,sweep,doctor}"
+    )
     sub.required = True
 
     common = argparse.ArgumentParser(add_help=False)
@@ -252,6 +256,46 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("-q", "--quiet", action="store_true", help="print the verdict line only")
     rp.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     rp.set_defaults(sub_parser=rp)
+
+    im = sub.add_parser(
+        "import",
+        help="make a CIFAR-10 checkpoint of your own a model of the explorer",
+        description=(
+            "Import a CIFAR-10 classifier's checkpoint (safetensors, or a PyTorch state dict "
+            "read with torch.load(weights_only=True) only: bare, under state_dict or "
+            "model_state_dict, module./model. prefixes stripped; the format is decided by the "
+            "file's bytes) into an architecture of the registry, checked key by key and shape "
+            "by shape, and write NAME.safetensors + NAME.json (clean accuracy and PGD-20 "
+            "measured on the bundled 1 000-image sample) into --out. Point KWTA_PRETRAINED "
+            "at that folder and the model is on every page. Exit 1: refused, with the reason."
+        ),
+    )
+    im.add_argument("weights", type=existing_path, metavar="WEIGHTS", help="the checkpoint file")
+    im.add_argument("--arch", required=True, help="architecture (kwta.models.ARCHITECTURES)")
+    im.add_argument(
+        "--arch-kwargs",
+        type=json_object,
+        default={},
+        metavar="JSON",
+        help='its keywords, e.g. \'{"width": 64, "act": "relu"}\'',
+    )
+    im.add_argument(
+        "--mean", type=float_triple, default=None, metavar="R,G,B", help="input normalisation mean"
+    )
+    im.add_argument(
+        "--std", type=float_triple, default=None, metavar="R,G,B", help="input normalisation std"
+    )
+    im.add_argument("--name", required=True, help="the model's name (a file stem)")
+    im.add_argument("--out", default="imported", metavar="DIR", help="where to write (imported)")
+    im.add_argument(
+        "--dtype",
+        choices=["float16", "bfloat16", "float32"],
+        default="float16",
+        help="storage dtype (float16)",
+    )
+    im.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    im.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    im.set_defaults(sub_parser=im)
 
     les = sub.add_parser(
         "lesson",

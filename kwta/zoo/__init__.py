@@ -4,6 +4,7 @@
 - :mod:`~kwta.zoo.card`: :class:`ModelCard`, the one schema every card follows;
 - :mod:`~kwta.zoo.summary`: a card summarised for tables; twins and default pairs;
 - :mod:`~kwta.zoo.tiers`: the CPU and paper tiers, and which one a server shows first;
+- :mod:`~kwta.zoo.imported`: ``kwta import``, a researcher's own checkpoint made a zoo model;
 - :mod:`~kwta.zoo.published`: the paper's Tables 1-2 and published adaptive results.
 """
 

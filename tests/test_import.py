@@ -1,0 +1,177 @@
+"""`kwta import`: a researcher's CIFAR-10 checkpoint made a model of the explorer. Real
+checkpoints made here from a network trained on real (bundled) CIFAR-10 images, in the
+layouts people publish; hostile files refused without running anything."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+
+from kwta.attacks import is_correct
+from kwta.cli import main
+from kwta.data import CIFAR10Tensors
+from kwta.zoo.hub import list_pretrained, load_pretrained
+from kwta.zoo.imported import ImportRefused, import_model, read_state_dict
+
+ARCH_KWARGS = {"width": 8, "act": "relu"}
+
+
+class _Boom:
+    """Unpickling this runs code: it would write a file named by the test."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.target}",))
+
+
+def _state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_a_robustbench_layout_checkpoint_imports_and_loads(
+    relu_model: nn.Module, tmp_path: Path, test_sample: CIFAR10Tensors
+) -> None:
+    ckpt = tmp_path / "model_best.pt"
+    # DataParallel's prefix, nested under "state_dict", beside training state
+    torch.save(
+        {"epoch": 12, "state_dict": {f"module.{k}": v for k, v in _state(relu_model).items()}},
+        ckpt,
+    )
+    out = tmp_path / "zoo"
+    card = import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out)
+    assert card["training"]["method"] == "imported"
+    assert card["training"]["source"]["file"] == "model_best.pt"
+    assert list(list_pretrained(out)) == ["mine"]
+    model = load_pretrained("mine", directory=out)  # hash-checked
+    x, y = test_sample.tensors()
+    # the card's clean accuracy is recomputed on the sample it names
+    acc = float(is_correct(model, x, y, batch_size=250).float().mean())
+    assert acc == pytest.approx(card["metrics"]["clean_accuracy"], abs=1e-9)
+    assert card["metrics"]["clean_n"] == len(y) == 1000
+    assert 0.0 <= card["metrics"]["robust_accuracy"]["pgd"] <= acc
+    assert "bundled 1 000-image" in card["metrics"]["note"]
+    with torch.no_grad():  # the same network, to fp16 storage
+        assert torch.allclose(model(x[:8]), relu_model.eval()(x[:8]), atol=0.05)
+
+
+def test_safetensors_and_a_bare_state_dict_import(relu_model: nn.Module, tmp_path: Path) -> None:
+    st = tmp_path / "w.safetensors"
+    save_file({k: v.contiguous() for k, v in _state(relu_model).items()}, str(st))
+    pt = tmp_path / "w.pth"
+    torch.save(_state(relu_model), pt)
+    a, _ = read_state_dict(st)
+    b, _ = read_state_dict(pt)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_malicious_pickle_is_refused_and_runs_nothing(tmp_path: Path) -> None:
+    target = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": {"w": torch.zeros(1)}, "x": _Boom(str(target))}, evil)
+    legacy = tmp_path / "evil_legacy.pkl"
+    legacy.write_bytes(pickle.dumps({"x": _Boom(str(target))}, protocol=2))
+    renamed = tmp_path / "evil.safetensors"  # a pickle behind a safetensors name
+    renamed.write_bytes(evil.read_bytes())
+    for f in (evil, legacy, renamed):
+        with pytest.raises(ImportRefused, match="not readable as tensors only"):
+            read_state_dict(f)
+    assert not target.exists()  # nothing ran
+
+
+def test_bad_files_and_mismatches_get_a_clear_message(
+    relu_model: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    junk = tmp_path / "notes.safetensors"
+    junk.write_text("not weights at all")
+    with pytest.raises(ImportRefused, match="neither safetensors nor a PyTorch"):
+        read_state_dict(junk)
+    broken_zip = tmp_path / "cut.pt"
+    torch.save(_state(relu_model), broken_zip)
+    broken_zip.write_bytes(broken_zip.read_bytes()[:200])
+    with pytest.raises(ImportRefused, match="not readable as tensors only"):
+        read_state_dict(broken_zip)
+    state = _state(relu_model)
+    state["extra.weight"] = torch.zeros(3)
+    del state["linear.weight"]
+    ckpt = tmp_path / "m.pt"
+    torch.save(state, ckpt)
+    with pytest.raises(
+        ImportRefused, match=r"missing \['linear.weight'\]; unexpected \['extra.weight'\]"
+    ):
+        import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="m", out_dir=tmp_path)
+    torch.save(_state(relu_model), ckpt)
+    with pytest.raises(ImportRefused, match=r"conv1\.weight is .* the architecture wants"):
+        import_model(ckpt, arch="resnet18", arch_kwargs={"width": 16}, name="m", out_dir=tmp_path)
+    for name in ("../up", "a/b", "", "x" * 100):
+        with pytest.raises(ImportRefused, match="file stem"):
+            import_model(
+                ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name=name, out_dir=tmp_path
+            )
+    with monkeypatch.context() as m:  # the size limit is checked before a byte is read
+        m.setattr("kwta.zoo.imported.MAX_IMPORT_BYTES", 1000)
+        with pytest.raises(ImportRefused, match="over the 0 MiB limit"):
+            read_state_dict(ckpt)
+    with pytest.raises(ImportRefused, match="unknown architecture"):
+        import_model(ckpt, arch="os.system", name="m", out_dir=tmp_path)
+    assert not list(tmp_path.glob("*.json"))  # nothing was written
+
+
+def test_cli_import_and_its_normalisation(
+    relu_model: nn.Module, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model_state_dict": _state(relu_model)}, ckpt)
+    out = tmp_path / "zoo"
+    args = ["import", str(ckpt), "--arch", "resnet18", "--arch-kwargs", json.dumps(ARCH_KWARGS)]
+    norm = ["--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
+    rc = main([*args, *norm, "--name", "mine", "--out", str(out)])
+    assert rc == 0
+    printed = capsys.readouterr().out
+    assert "mine: clean" in printed and "KWTA_PRETRAINED" in printed
+    card = json.loads((out / "mine.json").read_text())
+    assert card["arch_kwargs"]["mean"] == [0.5, 0.5, 0.5]
+    model = load_pretrained("mine", directory=out)
+    assert torch.allclose(model.normalize.mean.flatten(), torch.full((3,), 0.5))
+    assert (
+        main(["import", str(ckpt), "--arch", "resnet18", "--name", "bad/name", "--out", str(out)])
+        == 1
+    )
+
+
+@pytest.mark.parametrize("page", ["attack", "landscape", "attack_path", "patterns", "adaptive"])
+def test_an_imported_model_is_on_the_pages(
+    page: str, relu_model: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KWTA_PRETRAINED pointing at the import folder: the page renders with the model picked
+    (a model of no tier, with no twin) and the Live attack runs on it."""
+    from app_fixtures import APP_MAIN
+    from streamlit.testing.v1 import AppTest
+
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": _state(relu_model)}, ckpt)
+    out = tmp_path / "zoo"
+    import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out)
+    monkeypatch.setenv("KWTA_PRETRAINED", str(out))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    at = AppTest.from_file(str(APP_MAIN), default_timeout=120)
+    at.run()
+    at.query_params = {"atk_steps": "4"} if page == "attack" else {}
+    at.switch_page(f"views/{page}.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    picked = [str(s.value) for s in at.selectbox] + [v for m in at.multiselect for v in m.value]
+    assert "mine" in picked
+    if page == "attack":
+        at.button(key="atk_run").click().run()
+        assert not at.exception, [e.value for e in at.exception]
+        verdict = "\n".join(str(e.value) for e in [*at.error, *at.success, *at.warning])
+        assert "Attack" in verdict or "misclassified" in verdict
