@@ -125,7 +125,7 @@ def check_gpu(
         lead = re.match(r"\d+", driver)
         major = int(lead.group()) if lead else 0
         if not build:
-            advice = "install a CUDA build of PyTorch (see README, Deploy on a GPU box)"
+            advice = "install a CUDA build of PyTorch (see docs/deploy.md)"
             why = "this PyTorch is a CPU-only build"
         elif need is not None and major < need:
             why = f"driver {driver} is older than CUDA {build} needs (driver {need} or newer)"

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         args.models.split(",") if args.models else [n for n in default_pair(list_pretrained()) if n]
     )
     if not names:
-        raise SystemExit("no pretrained models: train some first (see README)")
+        raise SystemExit("no pretrained models: train some first (see docs/zoo.md)")
     actions = (
         [get_action(k) for k in args.actions.split(",")] if args.actions else list(PAGE_ACTIONS)
     )

@@ -1,4 +1,5 @@
-"""The README stays true: its Python example runs, its commands match the code."""
+"""The README and docs/ stay true: the Python example runs, the commands match the code, the
+measured tables match the cards where they now live, and every relative link resolves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import torch
 
 README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = README.parent / "docs"
 
 
 def test_python_examples_run() -> None:
@@ -56,7 +58,9 @@ def adaptive_cells(card: dict) -> str:
 
 
 def _rows(name: str) -> list[str]:
-    return [ln for ln in README.read_text().splitlines() if ln.startswith(f"| `{name}` |")]
+    """A model's table rows in the zoo and adaptive-attack pages."""
+    text = (DOCS / "zoo.md").read_text() + (DOCS / "adaptive.md").read_text()
+    return [ln for ln in text.splitlines() if ln.startswith(f"| `{name}` |")]
 
 
 def test_readme_tables_match_the_cards() -> None:
@@ -81,7 +85,7 @@ def test_paper_table_quotes_the_lesson_file() -> None:
     from kwta.explorer.lesson import summarize_lesson
 
     s = summarize_lesson(json.loads((README.parent / "pretrained" / "lesson.json").read_text()))
-    text = README.read_text()
+    text = (DOCS / "paper.md").read_text()
     relu, kw = s["relu"], s["kwta"]
     assert f"bundled test image #{s['image']}," in text
     assert f"{s['jumps'][0]} jumps in the k-WTA fit, {s['jumps'][1]} in the ReLU fit" in text
@@ -96,3 +100,41 @@ def test_paper_table_quotes_the_lesson_file() -> None:
     assert f"`relu-nat` from {lo:.2f} to {hi:.2f}" in text
     lo, hi = kw["weight_loss"]
     assert f"`kwta0.1-nat` from {lo:.2f} to {hi:.2f}" in text
+
+
+def _anchors(text: str) -> set[str]:
+    """GitHub's heading anchors of a Markdown page."""
+    out = set()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            title = line.lstrip("#").strip().lower()
+            title = re.sub(r"[^\w\- ]", "", title)
+            out.add(title.replace(" ", "-"))
+    return out
+
+
+def test_every_relative_link_resolves() -> None:
+    """Each relative link of the README and of docs/ names a file that exists and, with a
+    #fragment, a heading of that file."""
+    pages = [README, *sorted(DOCS.glob("*.md"))]
+    broken = []
+    for page in pages:
+        text = page.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text) + re.findall(r'src="([^"]+)"', text):
+            if re.match(r"[a-z]+:", target):
+                continue  # a URL
+            path, _, frag = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target}")
+            elif frag and dest.suffix == ".md" and frag not in _anchors(dest.read_text()):
+                broken.append(f"{page.name}: {target} (no such heading)")
+    assert broken == []
+
+
+def test_the_readme_is_short_and_docs_has_an_index() -> None:
+    assert len(README.read_text().splitlines()) <= 250
+    index = (DOCS / "README.md").read_text()
+    for page in sorted(DOCS.glob("*.md")):
+        if page.name != "README.md":
+            assert f"]({page.name})" in index, page.name

@@ -1,6 +1,6 @@
 """What a page's job will take, said before the click: its units times a unit timed here.
 
-A shared server (Sec. "Many users at once" of the README) stops any job after
+A shared server (docs/deploy.md, "Many users at once") stops any job after
 ``$KWTA_MAX_JOB_SECONDS``; a student should learn before pressing the button whether the
 chosen settings fit. Each page's main job is a count of identical units — PGD steps
 (a forward and a backward pass on one image), forward passes of grid points, Adam steps

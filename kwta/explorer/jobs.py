@@ -73,7 +73,7 @@ ENV_MAX_JOBS = "KWTA_MAX_JOBS"
 ENV_MAX_JOB_SECONDS = "KWTA_MAX_JOB_SECONDS"
 
 #: Its default per device. Every page's main action at its defaults takes at most 16 s on
-#: one CPU thread (README, Speed: ``benchmarks/bench_pages.py``); two minutes leave room for
+#: one CPU thread (docs/speed.md: ``benchmarks/bench_pages.py``); two minutes leave room for
 #: heavier settings while no single student holds a CPU box's only job slot for long.
 DEFAULT_MAX_JOB_SECONDS = {"cpu": 120.0, "cuda": 60.0}
 

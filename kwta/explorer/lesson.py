@@ -307,7 +307,7 @@ def read_lesson(
 
 
 def summarize_lesson(results: Mapping[str, Any]) -> dict[str, Any]:
-    """The numbers the README quotes from a lesson file.
+    """The numbers docs/paper.md quotes from a lesson file.
 
     Returns:
         ``image`` (index), ``jumps`` (k-WTA, ReLU), and per model ``first_fooled``

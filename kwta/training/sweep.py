@@ -262,7 +262,7 @@ def sweep_device_note(sweep: Mapping[str, Any]) -> str:
     if dev.get("fp32") == "tf32":
         text += (
             " with cuDNN's TF32 convolutions (PyTorch's default; the explorer now evaluates in "
-            "IEEE fp32 on CUDA) — the README gives how much that moves these numbers"
+            "IEEE fp32 on CUDA) — docs/paper.md gives how much that moves these numbers"
         )
     return text + "."
 
