@@ -12,9 +12,10 @@ from torch import nn
 
 from kwta.attacks import attack_names, is_correct, run_attack, traced
 from kwta.attacks._steps import resolve_step_precision, step_models
-from kwta.attacks.autoattack import apgd_linf, square_linf
+from kwta.attacks.apgd import apgd_linf
 from kwta.attacks.estimated import eot_pgd_linf
 from kwta.attacks.sign_gradient import pgd_linf
+from kwta.attacks.square import square_linf
 from kwta.data import cifar10_sample
 from kwta.nn.precision import memory_layout
 from kwta.zoo.hub import load_pretrained

@@ -1,5 +1,5 @@
-"""APGD-CE/-DLR and the Square attack (kwta.attacks.autoattack) on real CIFAR-10 images
-and real networks.
+"""APGD-CE/-DLR and the Square attack (kwta.attacks.apgd, kwta.attacks.square) on real
+CIFAR-10 images and real networks.
 
 Where ``pyautoattack`` (Croce & Hein's packaging of the official fra31/auto-attack
 code) is installed, it serves as the reference: same model, same images, same
@@ -16,9 +16,10 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from kwta.attacks import autoattack as AA
 from kwta.attacks._core import attack_loss, is_correct, robust_accuracy, traced
+from kwta.attacks.apgd import apgd_checkpoints, apgd_linf, dlr_loss
 from kwta.attacks.sign_gradient import pgd_linf
+from kwta.attacks.square import square_linf, square_p_schedule
 from kwta.data import CIFAR10Tensors
 
 EPS = 8 / 255
@@ -68,9 +69,9 @@ def any_model(request: pytest.FixtureRequest) -> nn.Module:
 
 #: Cheap runs of each attack, for the property tests.
 FAST: dict[str, Callable[..., Any]] = {
-    "apgd-ce": lambda m, x, y, **kw: AA.apgd_linf(m, x, y, steps=5, loss="ce", **kw),
-    "apgd-dlr": lambda m, x, y, **kw: AA.apgd_linf(m, x, y, steps=5, loss="dlr", **kw),
-    "square": lambda m, x, y, **kw: AA.square_linf(m, x, y, queries=20, **kw),
+    "apgd-ce": lambda m, x, y, **kw: apgd_linf(m, x, y, steps=5, loss="ce", **kw),
+    "apgd-dlr": lambda m, x, y, **kw: apgd_linf(m, x, y, steps=5, loss="dlr", **kw),
+    "square": lambda m, x, y, **kw: square_linf(m, x, y, queries=20, **kw),
 }
 
 
@@ -81,7 +82,7 @@ def test_dlr_loss(relu_model: nn.Module, test_sample: CIFAR10Tensors) -> None:
     x, y = test_sample.tensors(range(100))
     with torch.no_grad():
         z = relu_model(x)
-    dlr = AA.dlr_loss(z, y)
+    dlr = dlr_loss(z, y)
     assert dlr.shape == (100,)
     # by hand for one row
     z0, c = z[0], int(y[0])
@@ -92,25 +93,25 @@ def test_dlr_loss(relu_model: nn.Module, test_sample: CIFAR10Tensors) -> None:
     wrong = z.argmax(1) != y
     assert wrong.any() and (~wrong).any()
     assert torch.equal(dlr > 0, wrong)
-    assert torch.allclose(AA.dlr_loss(3.0 * z - 7.0, y), dlr, atol=1e-5)
+    assert torch.allclose(dlr_loss(3.0 * z - 7.0, y), dlr, atol=1e-5)
     with pytest.raises(ValueError, match="3"):
-        AA.dlr_loss(z[:, :2], y.clamp(max=1))
+        dlr_loss(z[:, :2], y.clamp(max=1))
 
 
 def test_apgd_checkpoints_and_square_schedule() -> None:
     # Croce & Hein (2020), Sec. 3.2: p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99
-    assert AA.apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
-    assert AA.apgd_checkpoints(0) == []
+    assert apgd_checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+    assert apgd_checkpoints(0) == []
     for n in (1, 5, 10, 40, 250, 1000):
-        w = AA.apgd_checkpoints(n)
+        w = apgd_checkpoints(n)
         assert w[0] == max(int(0.22 * n), 1) and w[-1] <= n
         gaps = [b - a for a, b in zip([0, *w], w, strict=False)]
         assert gaps == sorted(gaps, reverse=True) and min(gaps) >= max(int(0.06 * n), 1)
     # Andriushchenko et al. (2020): p halves after 10, 50, 200, ... of 10 000 queries
-    p = [AA.square_p_schedule(i, 10_000) for i in (0, 10, 11, 50, 51, 500, 501, 8000, 8001)]
+    p = [square_p_schedule(i, 10_000) for i in (0, 10, 11, 50, 51, 500, 501, 8000, 8001)]
     assert p == pytest.approx([0.8, 0.8, 0.4, 0.4, 0.2, 0.1, 0.05, 0.8 / 256, 0.8 / 512])
     # rescaled to the budget, as the reference code: with 1 000 queries, 10× sooner
-    assert AA.square_p_schedule(2, 1000) == 0.4 and AA.square_p_schedule(1, 1000) == 0.8
+    assert square_p_schedule(2, 1000) == 0.4 and square_p_schedule(1, 1000) == 0.8
 
 
 # --------------------------------------------------------------------------- threat model
@@ -140,8 +141,8 @@ def test_output_in_eps_ball_and_box(
 def test_eps_zero_returns_x(name: str, relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
     x, y = mixed
     assert torch.equal(FAST[name](relu_model, x, y, eps=0.0), x)
-    assert torch.equal(AA.apgd_linf(relu_model, x, y, eps=EPS, steps=0), x)
-    assert torch.equal(AA.square_linf(relu_model, x, y, eps=EPS, queries=0), x)
+    assert torch.equal(apgd_linf(relu_model, x, y, eps=EPS, steps=0), x)
+    assert torch.equal(square_linf(relu_model, x, y, eps=EPS, queries=0), x)
 
 
 # --------------------------------------------------------------------------- strength
@@ -153,15 +154,15 @@ def test_apgd_at_least_as_strong_as_pgd(
     x, y = relu_correct
     # the paper's PGD (App. D.1) and APGD-CE with 40 gradient steps as well
     x_pgd = pgd_linf(relu_model, x, y, eps=0.031, alpha=0.003, steps=40, generator=_gen())
-    x_apgd = AA.apgd_linf(relu_model, x, y, eps=0.031, steps=40, generator=_gen())
+    x_apgd = apgd_linf(relu_model, x, y, eps=0.031, steps=40, generator=_gen())
     assert _broken(relu_model, x, y, x_apgd) >= _broken(relu_model, x, y, x_pgd)
     # a smaller eps, where PGD does not break everything (measured 8/32 left by both)
     x_pgd = pgd_linf(relu_model, x, y, eps=SMALL_EPS, alpha=SMALL_EPS / 10, steps=40)
-    x_apgd = AA.apgd_linf(relu_model, x, y, eps=SMALL_EPS, steps=40, generator=_gen())
+    x_apgd = apgd_linf(relu_model, x, y, eps=SMALL_EPS, steps=40, generator=_gen())
     assert _broken(relu_model, x, y, x_pgd) < len(x)
     assert _broken(relu_model, x, y, x_apgd) >= _broken(relu_model, x, y, x_pgd) - 1
     # DLR works too (measured: every image broken at eps 8/255)
-    x_dlr = AA.apgd_linf(relu_model, x, y, eps=EPS, steps=40, loss="dlr", generator=_gen())
+    x_dlr = apgd_linf(relu_model, x, y, eps=EPS, steps=40, loss="dlr", generator=_gen())
     assert robust_accuracy(relu_model, x, y, x_dlr) <= 0.25
 
 
@@ -174,9 +175,7 @@ def test_apgd_beats_pgd_on_kwta(kwta_model: nn.Module, kwta_correct: tuple[Tenso
     pgd = _broken(kwta_model, x, y, x_pgd)
     # measured: PGD breaks 17/32, APGD-CE 25/32 and APGD-DLR 26/32
     for loss in ("ce", "dlr"):
-        x_apgd = AA.apgd_linf(
-            kwta_model, x, y, eps=SMALL_EPS, steps=40, loss=loss, generator=_gen()
-        )
+        x_apgd = apgd_linf(kwta_model, x, y, eps=SMALL_EPS, steps=40, loss=loss, generator=_gen())
         assert _broken(kwta_model, x, y, x_apgd) >= pgd + 3, loss
 
 
@@ -184,7 +183,7 @@ def test_square_breaks_relu_model(
     relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]
 ) -> None:
     x, y = relu_correct
-    x_sq, trace = traced(AA.square_linf)(relu_model, x, y, eps=0.031, queries=300, generator=_gen())
+    x_sq, trace = traced(square_linf)(relu_model, x, y, eps=0.031, queries=300, generator=_gen())
     # measured: 23 of the 32 images broken (robust accuracy 0.28)
     assert robust_accuracy(relu_model, x, y, x_sq) <= 0.5
     # median queries to break an image are far below the budget
@@ -206,7 +205,7 @@ def test_apgd_matches_reference(
 ) -> None:
     ref = pytest.importorskip("pyautoattack.autopgd_base")
     x, y = kwta_correct
-    ours = AA.apgd_linf(kwta_model, x, y, eps=SMALL_EPS, steps=40, loss=loss, generator=_gen())  # type: ignore[call-overload]
+    ours = apgd_linf(kwta_model, x, y, eps=SMALL_EPS, steps=40, loss=loss, generator=_gen())  # type: ignore[call-overload]
     with torch.random.fork_rng():  # the reference reseeds the global RNG
         attack = ref.APGDAttack(kwta_model, n_iter=40, eps=SMALL_EPS, loss=loss, seed=0)
         theirs = attack.perturb(x, y)
@@ -219,7 +218,7 @@ def test_square_matches_reference(
 ) -> None:
     ref = pytest.importorskip("pyautoattack.square")
     x, y = kwta_correct
-    ours = AA.square_linf(kwta_model, x, y, eps=SMALL_EPS, queries=200, generator=_gen())
+    ours = square_linf(kwta_model, x, y, eps=SMALL_EPS, queries=200, generator=_gen())
     with torch.random.fork_rng():
         theirs = ref.SquareAttack(kwta_model, n_queries=200, eps=SMALL_EPS, seed=0).perturb(x, y)
     # measured (2 seeds): ours 23/32 broken, the reference's 21-22/32
@@ -233,8 +232,8 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
     x, y = mixed
     eps = 1 / 255
     wrong = ~is_correct(relu_model, x, y)
-    one = AA.apgd_linf(relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=1)
-    x_adv, trace = traced(AA.apgd_linf)(
+    one = apgd_linf(relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=1)
+    x_adv, trace = traced(apgd_linf)(
         relu_model, x, y, eps=eps, steps=6, generator=_gen(), restarts=3
     )
     assert trace.num_samples == 16 and 1 <= trace.steps <= 18
@@ -269,8 +268,8 @@ def test_apgd_trace_and_restarts(relu_model: nn.Module, mixed: tuple[Tensor, Ten
         assert final[b].item() >= trace.loss[1:, b].max().item() - 1e-4, b
     assert torch.allclose(z_adv[broken], trace.logits[-1, broken], atol=1e-4)
     # the DLR trace records the DLR loss
-    _, t_dlr = traced(AA.apgd_linf)(relu_model, x, y, eps=eps, steps=2, loss="dlr")
-    assert torch.allclose(t_dlr.loss[0], AA.dlr_loss(t_dlr.logits[0], y))
+    _, t_dlr = traced(apgd_linf)(relu_model, x, y, eps=eps, steps=2, loss="dlr")
+    assert torch.allclose(t_dlr.loss[0], dlr_loss(t_dlr.logits[0], y))
 
 
 def test_square_stops_querying_broken_images(
@@ -278,7 +277,7 @@ def test_square_stops_querying_broken_images(
 ) -> None:
     x, y = mixed
     wrong = ~is_correct(relu_model, x, y)
-    x_adv, trace = traced(AA.square_linf)(relu_model, x, y, eps=EPS, queries=60, generator=_gen())
+    x_adv, trace = traced(square_linf)(relu_model, x, y, eps=EPS, queries=60, generator=_gen())
     q = trace.queries
     assert q is not None and trace.labels is not None
     assert torch.all(q[:, wrong] == 0) and torch.equal(x_adv[wrong], x[wrong])
@@ -336,7 +335,7 @@ def test_model_is_untouched(kwta_model: nn.Module, mixed: tuple[Tensor, Tensor])
 def test_works_under_no_grad(relu_model: nn.Module, relu_correct: tuple[Tensor, Tensor]) -> None:
     x, y = relu_correct[0][:12], relu_correct[1][:12]
     with torch.no_grad():
-        x_adv = AA.apgd_linf(relu_model, x, y, eps=EPS, steps=10, generator=_gen())
+        x_adv = apgd_linf(relu_model, x, y, eps=EPS, steps=10, generator=_gen())
         assert not torch.is_grad_enabled()
     assert robust_accuracy(relu_model, x, y, x_adv) < 0.5
 
@@ -349,18 +348,18 @@ def test_callbacks(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> None:
         calls.append((step, steps))
 
     # eps too small to break anything in 3 steps: every step of both restarts is reported
-    AA.apgd_linf(relu_model, x, y, eps=1e-4, steps=3, restarts=2, callback=cb, generator=_gen())
+    apgd_linf(relu_model, x, y, eps=1e-4, steps=3, restarts=2, callback=cb, generator=_gen())
     assert calls == [(i, 6) for i in range(1, 7)]
     calls.clear()
-    AA.square_linf(relu_model, x, y, eps=1e-4, queries=4, callback=cb, generator=_gen())
+    square_linf(relu_model, x, y, eps=1e-4, queries=4, callback=cb, generator=_gen())
     assert calls == [(i, 4) for i in range(1, 5)]
     calls.clear()
     # once everything is broken the attack stops and jumps to the end
-    AA.apgd_linf(relu_model, x, y, eps=0.2, steps=50, callback=cb, generator=_gen())
+    apgd_linf(relu_model, x, y, eps=0.2, steps=50, callback=cb, generator=_gen())
     assert calls[-1] == (50, 50) and len(calls) < 50
     assert [s for s, _ in calls] == sorted({s for s, _ in calls})
     calls.clear()
-    AA.square_linf(relu_model, x, y, eps=0.3, queries=500, callback=cb, generator=_gen())
+    square_linf(relu_model, x, y, eps=0.3, queries=500, callback=cb, generator=_gen())
     assert calls[-1] == (500, 500) and len(calls) < 500
 
 
@@ -368,20 +367,20 @@ def test_bad_arguments(relu_model: nn.Module, mixed: tuple[Tensor, Tensor]) -> N
     x, y = mixed[0][:2], mixed[1][:2]
     m = relu_model
     cases: list[tuple[Callable[[], Any], str]] = [
-        (lambda: AA.apgd_linf(m, x, y, eps=-0.1), "eps"),
-        (lambda: AA.apgd_linf(m, x * 255, y, eps=0.1), r"\[0, 1\]"),
-        (lambda: AA.apgd_linf(m, x, y[:1], eps=0.1), "shape"),
-        (lambda: AA.apgd_linf(m, x, y, eps=0.1, steps=-1), "steps"),
-        (lambda: AA.apgd_linf(m, x, y, eps=0.1, steps=2.5), "steps"),  # type: ignore[call-overload]
-        (lambda: AA.apgd_linf(m, x, y, eps=0.1, restarts=0), "restarts"),
-        (lambda: AA.apgd_linf(m, x, y, eps=0.1, loss="margin"), "APGD loss"),  # type: ignore[call-overload]
-        (lambda: AA.apgd_linf(m, x, y, eps=0.1, rho=1.5), "rho"),
-        (lambda: AA.square_linf(m, x, y, eps=-1.0), "eps"),
-        (lambda: AA.square_linf(m, x, y, eps=0.1, queries=-5), "queries"),
-        (lambda: AA.square_linf(m, x, y, eps=0.1, p_init=0.0), "p_init"),
-        (lambda: AA.square_linf(m, x, y, eps=0.1, p_init=1.5), "p_init"),
-        (lambda: AA.square_linf(m, x, y, eps=0.1, loss="dlr"), "Square loss"),  # type: ignore[call-overload]
-        (lambda: AA.square_linf(m, x.flatten(1), y, eps=0.1), "B, C, H, W"),
+        (lambda: apgd_linf(m, x, y, eps=-0.1), "eps"),
+        (lambda: apgd_linf(m, x * 255, y, eps=0.1), r"\[0, 1\]"),
+        (lambda: apgd_linf(m, x, y[:1], eps=0.1), "shape"),
+        (lambda: apgd_linf(m, x, y, eps=0.1, steps=-1), "steps"),
+        (lambda: apgd_linf(m, x, y, eps=0.1, steps=2.5), "steps"),  # type: ignore[call-overload]
+        (lambda: apgd_linf(m, x, y, eps=0.1, restarts=0), "restarts"),
+        (lambda: apgd_linf(m, x, y, eps=0.1, loss="margin"), "APGD loss"),  # type: ignore[call-overload]
+        (lambda: apgd_linf(m, x, y, eps=0.1, rho=1.5), "rho"),
+        (lambda: square_linf(m, x, y, eps=-1.0), "eps"),
+        (lambda: square_linf(m, x, y, eps=0.1, queries=-5), "queries"),
+        (lambda: square_linf(m, x, y, eps=0.1, p_init=0.0), "p_init"),
+        (lambda: square_linf(m, x, y, eps=0.1, p_init=1.5), "p_init"),
+        (lambda: square_linf(m, x, y, eps=0.1, loss="dlr"), "Square loss"),  # type: ignore[call-overload]
+        (lambda: square_linf(m, x.flatten(1), y, eps=0.1), "B, C, H, W"),
     ]
     for call, match in cases:
         with pytest.raises(ValueError, match=match):

@@ -54,8 +54,8 @@ from kwta.attacks._core import (
     traced,
     uniform_start,
 )
-from kwta.attacks.autoattack import square_linf
 from kwta.attacks.sign_gradient import pgd_linf
+from kwta.attacks.square import square_linf
 
 __all__ = [
     "THRESHOLDS",
@@ -188,7 +188,7 @@ def masking_indicators(
     others say nothing about the attack). The white-box reference is PGD with
     the cross-entropy loss (``pgd_steps`` steps of ``pgd_alpha``, random start);
     the black-box attack is ``blackbox_adv`` when given, else
-    :func:`kwta.attacks.autoattack.square_linf` with ``square_queries`` queries.
+    :func:`kwta.attacks.square.square_linf` with ``square_queries`` queries.
 
     Args:
         model: Classifier taking pixels in [0, 1], in eval mode (not modified).

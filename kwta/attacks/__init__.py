@@ -7,7 +7,7 @@ the norm in the name, seeded by an optional ``generator``:
   and :func:`traced` (any recording attack, returning ``(x_adv, trace)``);
 - :mod:`~kwta.attacks.sign_gradient`: PGD, FGSM, MIM (Fig. 3a/b traces);
 - :mod:`~kwta.attacks.min_norm`: Carlini-Wagner L2 and DeepFool;
-- :mod:`~kwta.attacks.autoattack`: Auto-PGD (CE, DLR) and Square;
+- :mod:`~kwta.attacks.apgd`: Auto-PGD (CE, DLR); :mod:`~kwta.attacks.square`: the Square attack;
 - :mod:`~kwta.attacks.estimated`: PGD on estimated gradients (finite differences, EOT);
 - :mod:`~kwta.attacks.transfer`: transfer attacks (Table 3);
 - :mod:`~kwta.attacks.registry`: every attack by name, one :class:`AttackSpec` each.
@@ -16,7 +16,7 @@ the norm in the name, seeded by an optional ``generator``:
 from __future__ import annotations
 
 from kwta.attacks._core import Trace, attack_loss, is_correct, robust_accuracy, traced
-from kwta.attacks.autoattack import apgd_linf, square_linf
+from kwta.attacks.apgd import apgd_linf
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.min_norm import cw_l2, deepfool_linf
 from kwta.attacks.registry import (
@@ -29,6 +29,7 @@ from kwta.attacks.registry import (
     run_attack,
 )
 from kwta.attacks.sign_gradient import fgsm_linf, mim_linf, pgd_linf
+from kwta.attacks.square import square_linf
 from kwta.attacks.transfer import transfer_attack, transfer_matrix
 
 __all__ = [

@@ -24,6 +24,7 @@ from kwta.nn.precision import fast_view
 from kwta.utils import batches
 
 __all__ = [
+    "BatchRecorder",
     "LossKind",
     "ProgressCallback",
     "Recorder",
@@ -36,6 +37,7 @@ __all__ = [
     "claim_trace",
     "input_grad",
     "is_correct",
+    "linf_distance",
     "project_linf",
     "robust_accuracy",
     "traced",
@@ -296,7 +298,7 @@ class Recorder:
 
     def add(self, x_t: Tensor, logits: Tensor) -> None:
         self.logits.append(logits.detach())
-        self.linf.append((x_t - self.x).flatten(1).abs().amax(dim=1))
+        self.linf.append(linf_distance(x_t, self.x))
 
     def trace(self) -> Trace:
         logits = torch.stack(self.logits)
@@ -338,3 +340,44 @@ def robust_accuracy(
     ok = is_correct(model, x, y, batch_size=batch_size)
     ok &= is_correct(model, x_adv, y, batch_size=batch_size)
     return float(ok.float().mean())
+
+
+def linf_distance(x_adv: Tensor, x: Tensor) -> Tensor:
+    """``(B,)`` per-sample ``‖x_adv − x‖∞``."""
+    return (x_adv - x).flatten(1).abs().amax(dim=1)
+
+
+class BatchRecorder:
+    """Rows of a :class:`Trace` for a whole batch that an attack updates image by image.
+
+    Unlike :class:`Recorder` (one row per step of every image), an attack that leaves
+    images alone (broken ones, or those a query did not improve) writes only the images
+    it touched into :attr:`logits`, :attr:`linf` and :attr:`queries`, then calls
+    :meth:`snapshot`; untouched images repeat their last row. Row 0 is the clean input.
+    """
+
+    def __init__(self, logits: Tensor, y: Tensor, loss: Callable[[Tensor, Tensor], Tensor]) -> None:
+        self.y, self.loss = y, loss
+        self.logits = logits.detach().clone()
+        self.linf = torch.zeros(len(y), device=logits.device, dtype=logits.dtype)
+        self.queries = torch.zeros(len(y), device=logits.device, dtype=torch.long)
+        self._rows: list[tuple[Tensor, Tensor, Tensor]] = []
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        """Close the current row."""
+        self._rows.append((self.logits.clone(), self.linf.clone(), self.queries.clone()))
+
+    def trace(self) -> Trace:
+        """The rows so far, with the per-image query counts."""
+        logits = torch.stack([r[0] for r in self._rows])
+        steps, b = logits.shape[:2]
+        loss = self.loss(logits.flatten(0, 1), self.y.repeat(steps)).view(steps, b)
+        return Trace(
+            logits=logits,
+            loss=loss,
+            linf=torch.stack([r[1] for r in self._rows]),
+            pred=logits.argmax(dim=2),
+            labels=self.y.detach().clone(),
+            queries=torch.stack([r[2] for r in self._rows]),
+        )

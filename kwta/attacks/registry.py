@@ -34,10 +34,11 @@ from torch import Tensor, nn
 
 from kwta import paper
 from kwta.attacks._core import ProgressCallback, batch_callback
-from kwta.attacks.autoattack import apgd_linf, square_linf
+from kwta.attacks.apgd import apgd_linf
 from kwta.attacks.estimated import CPU_SETTINGS, eot_pgd_linf, fd_pgd_linf, sample_schedule
 from kwta.attacks.min_norm import cw_l2, deepfool_linf
 from kwta.attacks.sign_gradient import fgsm_linf, mim_linf, pgd_linf
+from kwta.attacks.square import square_linf
 from kwta.utils import batches
 
 __all__ = [
