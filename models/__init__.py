@@ -1,4 +1,6 @@
-"""Architectures of the k-WTA Explorer: the paper's CIFAR ResNet-18 and a toy MLP.
+"""Architectures of the k-WTA Explorer: the paper's CIFAR ResNet-18, a toy MLP, and the
+architectures researchers publish CIFAR-10 robustness checkpoints in (PreAct ResNet-18,
+WideResNet), with their reference state-dict keys so that those checkpoints import.
 
 All models take inputs in [0, 1] (images) and build every activation by name,
 so a k-WTA network is the ReLU network with ``act="kwta"``.
@@ -12,14 +14,29 @@ from typing import Any
 from torch import nn
 
 from .mlp import MLP
+from .preact import PreActResNet, preact_resnet18
 from .resnet import BasicBlock, ResNet, resnet18
+from .wide_resnet import WideResNet, wide_resnet
 
-__all__ = ["ARCHITECTURES", "MLP", "BasicBlock", "ResNet", "build_model", "resnet18"]
+__all__ = [
+    "ARCHITECTURES",
+    "MLP",
+    "BasicBlock",
+    "PreActResNet",
+    "ResNet",
+    "WideResNet",
+    "build_model",
+    "preact_resnet18",
+    "resnet18",
+    "wide_resnet",
+]
 
 #: Architecture name → constructor taking keyword arguments only.
 ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
     "resnet18": resnet18,
     "mlp": MLP,
+    "preact_resnet18": preact_resnet18,
+    "wide_resnet": wide_resnet,
 }
 
 

@@ -175,3 +175,73 @@ def test_an_imported_model_is_on_the_pages(
         assert not at.exception, [e.value for e in at.exception]
         verdict = "\n".join(str(e.value) for e in [*at.error, *at.success, *at.warning])
         assert "Attack" in verdict or "misclassified" in verdict
+
+
+def test_published_architectures_have_the_reference_layout() -> None:
+    """PreAct ResNet-18 and WideResNet-28-10/34-10 have the parameter counts of the published
+    networks and the reference implementations' state-dict keys."""
+    from kwta.models import build_model
+
+    def params(m: nn.Module) -> int:
+        return sum(p.numel() for p in m.parameters())
+
+    wrn = build_model("wide_resnet", depth=28, widen_factor=10)
+    assert params(wrn) == 36_479_194  # WRN-28-10 (Zagoruyko & Komodakis; TRADES, RobustBench)
+    assert params(build_model("wide_resnet", depth=34, widen_factor=10)) == 46_160_474
+    keys = list(wrn.state_dict())
+    assert keys[:2] == ["conv1.weight", "block1.layer.0.bn1.weight"]
+    assert "block1.layer.0.convShortcut.weight" in keys
+    assert "block1.layer.1.convShortcut.weight" not in keys  # only where the width changes
+    assert keys[-7:] == [
+        "bn1.weight",
+        "bn1.bias",
+        "bn1.running_mean",
+        "bn1.running_var",
+        "bn1.num_batches_tracked",
+        "fc.weight",
+        "fc.bias",
+    ]
+    small = build_model("wide_resnet", depth=10, widen_factor=1, sub_block1=True)
+    assert "sub_block1.layer.0.conv1.weight" in small.state_dict()
+    kuangliu = build_model("preact_resnet18", final_bn=False)
+    assert params(kuangliu) == 11_171_146  # the original PreAct ResNet-18
+    wong = build_model("preact_resnet18").state_dict()  # Wong et al. / RobustBench: + "bn"
+    assert {"bn.weight", "layer2.0.shortcut.0.weight", "linear.weight"} <= set(wong)
+    assert not any(k.startswith("normalize") for k in wong)  # normalisation has no keys
+    kwta_net = build_model(
+        "wide_resnet", depth=10, widen_factor=1, act="kwta", act_kwargs={"ratio": 0.1}
+    )
+    x = torch.rand(2, 3, 32, 32)
+    assert kwta_net.eval()(x).shape == (2, 10)  # the k-WTA variant exists too
+
+
+def test_a_robustbench_preact_resnet_checkpoint_imports_with_one_command(
+    train_sample: CIFAR10Tensors, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A PreAct ResNet-18 trained here on real images with [0, 1] inputs (no normalisation,
+    as RobustBench's are), saved in RobustBench's layout, imported by one command."""
+    from kwta.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("preact_resnet18", width=8, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x, y = train_sample.tensors()
+    net.train()
+    for _ in range(2):
+        for s in range(0, len(y), 100):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[s : s + 100]), y[s : s + 100]).backward()
+            opt.step()
+    net.eval()
+    ckpt = tmp_path / "Wong2020Fast.pt"
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, ckpt)
+    out = tmp_path / "zoo"
+    args = ["import", str(ckpt), "--arch", "preact_resnet18", "--arch-kwargs", '{"width": 8}']
+    norm = ["--mean", "0,0,0", "--std", "1,1,1"]
+    rc = main([*args, *norm, "--name", "wong-like", "--out", str(out)])
+    assert rc == 0, capsys.readouterr()
+    model = load_pretrained("wong-like", directory=out)
+    with torch.no_grad():
+        assert torch.allclose(model(x[:16]), net(x[:16]), atol=0.05)  # fp16 storage
+    card = json.loads((out / "wong-like.json").read_text())
+    assert card["arch"] == "preact_resnet18" and card["arch_kwargs"]["std"] == [1.0, 1.0, 1.0]
