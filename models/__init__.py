@@ -16,6 +16,7 @@ from torch import nn
 from .mlp import MLP
 from .preact import PreActResNet, preact_resnet18
 from .resnet import BasicBlock, ResNet, resnet18
+from .timm_models import is_timm_arch, timm_model
 from .wide_resnet import WideResNet, wide_resnet
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "ResNet",
     "WideResNet",
     "build_model",
+    "known_architecture",
     "preact_resnet18",
     "resnet18",
     "wide_resnet",
@@ -40,13 +42,21 @@ ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+def known_architecture(arch: str) -> bool:
+    """Whether ``arch`` is a registered name or ``"timm:NAME"`` (checked when it is built)."""
+    return arch in ARCHITECTURES or is_timm_arch(arch)
+
+
 def build_model(arch: str, **kwargs: Any) -> nn.Module:
     """Build an architecture by name, e.g. ``build_model("resnet18", width=16, act="kwta",
-    act_kwargs={"ratio": 0.1})``.
+    act_kwargs={"ratio": 0.1})``, or any timm model as ``"timm:NAME"`` when timm is installed.
 
     Raises:
-        ValueError: Unknown architecture.
+        ValueError: Unknown architecture (or timm missing, or no such timm model).
     """
+    if is_timm_arch(arch):
+        return timm_model(arch, **kwargs)
     if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {sorted(ARCHITECTURES)}")
+        known = sorted(ARCHITECTURES)
+        raise ValueError(f"unknown architecture {arch!r}; choose from {known} or timm:NAME")
     return ARCHITECTURES[arch](**kwargs)

@@ -245,3 +245,44 @@ def test_a_robustbench_preact_resnet_checkpoint_imports_with_one_command(
         assert torch.allclose(model(x[:16]), net(x[:16]), atol=0.05)  # fp16 storage
     card = json.loads((out / "wong-like.json").read_text())
     assert card["arch"] == "preact_resnet18" and card["arch_kwargs"]["std"] == [1.0, 1.0, 1.0]
+
+
+def test_a_timm_model_imports_with_one_command_and_attacks(
+    train_sample: CIFAR10Tensors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A timm network (``timm:test_resnet``, timm's own keys) trained here on real images,
+    saved as safetensors, imported by one command, attacked on the Live attack page."""
+    pytest.importorskip("timm")
+    from app_fixtures import APP_MAIN
+    from streamlit.testing.v1 import AppTest
+
+    from kwta.models import build_model
+
+    torch.manual_seed(0)
+    net = build_model("timm:test_resnet", num_classes=10)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x, y = train_sample.tensors()
+    net.train()
+    for s in range(0, len(y), 100):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x[s : s + 100]), y[s : s + 100]).backward()
+        opt.step()
+    net.eval()
+    ckpt = tmp_path / "timm.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
+    out = tmp_path / "zoo"
+    args = ["import", str(ckpt), "--out", str(out)]
+    assert main([*args, "--arch", "timm:test_resnet", "--name", "t"]) == 0
+    model = load_pretrained("t", directory=out)
+    with torch.no_grad():
+        assert torch.allclose(model(x[:8]), net(x[:8]), atol=0.05)
+    assert main([*args, "--arch", "timm:no_such_net", "--name", "u"]) == 1
+    monkeypatch.setenv("KWTA_PRETRAINED", str(out))
+    monkeypatch.delenv("KWTA_DATA", raising=False)
+    at = AppTest.from_file(str(APP_MAIN), default_timeout=120)
+    at.run()
+    at.query_params = {"atk_steps": "3"}
+    at.switch_page("views/attack.py").run()
+    at.button(key="atk_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="atk_a").value == "t"

@@ -6,10 +6,10 @@ file (zip or legacy pickle) only through ``torch.load(weights_only=True)``, whic
 anything but tensors and plain containers; everything else is refused. The state dict may
 sit bare, under ``state_dict`` or ``model_state_dict``, with ``module.``/``model.`` prefixes
 (RobustBench's layouts). :func:`import_model` checks its keys and shapes strictly against an
-architecture of :data:`kwta.models.ARCHITECTURES`, keeps the model's normalisation inside it
-(inputs stay in [0, 1]), writes hash-checked safetensors and a card in the one
-:class:`~kwta.zoo.card.ModelCard` schema, with its clean accuracy and PGD-20 measured on the
-bundled 1 000-image sample.
+architecture of :data:`kwta.models.ARCHITECTURES` or a timm model (``timm:NAME``), keeps the
+model's normalisation inside it (inputs stay in [0, 1]), writes hash-checked safetensors and
+a card in the one :class:`~kwta.zoo.card.ModelCard` schema, with its clean accuracy and
+PGD-20 measured on the bundled 1 000-image sample.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from kwta import paper
 from kwta.attacks._core import is_correct
 from kwta.attacks.sign_gradient import pgd_linf
 from kwta.data import cifar10_sample
-from kwta.models import ARCHITECTURES, build_model
+from kwta.models import ARCHITECTURES, build_model, known_architecture
 from kwta.zoo.hub import save_model
 
 __all__ = [
@@ -196,7 +196,7 @@ def import_model(
 
     Args:
         weights: The checkpoint (safetensors, or a PyTorch state dict).
-        arch: An architecture of :data:`kwta.models.ARCHITECTURES`.
+        arch: An architecture of :data:`kwta.models.ARCHITECTURES`, or ``"timm:NAME"``.
         name: The model's name (a file stem: letters, digits, ``.``, ``_``, ``-``).
         out_dir: The folder the explorer reads (``$KWTA_PRETRAINED``).
         arch_kwargs: The architecture's keywords (``width``, ``act``, ``mean``, ``std``, …).
@@ -213,10 +213,9 @@ def import_model(
         raise ImportRefused(
             f"model name {name[:80]!r} must be a file stem (letters, digits, . _ -)"
         )
-    if arch not in ARCHITECTURES:
-        raise ImportRefused(
-            f"unknown architecture {arch[:40]!r}; choose from {sorted(ARCHITECTURES)}"
-        )
+    if not known_architecture(arch):
+        known = [*sorted(ARCHITECTURES), "timm:NAME"]
+        raise ImportRefused(f"unknown architecture {arch[:40]!r}; choose from {known}")
     storage = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
     if dtype not in storage:
         raise ImportRefused(f"dtype must be one of {sorted(storage)}, got {dtype!r}")
