@@ -286,3 +286,8 @@ def test_a_timm_model_imports_with_one_command_and_attacks(
     at.button(key="atk_run").click().run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="atk_a").value == "t"
+    for page in ("landscape", "attack_path", "adaptive"):
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, (page, [e.value for e in at.exception])
+    at.switch_page("views/patterns.py").run()  # torch's own ReLU: no pattern to read, said so
+    assert not at.exception and "no pattern to show" in " ".join(str(i.value) for i in at.info)

@@ -73,6 +73,11 @@ model: nn.Module = loaded
 sha = str(cards[name].get("sha256", ""))
 layers = cached.run_layers(name, sha, _model=model)
 layer_names = list(layers)
+if not layer_names:  # e.g. an imported timm network: torch's own ReLU has no pattern to read
+    st.info(
+        f"{ui.literal(name)} has no ReLU, k-WTA or LWTA layer of `kwta.nn`: no pattern to show."
+    )
+    st.stop()
 mid = next((n for n in layer_names if n.startswith("layer2")), layer_names[len(layer_names) // 2])
 ui.init_state(f"{P}_layer", mid, choices=layer_names)
 sb.selectbox(
