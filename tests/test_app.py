@@ -678,7 +678,7 @@ def test_adaptive_page_masking_check_and_caps(app_env: Path) -> None:
         load(app_env, KWTA_NAME), x, y, generator=torch.Generator().manual_seed(0)
     )
     assert reports[KWTA_NAME] == direct.to_dict()
-    assert len(at.metric) == 8  # four indicators per model
+    assert len(at.metric) == 10  # five indicators per model
     # a budget too small for the steps is a message, not a crash
     at2 = open_page(start(), "adaptive", adv_steps=50, adv_budget=10)
     assert "too small" in texts(at2.error)

@@ -61,7 +61,7 @@ def test_report_is_consistent(reports, batch) -> None:
         assert rep.blackbox.startswith("Square")
         d = rep.to_dict()
         assert d["suspected"] == rep.suspected
-        assert len(d["indicators"]) == 4
+        assert len(d["indicators"]) == len(THRESHOLDS) == 5
 
 
 def test_relu_pgd_breaks_everything_it_should(reports) -> None:
@@ -151,3 +151,25 @@ def test_blackbox_outside_ball_is_refused(shipped, batch) -> None:
         masking_indicators(
             shipped["relu-nat"], x[:2], y[:2], blackbox_adv=(x[:2] + 0.1).clamp(0, 1)
         )
+
+
+class _Noisy(torch.nn.Module):
+    """A randomised defence: the shipped ReLU network behind input noise at every call."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner((x + 0.01 * torch.randn_like(x)).clamp(0, 1))
+
+
+def test_randomness_is_flagged_only_for_a_randomised_model(reports, shipped, batch) -> None:
+    """AutoAttack's check_randomized: the same images evaluated twice."""
+    assert all(rep["randomness"].value == 0.0 for rep in reports.values())
+    x, y = batch
+    gen = torch.Generator().manual_seed(0)
+    model = _Noisy(shipped["relu-nat"])
+    noisy = masking_indicators(model, x[:16], y[:16], square_queries=10, pgd_steps=2, generator=gen)
+    assert noisy["randomness"].flagged and noisy["randomness"].value == 1.0
+    assert noisy.suspected

@@ -7,7 +7,7 @@ Carlini and Wagner (ICML 2018, Sec. 3) call this *gradient masking*
 ("obfuscated gradients") and list its symptoms; Tramèr, Carlini, Brendel and
 Madry (NeurIPS 2020, Sec. 5.9 on k-WTA) and Croce & Hein (ICML 2020, the
 AutoAttack "flags") check for them before trusting a robustness number. This
-module measures four of them on real images:
+module measures five of them on real images:
 
 ``zero_gradients``
     Input gradients of the cross-entropy that are exactly zero (vanishing):
@@ -26,6 +26,10 @@ module measures four of them on real images:
     Predictions that flip under uniform noise far smaller than ε (1/255 by
     default): the decision function is discontinuous at the data, which is
     what k-WTA's jumps (the paper's Fig. 1) look like from the input side.
+``randomness``
+    The same images evaluated twice give other logits: a randomised defence, which
+    needs EOT (AutoAttack's ``check_randomized``: two runs with the same input that
+    differ). Read on any model, imported ones included.
 
 Each indicator has a threshold; :attr:`MaskingReport.suspected` is true when
 any of them is flagged. The thresholds are set from measurements on the
@@ -81,6 +85,8 @@ THRESHOLDS: dict[str, float] = {
     "loss_not_increasing": 0.10,
     "blackbox_beats_whitebox": 0.02,
     "noise_instability": 0.10,
+    # any difference between two evaluations of the same images: a randomised model
+    "randomness": 0.0,
 }
 
 
@@ -89,6 +95,7 @@ _TITLES = {
     "loss_not_increasing": "PGD loss not increasing",
     "blackbox_beats_whitebox": "Black-box beats white-box",
     "noise_instability": "Unstable under tiny noise",
+    "randomness": "Randomised (two evaluations differ)",
 }
 
 
@@ -118,7 +125,7 @@ class MaskingReport:
     """The indicators of :func:`masking_indicators` for one model and batch.
 
     Attributes:
-        indicators: The four :class:`Indicator` objects, in a fixed order.
+        indicators: The five :class:`Indicator` objects, in a fixed order.
         n: Images in the batch.
         n_correct: Of those, classified correctly when clean (the ones examined).
         eps: L∞ radius of the attacks.
@@ -182,7 +189,7 @@ def masking_indicators(
     generator: torch.Generator | None = None,
     callback: ProgressCallback | None = None,
 ) -> MaskingReport:
-    """Measure the four gradient-masking indicators on a batch of real images.
+    """Measure the five gradient-masking indicators on a batch of real images.
 
     Only images the model classifies correctly when clean are examined (the
     others say nothing about the attack). The white-box reference is PGD with
@@ -332,6 +339,12 @@ def masking_indicators(
             n_ok,
             f"correct images changed class under uniform noise of ±{noise * 255:.2g}/255",
         )
+    )
+    # 5. randomness: every image evaluated twice (AutoAttack's check_randomized)
+    with torch.no_grad():
+        differ = int((model(x) != model(x)).flatten(1).any(dim=1).sum())
+    indicators.append(
+        _indicator("randomness", differ, len(y), "images gave other logits when evaluated again")
     )
     report = MaskingReport(
         indicators=tuple(indicators),
