@@ -4,6 +4,7 @@ never touched. Shipped zoo models, bundled real test images."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -57,10 +58,23 @@ def test_every_attack_is_covered() -> None:
     assert set(attack_names()) == set(BUDGETS) | {"fgsm"}
 
 
-@pytest.mark.parametrize("name", sorted(set(BUDGETS) | {"fgsm"}))
+_ALL = sorted(set(BUDGETS) | {"fgsm"})
+#: k-WTA (where layouts could move a winner) in the fast tier, ReLU in the slow one.
+_MATRIX = [pytest.param("kwta0.1-nat", a, id=f"kwta0.1-nat-{a}") for a in _ALL] + [
+    pytest.param("relu-nat", a, id=f"relu-nat-{a}", marks=pytest.mark.slow) for a in _ALL
+]
+
+
+@functools.cache
+def _shipped(model_name: str) -> nn.Module:
+    return load_pretrained(model_name)
+
+
+@pytest.mark.parametrize(("model_name", "name"), _MATRIX)
 def test_channels_last_gives_the_nchw_numbers(
-    name: str, model: nn.Module, images: tuple[torch.Tensor, torch.Tensor]
+    model_name: str, name: str, images: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
+    model = _shipped(model_name)
     x, y = images
     with memory_layout("nchw"):
         ref = _run(name, model, x, y, precision="fp32")

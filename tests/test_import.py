@@ -48,18 +48,20 @@ def test_a_robustbench_layout_checkpoint_imports_and_loads(
         ckpt,
     )
     out = tmp_path / "zoo"
-    card = import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out)
+    card = import_model(
+        ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out, n=200
+    )
     assert card["training"]["method"] == "imported"
     assert card["training"]["source"]["file"] == "model_best.pt"
     assert list(list_pretrained(out)) == ["mine"]
     model = load_pretrained("mine", directory=out)  # hash-checked
-    x, y = test_sample.tensors()
-    # the card's clean accuracy is recomputed on the sample it names
+    x, y = test_sample.tensors(range(200))
+    # the card's clean accuracy is recomputed on the images it names
     acc = float(is_correct(model, x, y, batch_size=250).float().mean())
     assert acc == pytest.approx(card["metrics"]["clean_accuracy"], abs=1e-9)
-    assert card["metrics"]["clean_n"] == len(y) == 1000
+    assert card["metrics"]["clean_n"] == len(y) == 200
     assert 0.0 <= card["metrics"]["robust_accuracy"]["pgd"] <= acc
-    assert "bundled 1 000-image" in card["metrics"]["note"]
+    assert "first 200 of the bundled 1 000-image" in card["metrics"]["note"]
     with torch.no_grad():  # the same network, to fp16 storage
         assert torch.allclose(model(x[:8]), relu_model.eval()(x[:8]), atol=0.05)
 
@@ -134,7 +136,7 @@ def test_cli_import_and_its_normalisation(
     out = tmp_path / "zoo"
     args = ["import", str(ckpt), "--arch", "resnet18", "--arch-kwargs", json.dumps(ARCH_KWARGS)]
     norm = ["--mean", "0.5,0.5,0.5", "--std", "0.25,0.25,0.25"]
-    rc = main([*args, *norm, "--name", "mine", "--out", str(out)])
+    rc = main([*args, *norm, "--name", "mine", "--out", str(out), "--n", "100"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "mine: clean" in printed and "KWTA_PRETRAINED" in printed
@@ -148,7 +150,14 @@ def test_cli_import_and_its_normalisation(
     )
 
 
-@pytest.mark.parametrize("page", ["attack", "landscape", "attack_path", "patterns", "adaptive"])
+@pytest.mark.parametrize(
+    "page",
+    [
+        "attack",  # the fast tier: one page; the rest in the slow tier
+        *(pytest.param(p, marks=pytest.mark.slow) for p in ("landscape", "attack_path")),
+        *(pytest.param(p, marks=pytest.mark.slow) for p in ("patterns", "adaptive")),
+    ],
+)
 def test_an_imported_model_is_on_the_pages(
     page: str, relu_model: nn.Module, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -160,7 +169,7 @@ def test_an_imported_model_is_on_the_pages(
     ckpt = tmp_path / "ckpt.pt"
     torch.save({"state_dict": _state(relu_model)}, ckpt)
     out = tmp_path / "zoo"
-    import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out)
+    import_model(ckpt, arch="resnet18", arch_kwargs=ARCH_KWARGS, name="mine", out_dir=out, n=50)
     monkeypatch.setenv("KWTA_PRETRAINED", str(out))
     monkeypatch.delenv("KWTA_DATA", raising=False)
     at = AppTest.from_file(str(APP_MAIN), default_timeout=120)
@@ -185,9 +194,13 @@ def test_published_architectures_have_the_reference_layout() -> None:
     def params(m: nn.Module) -> int:
         return sum(p.numel() for p in m.parameters())
 
-    wrn = build_model("wide_resnet", depth=28, widen_factor=10)
+    with torch.device("meta"):  # shapes only: no memory, no initialisation
+        wrn = build_model("wide_resnet", depth=28, widen_factor=10)
+        wrn34 = build_model("wide_resnet", depth=34, widen_factor=10)
+        kuangliu = build_model("preact_resnet18", final_bn=False)
+        wong = build_model("preact_resnet18").state_dict()  # Wong et al. / RobustBench: + "bn"
     assert params(wrn) == 36_479_194  # WRN-28-10 (Zagoruyko & Komodakis; TRADES, RobustBench)
-    assert params(build_model("wide_resnet", depth=34, widen_factor=10)) == 46_160_474
+    assert params(wrn34) == 46_160_474
     keys = list(wrn.state_dict())
     assert keys[:2] == ["conv1.weight", "block1.layer.0.bn1.weight"]
     assert "block1.layer.0.convShortcut.weight" in keys
@@ -203,9 +216,7 @@ def test_published_architectures_have_the_reference_layout() -> None:
     ]
     small = build_model("wide_resnet", depth=10, widen_factor=1, sub_block1=True)
     assert "sub_block1.layer.0.conv1.weight" in small.state_dict()
-    kuangliu = build_model("preact_resnet18", final_bn=False)
     assert params(kuangliu) == 11_171_146  # the original PreAct ResNet-18
-    wong = build_model("preact_resnet18").state_dict()  # Wong et al. / RobustBench: + "bn"
     assert {"bn.weight", "layer2.0.shortcut.0.weight", "linear.weight"} <= set(wong)
     assert not any(k.startswith("normalize") for k in wong)  # normalisation has no keys
     kwta_net = build_model(
@@ -238,7 +249,7 @@ def test_a_robustbench_preact_resnet_checkpoint_imports_with_one_command(
     out = tmp_path / "zoo"
     args = ["import", str(ckpt), "--arch", "preact_resnet18", "--arch-kwargs", '{"width": 8}']
     norm = ["--mean", "0,0,0", "--std", "1,1,1"]
-    rc = main([*args, *norm, "--name", "wong-like", "--out", str(out)])
+    rc = main([*args, *norm, "--name", "wong-like", "--out", str(out), "--n", "100"])
     assert rc == 0, capsys.readouterr()
     model = load_pretrained("wong-like", directory=out)
     with torch.no_grad():
@@ -247,6 +258,7 @@ def test_a_robustbench_preact_resnet_checkpoint_imports_with_one_command(
     assert card["arch"] == "preact_resnet18" and card["arch_kwargs"]["std"] == [1.0, 1.0, 1.0]
 
 
+@pytest.mark.slow  # five pages through AppTest: 16 s
 def test_a_timm_model_imports_with_one_command_and_attacks(
     train_sample: CIFAR10Tensors, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

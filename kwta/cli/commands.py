@@ -508,6 +508,7 @@ def _cmd_import(args: argparse.Namespace, parser: argparse.ArgumentParser) -> in
             out_dir=args.out,
             arch_kwargs=kwargs,
             dtype=args.dtype,
+            n=args.n,
         )
     except ImportRefused as err:
         log.error("kwta import: refused: %s", err)

@@ -293,6 +293,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="float16",
         help="storage dtype (float16)",
     )
+    im.add_argument(
+        "--n", type=positive_int, default=1000, help="bundled test images measured (1000)"
+    )
     im.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     im.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     im.set_defaults(sub_parser=im)

@@ -150,11 +150,12 @@ def _load_strict(model: nn.Module, tensors: Mapping[str, Tensor], arch: str) -> 
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in tensors.items()}, strict=True)
 
 
-def _measure(model: nn.Module) -> dict[str, Any]:
-    """Clean accuracy and PGD-20 (ε = 0.031, α = 0.003, random start, seed 0) on the bundled
-    1 000 test images."""
+def _measure(model: nn.Module, n: int) -> dict[str, Any]:
+    """Clean accuracy and PGD-20 (ε = 0.031, α = 0.003, random start, seed 0) on the first
+    ``n`` of the bundled 1 000 test images."""
     test = cifar10_sample("test")
-    x, y = test.tensors()
+    n = max(1, min(int(n), len(test)))
+    x, y = test.tensors(range(n))
     ok = is_correct(model, x, y, batch_size=250)
     robust = torch.zeros_like(ok)
     g = torch.Generator().manual_seed(0)
@@ -176,8 +177,9 @@ def _measure(model: nn.Module) -> dict[str, Any]:
         "robust_n": len(y),
         "eps": paper.EPS,
         "note": (
-            "measured by kwta import on the bundled 1 000-image test sample (PGD-20: eps "
-            f"{paper.EPS}, alpha {paper.STEP_SIZE}, random start, seed 0), not the full test set"
+            f"measured by kwta import on the first {n} of the bundled 1 000-image test sample "
+            f"(PGD-20: eps {paper.EPS}, alpha {paper.STEP_SIZE}, random start, seed 0), not the "
+            "full test set"
         ),
     }
 
@@ -191,6 +193,7 @@ def import_model(
     arch_kwargs: Mapping[str, Any] | None = None,
     dtype: str = "float16",
     description: str = "",
+    n: int = 1000,
 ) -> dict[str, Any]:
     """Import a CIFAR-10 checkpoint as ``<out_dir>/<name>.safetensors`` + ``<name>.json``.
 
@@ -202,6 +205,8 @@ def import_model(
         arch_kwargs: The architecture's keywords (``width``, ``act``, ``mean``, ``std``, …).
         dtype: Storage dtype: ``"float16"``, ``"bfloat16"`` or ``"float32"``.
         description: One line for the pickers and tables.
+        n: Bundled test images the card's clean accuracy and PGD-20 are measured on (the
+            first ``n`` of 1 000).
 
     Returns:
         The card as written.
@@ -232,7 +237,7 @@ def import_model(
         for t in model.state_dict().values():
             if t.is_floating_point():
                 t.copy_(t.to(storage[dtype]).float())
-    metrics = _measure(model)
+    metrics = _measure(model, n)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {
