@@ -17,9 +17,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from kwta.nn.registry import create_act
-
-from .common import CIFAR10_MEAN, CIFAR10_STD, Normalize
+from .common import act_factory, normalize_layer
 
 __all__ = ["PreActBlock", "PreActResNet", "preact_resnet18"]
 
@@ -91,16 +89,9 @@ class PreActResNet(nn.Module):
         super().__init__()
         if shortcut not in ("out", "x"):
             raise ValueError(f"shortcut must be 'out' or 'x', got {shortcut!r}")
-        kwargs = dict(act_kwargs or {})
-        create_act(act, **kwargs)  # fail fast on a bad name or arguments
+        act_layer = act_factory(act, act_kwargs)
 
-        def act_layer() -> nn.Module:
-            return create_act(act, **kwargs)
-
-        self.normalize = Normalize(
-            tuple(mean) if mean is not None else CIFAR10_MEAN,
-            tuple(std) if std is not None else CIFAR10_STD,
-        )
+        self.normalize = normalize_layer(mean, std)
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
         stages: list[nn.Module] = []
         in_planes = width

@@ -14,9 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kwta.nn.registry import create_act
-
-from .common import CIFAR10_MEAN, CIFAR10_STD, Normalize
+from .common import act_factory, normalize_layer
 
 __all__ = ["BasicBlock", "ResNet", "resnet18"]
 
@@ -81,16 +79,9 @@ class ResNet(nn.Module):
         std: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
-        kwargs = dict(act_kwargs or {})
-        create_act(act, **kwargs)  # fail fast on a bad name or arguments
+        act_layer = act_factory(act, act_kwargs)
 
-        def act_layer() -> nn.Module:
-            return create_act(act, **kwargs)
-
-        self.normalize = Normalize(
-            tuple(mean) if mean is not None else CIFAR10_MEAN,
-            tuple(std) if std is not None else CIFAR10_STD,
-        )
+        self.normalize = normalize_layer(mean, std)
         self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.act1 = act_layer()

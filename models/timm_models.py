@@ -14,7 +14,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from .common import CIFAR10_MEAN, CIFAR10_STD, Normalize
+from .common import normalize_layer
 
 __all__ = ["PREFIX", "is_timm_arch", "timm_model"]
 
@@ -54,9 +54,6 @@ def timm_model(
     if name not in timm.list_models():
         raise ValueError(f"{arch}: timm {timm.__version__} has no model named {name[:60]!r}")
     net = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
-    net.kwta_normalize = Normalize(
-        tuple(mean) if mean is not None else CIFAR10_MEAN,
-        tuple(std) if std is not None else CIFAR10_STD,
-    )
+    net.kwta_normalize = normalize_layer(mean, std)
     net.register_forward_pre_hook(_normalize_input)
     return net

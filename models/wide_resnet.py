@@ -16,9 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from kwta.nn.registry import create_act
-
-from .common import CIFAR10_MEAN, CIFAR10_STD, Normalize
+from .common import act_factory, normalize_layer
 
 __all__ = ["WideBlock", "WideResNet", "wide_resnet"]
 
@@ -99,17 +97,10 @@ class WideResNet(nn.Module):
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"depth must be 6n + 4 (28, 34, …), got {depth}")
         n = (depth - 4) // 6
-        kwargs = dict(act_kwargs or {})
-        create_act(act, **kwargs)
-
-        def act_layer() -> nn.Module:
-            return create_act(act, **kwargs)
+        act_layer = act_factory(act, act_kwargs)
 
         channels = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
-        self.normalize = Normalize(
-            tuple(mean) if mean is not None else CIFAR10_MEAN,
-            tuple(std) if std is not None else CIFAR10_STD,
-        )
+        self.normalize = normalize_layer(mean, std)
         self.conv1 = nn.Conv2d(3, channels[0], 3, stride=1, padding=1, bias=False)
         self.block1 = _Stage(n, channels[0], channels[1], 1, act_layer)
         if sub_block1:

@@ -3,16 +3,8 @@ Alg. 1 and 2): a black-box random search that only ever looks at the model's out
 component of AutoAttack that a masked gradient cannot mislead. Forward passes only, under
 :func:`torch.no_grad`.
 
-The functions follow the conventions of :mod:`kwta.attacks`: keyword-only hyper-parameters,
-the norm in the name; adversarial pixels projected onto the L∞ ε-ball around ``x`` and
-clamped to [0, 1]; images the model already misclassifies (and every image once ``eps`` is
-0) come back unchanged; the model's parameters, their ``.grad`` and its train/eval mode are
-never touched; all randomness comes from the optional ``generator`` (drawn on its device);
-``callback(step, steps)`` reports progress, and under :func:`kwta.attacks._core.traced` they
-also return a :class:`~kwta.attacks._core.Trace` with per-image query counts. Unlike the
-reference code (``fra31/auto-attack``), nothing here reseeds the global RNG or prints, so
-the attacks can run inside a shared server; ``tests/test_autoattack.py`` checks them against
-it (``pyautoattack``).
+It follows the conventions of :mod:`kwta.attacks` as :mod:`kwta.attacks.apgd` states them
+(checked against ``pyautoattack`` in ``tests/test_autoattack.py``).
 """
 
 from __future__ import annotations
