@@ -34,6 +34,22 @@ class _Boom:
         return (os.system, (f"touch {self.target}",))
 
 
+def _train_briefly(
+    net: nn.Module, data: CIFAR10Tensors, *, epochs: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A few SGD passes on the real training sample (net left in eval mode); its images."""
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    x, y = data.tensors()
+    net.train()
+    for _ in range(epochs):
+        for s in range(0, len(y), 100):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x[s : s + 100]), y[s : s + 100]).backward()
+            opt.step()
+    net.eval()
+    return x, y
+
+
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
@@ -235,15 +251,7 @@ def test_a_robustbench_preact_resnet_checkpoint_imports_with_one_command(
 
     torch.manual_seed(0)
     net = build_model("preact_resnet18", width=8, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    x, y = train_sample.tensors()
-    net.train()
-    for _ in range(2):
-        for s in range(0, len(y), 100):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(net(x[s : s + 100]), y[s : s + 100]).backward()
-            opt.step()
-    net.eval()
+    x, _ = _train_briefly(net, train_sample, epochs=2)
     ckpt = tmp_path / "Wong2020Fast.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, ckpt)
     out = tmp_path / "zoo"
@@ -272,14 +280,7 @@ def test_a_timm_model_imports_with_one_command_and_attacks(
 
     torch.manual_seed(0)
     net = build_model("timm:test_resnet", num_classes=10)
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    x, y = train_sample.tensors()
-    net.train()
-    for s in range(0, len(y), 100):
-        opt.zero_grad()
-        torch.nn.functional.cross_entropy(net(x[s : s + 100]), y[s : s + 100]).backward()
-        opt.step()
-    net.eval()
+    x, _ = _train_briefly(net, train_sample, epochs=1)
     ckpt = tmp_path / "timm.safetensors"
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(ckpt))
     out = tmp_path / "zoo"

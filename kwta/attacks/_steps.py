@@ -24,6 +24,7 @@ __all__ = [
     "StepModels",
     "resolve_step_precision",
     "step_models",
+    "steps_ran_in",
 ]
 
 
@@ -42,6 +43,12 @@ def resolve_step_precision(precision: str, device: torch.device) -> str:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     return resolve_precision(AUTO_STEP_PRECISION if precision == "auto" else precision, device)
+
+
+def steps_ran_in(precision: str, device: torch.device) -> str:
+    """What an attack's steps run in, as results record it: ``"fp32"``, ``"bf16"`` or ``"fp16"``."""
+    resolved = resolve_step_precision(precision, device)
+    return "fp32" if resolved == "off" else resolved
 
 
 @dataclass(frozen=True)
@@ -68,8 +75,8 @@ class StepModels:
 
 def step_models(model: nn.Module, x: Tensor, precision: str = "auto") -> StepModels:
     """The step and exact views of ``model`` for inputs like ``x`` (see :class:`StepModels`)."""
-    resolved = resolve_step_precision(precision, x.device)
+    ran_in = steps_ran_in(precision, x.device)
     exact = fast_view(model, x)
-    if resolved == "off":
-        return StepModels(step=exact, exact=exact, precision="fp32")
-    return StepModels(step=fast_view(model, x, resolved), exact=exact, precision=resolved)
+    if ran_in == "fp32":
+        return StepModels(step=exact, exact=exact, precision=ran_in)
+    return StepModels(step=fast_view(model, x, ran_in), exact=exact, precision=ran_in)

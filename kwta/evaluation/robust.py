@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from kwta import paper
 from kwta.attacks._core import is_correct
-from kwta.attacks._steps import resolve_step_precision
+from kwta.attacks._steps import steps_ran_in
 from kwta.attacks.registry import DEFAULT_STANDARD, attack_names, get_attack, run_attack
 from kwta.data import CIFAR10Tensors, data_provenance
 from kwta.evaluation.clean import clean_accuracy
@@ -101,8 +101,7 @@ def _check_in_ball(name: str, x_adv: Tensor, x: Tensor, eps: float) -> float:
 def _steps_precision(fn: Any, params: dict[str, Any], device: torch.device) -> str:
     if "precision" not in inspect.signature(fn).parameters:
         return "fp32"
-    resolved = resolve_step_precision(str(params.get("precision", "auto")), device)
-    return "fp32" if resolved == "off" else resolved
+    return steps_ran_in(str(params.get("precision", "auto")), device)
 
 
 def scored_attack(

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from kwta.analysis.masking import MaskingReport, masking_indicators
 from kwta.attacks._core import ProgressCallback, Trace, traced
-from kwta.attacks._steps import step_models
+from kwta.attacks._steps import steps_ran_in
 from kwta.attacks.estimated import eot_pgd_linf, fd_pgd_linf
 from kwta.attacks.registry import TRANSFER_DESCRIPTION, attack_names, get_attack, max_queries
 from kwta.data import CIFAR10Tensors
@@ -180,7 +180,7 @@ def adaptive_attack_with_trace(
         attack=attack.__name__,
         queries=queries,
         settings={"estimator": estimator, "sigma": float(sigma), "samples": samples},
-        precision=step_models(model, x1, precision).precision,
+        precision=steps_ran_in(precision, x1.device),
     )
 
 

@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from kwta._version import __version__
-from kwta.attacks._steps import resolve_step_precision
+from kwta.attacks._steps import steps_ran_in
 from kwta.data import CIFAR10Tensors, portable_source
 from kwta.explorer.actions import ActionInputs, PageAction, Probe, get_action
 
@@ -516,8 +516,7 @@ def make_provenance(
     resolved = page_action.resolve(settings)
     precision = PRECISION
     if "precision" in resolved:  # record what ran, never "auto" (whose meaning may change)
-        steps = resolve_step_precision(str(resolved["precision"]), device)
-        resolved["precision"] = "fp32" if steps == "off" else steps
+        resolved["precision"] = steps_ran_in(str(resolved["precision"]), device)
         precision = DTYPE_NAMES[str(resolved["precision"])]
     return Provenance(
         action=action,

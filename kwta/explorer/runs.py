@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from kwta.analysis.landscape import Landscape
 from kwta.attacks._core import Trace, traced
-from kwta.attacks._steps import step_models
+from kwta.attacks._steps import steps_ran_in
 from kwta.attacks.sign_gradient import pgd_linf
 
 __all__ = [
@@ -231,7 +231,7 @@ def attack_with_trace(
     x1 = x1.detach().to(device, torch.float32)
     y = torch.tensor([int(label)], device=device)
     gen = torch.Generator().manual_seed(int(seed))
-    steps_in = step_models(model, x1, precision).precision
+    steps_in = steps_ran_in(precision, x1.device)
     tap = _Tap(model, x1, keep_path=keep_path, reduced=steps_in != "fp32")
 
     def on_step(step: int, total: int) -> None:
